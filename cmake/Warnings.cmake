@@ -1,0 +1,6 @@
+add_library(hotswap_warnings INTERFACE)
+target_compile_options(hotswap_warnings INTERFACE -Wall -Wextra -Wno-unused-parameter)
+add_library(hotswap_cpu_flags INTERFACE)
+if(HOTSWAP_NATIVE)
+  target_compile_options(hotswap_cpu_flags INTERFACE -march=native)
+endif()

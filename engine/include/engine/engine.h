@@ -1,0 +1,67 @@
+// The engine facade: the only engine type the server uses. One engine thread owns the
+// scheduler, the KV cache and the model step; submit() and cancel() are thread-safe and
+// only hand work to that thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/engine_config.h"
+#include "engine/chat.h"
+#include "engine/status.h"
+#include "engine/generate_request.h"
+#include "engine/token_stream.h"
+
+namespace hotswap {
+
+struct ModelInfo {
+  std::string id;               // the model directory's name
+  std::string model_type;       // llama | qwen2 | phi3
+  int vocab_size = 0;
+  int max_position_embeddings = 0;
+  std::vector<int32_t> eos_token_ids;
+  std::string chat_template;    // "" if the model has none
+  std::string bos_token, eos_token;
+};
+
+struct EngineStats {
+  int waiting = 0;              // queued, not yet admitted
+  int running = 0;              // admitted sequences
+  int64_t kv_blocks_total = 0;
+  int64_t kv_blocks_used = 0;
+  int64_t prompt_tokens_total = 0;
+  int64_t generated_tokens_total = 0;
+  int64_t steps_total = 0;
+};
+
+class Engine {
+ public:
+  // Loads the model (throws LoadError) and starts the engine thread.
+  static std::unique_ptr<Engine> create(const EngineConfig& config);
+  virtual ~Engine() = default;
+
+  // Validates the request (limits, attention choice, adapter) and queues it. Errors:
+  // InvalidArgument (bad request), NotFound (unknown adapter), ResourceExhausted (queue full
+  // or a request that can never fit), Unavailable (draining).
+  virtual Result<std::shared_ptr<TokenStream>> submit(GenerateRequest request) = 0;
+
+  // Stops admitting new requests; running and queued ones finish.
+  virtual void drain() = 0;
+  // Blocks until nothing is running or queued, or the timeout passes; true if idle.
+  virtual bool wait_idle(int timeout_ms) = 0;
+
+  virtual EngineStats stats() const = 0;
+  virtual const ModelInfo& model_info() const = 0;
+
+  // Text <-> token ids with the model's tokenizer (thread-safe, no engine thread involved).
+  virtual std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const = 0;
+  virtual std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const = 0;
+  // Renders the model's chat template; InvalidArgument if the model has none or the
+  // messages are not acceptable to it.
+  virtual Result<std::string> render_chat(const std::vector<ChatMessage>& messages,
+                                          bool add_generation_prompt) const = 0;
+};
+
+}  // namespace hotswap
