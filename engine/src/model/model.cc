@@ -1,0 +1,196 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "attention/layer_attention.h"
+#include "core/check.h"
+#include "kernels/linear.h"
+
+namespace hotswap {
+namespace {
+
+void ensure(std::vector<float>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+}
+
+// transformers' RMSNorm: x * rsqrt(mean(x^2) + eps) * weight, in float32.
+void rms_norm(const float* x, int64_t rows, int64_t dim, const TensorView& weight, float eps, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    float ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
+    const float scale = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
+    for (int64_t i = 0; i < dim; ++i) yr[i] = weight.at(i) * (xr[i] * scale);
+  }
+}
+
+void add_bias_rows(float* y, int64_t rows, const TensorView& bias) {
+  if (bias.empty()) return;
+  const int64_t n = bias.numel();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) y[r * n + i] += bias.at(i);
+}
+
+void project(const float* x, int64_t rows, const TensorView& w, const TensorView& bias, float* y) {
+  kernels::linear(x, rows, w, nullptr, y);
+  add_bias_rows(y, rows, bias);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& model_dir) {
+  return std::unique_ptr<Model>(new Model(model_dir, load_model_config(model_dir)));
+}
+
+Model::Model(std::string dir, ModelConfig config)
+    : dir_(std::move(dir)), config_(std::move(config)), weights_(dir_, config_), rope_(config_) {}
+
+KvLayout Model::kv_layout(int block_size, int64_t num_blocks) const {
+  KvLayout l;
+  l.num_layers = config_.num_layers;
+  l.num_kv_heads = config_.num_kv_heads;
+  l.head_dim = config_.head_dim;
+  l.block_size = block_size;
+  l.num_blocks = num_blocks;
+  return l;
+}
+
+Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) const {
+  const ModelConfig& c = config_;
+  const int64_t D = c.hidden_size, I = c.intermediate_size, d = c.head_dim;
+  const int64_t H = c.num_heads, Hkv = c.num_kv_heads;
+  const int half_rot = rope_.rotary_dim() / 2;
+  const KvLayout& layout = kv.layout();
+
+  // Flatten the batch: token t of the step belongs to chunk chunk_of[t] at position pos[t].
+  int64_t T = 0;
+  for (const auto& ch : batch.chunks) T += static_cast<int64_t>(ch.tokens.size());
+  std::vector<int> position(T);
+  std::vector<int> chunk_offset(batch.chunks.size());
+  {
+    int64_t t = 0;
+    for (size_t s = 0; s < batch.chunks.size(); ++s) {
+      const auto& ch = batch.chunks[s];
+      chunk_offset[s] = static_cast<int>(t);
+      HS_CHECK(static_cast<int64_t>(ch.block_table.size()) * layout.block_size >=
+               ch.first_position + static_cast<int64_t>(ch.tokens.size()))
+          << "block table does not cover the chunk";
+      for (size_t i = 0; i < ch.tokens.size(); ++i) position[t++] = ch.first_position + static_cast<int>(i);
+    }
+  }
+
+  ensure(ws.hidden, T * D);
+  ensure(ws.normed, T * D);
+  ensure(ws.q, T * H * d);
+  ensure(ws.k, T * Hkv * d);
+  ensure(ws.v, T * Hkv * d);
+  ensure(ws.attn, T * H * d);
+  ensure(ws.proj, T * D);
+  ensure(ws.gate, T * I);
+  ensure(ws.up, T * I);
+  ensure(ws.cos, T * half_rot);
+  ensure(ws.sin, T * half_rot);
+
+  // Embeddings and the rotary angles of every token (shared by all layers).
+  {
+    int64_t t = 0;
+    for (const auto& ch : batch.chunks) {
+      const int seq_len = ch.first_position + static_cast<int>(ch.tokens.size());
+      for (int32_t id : ch.tokens) {
+        HS_CHECK(id >= 0 && id < c.vocab_size) << "token id " << id << " out of range";
+        const TensorView& e = weights_.embed_tokens;
+        for (int64_t i = 0; i < D; ++i) ws.hidden[t * D + i] = e.at(static_cast<int64_t>(id) * D + i);
+        rope_.angles(position[t], seq_len, &ws.cos[t * half_rot], &ws.sin[t * half_rot]);
+        ++t;
+      }
+    }
+  }
+
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& w = weights_.layers[l];
+    // Attention block.
+    rms_norm(ws.hidden.data(), T, D, w.input_norm, c.rms_norm_eps, ws.normed.data());
+    project(ws.normed.data(), T, w.q_proj, w.q_bias, ws.q.data());
+    project(ws.normed.data(), T, w.k_proj, w.k_bias, ws.k.data());
+    project(ws.normed.data(), T, w.v_proj, w.v_bias, ws.v.data());
+    float* k_store = kv.keys(l);
+    float* v_store = kv.values(l);
+    {
+      int64_t t = 0;
+      for (const auto& ch : batch.chunks) {
+        for (size_t i = 0; i < ch.tokens.size(); ++i, ++t) {
+          const float* cs = &ws.cos[t * half_rot];
+          const float* sn = &ws.sin[t * half_rot];
+          RotaryEmbedding::apply(&ws.q[t * H * d], static_cast<int>(H), static_cast<int>(d), rope_.rotary_dim(), cs, sn);
+          RotaryEmbedding::apply(&ws.k[t * Hkv * d], static_cast<int>(Hkv), static_cast<int>(d), rope_.rotary_dim(), cs,
+                                 sn);
+          const int p = position[t];
+          const int32_t block = ch.block_table[p / layout.block_size];
+          HS_CHECK(block >= 0) << "writing position " << p << " into a released block";
+          for (int64_t h = 0; h < Hkv; ++h) {
+            const size_t off = ((static_cast<size_t>(block) * Hkv + h) * layout.block_size + p % layout.block_size) * d;
+            std::copy_n(&ws.k[(t * Hkv + h) * d], d, k_store + off);
+            std::copy_n(&ws.v[(t * Hkv + h) * d], d, v_store + off);
+          }
+        }
+      }
+    }
+    for (size_t s = 0; s < batch.chunks.size(); ++s) {
+      const auto& ch = batch.chunks[s];
+      if (ch.tokens.empty()) continue;
+      LayerAttentionCall call;
+      call.layer = l;
+      call.q = &ws.q[static_cast<size_t>(chunk_offset[s]) * H * d];
+      call.num_tokens = static_cast<int>(ch.tokens.size());
+      call.first_position = ch.first_position;
+      call.num_heads = static_cast<int>(H);
+      call.num_kv_heads = static_cast<int>(Hkv);
+      call.head_dim = static_cast<int>(d);
+      call.scale = scale;
+      call.kv = PagedKvView{k_store, v_store, ch.block_table.data(), static_cast<int>(ch.block_table.size()),
+                            layout.block_size, static_cast<int>(Hkv), static_cast<int>(d)};
+      call.seq = ch.attention;
+      call.out = &ws.attn[static_cast<size_t>(chunk_offset[s]) * H * d];
+      attend(call);
+    }
+    project(ws.attn.data(), T, w.o_proj, w.o_bias, ws.proj.data());
+    for (int64_t i = 0; i < T * D; ++i) ws.hidden[i] += ws.proj[i];
+
+    // MLP block (SwiGLU).
+    rms_norm(ws.hidden.data(), T, D, w.post_attention_norm, c.rms_norm_eps, ws.normed.data());
+    project(ws.normed.data(), T, w.gate_proj, w.gate_bias, ws.gate.data());
+    project(ws.normed.data(), T, w.up_proj, w.up_bias, ws.up.data());
+    for (int64_t i = 0; i < T * I; ++i) {
+      const float g = ws.gate[i];
+      ws.gate[i] = g / (1.0f + std::exp(-g)) * ws.up[i];
+    }
+    project(ws.gate.data(), T, w.down_proj, w.down_bias, ws.proj.data());
+    for (int64_t i = 0; i < T * D; ++i) ws.hidden[i] += ws.proj[i];
+  }
+
+  // Final norm and LM head, only for the rows that want logits.
+  Logits out;
+  out.vocab_size = c.vocab_size;
+  out.first_row.assign(batch.chunks.size(), -1);
+  std::vector<int64_t> rows;
+  for (size_t s = 0; s < batch.chunks.size(); ++s) {
+    const auto& ch = batch.chunks[s];
+    const int64_t n = static_cast<int64_t>(ch.tokens.size());
+    if (ch.logits == LogitsWanted::kNone || n == 0) continue;
+    out.first_row[s] = static_cast<int>(rows.size());
+    const int64_t begin = ch.logits == LogitsWanted::kAll ? 0 : n - 1;
+    for (int64_t i = begin; i < n; ++i) rows.push_back(chunk_offset[s] + i);
+  }
+  const int64_t R = static_cast<int64_t>(rows.size());
+  if (R == 0) return out;
+  for (int64_t r = 0; r < R; ++r) std::copy_n(&ws.hidden[rows[r] * D], D, &ws.proj[r * D]);
+  rms_norm(ws.proj.data(), R, D, weights_.final_norm, c.rms_norm_eps, ws.normed.data());
+  out.data.resize(static_cast<size_t>(R) * c.vocab_size);
+  kernels::linear(ws.normed.data(), R, weights_.lm_head, nullptr, out.data.data());
+  return out;
+}
+
+}  // namespace hotswap

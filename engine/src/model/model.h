@@ -1,0 +1,48 @@
+// The frozen base model: configuration, memory-mapped weights and the forward pass. Loaded
+// once; immutable afterwards and shared by every request. forward() uses scratch buffers
+// owned by the caller's Workspace, so one Model serves any number of engine threads.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kv_cache/kv_storage.h"
+#include "model/forward_batch.h"
+#include "model/model_config.h"
+#include "model/rotary_embedding.h"
+#include "model/weights.h"
+
+namespace hotswap {
+
+// Activation buffers, grown on demand and reused across steps (one per engine thread).
+struct Workspace {
+  std::vector<float> hidden, normed, q, k, v, attn, proj, gate, up, cos, sin;
+};
+
+class Model {
+ public:
+  // Loads config.json, generation_config.json and the weights of a Hugging Face model
+  // directory. Throws LoadError naming what is missing or wrong.
+  static std::unique_ptr<Model> load(const std::string& model_dir);
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  const std::string& dir() const { return dir_; }
+
+  // KV cache geometry for this model with the given block size and capacity in blocks.
+  KvLayout kv_layout(int block_size, int64_t num_blocks) const;
+
+  // Runs one step: writes the new tokens' K/V into `kv` and returns the wanted logits.
+  Logits forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) const;
+
+ private:
+  Model(std::string dir, ModelConfig config);
+
+  std::string dir_;
+  ModelConfig config_;
+  ModelWeights weights_;
+  RotaryEmbedding rope_;
+};
+
+}  // namespace hotswap

@@ -1,0 +1,36 @@
+#include "runner/sequence_session.h"
+
+#include "core/check.h"
+#include "kv_cache/block_table.h"
+
+namespace hotswap {
+
+SequenceSession::SequenceSession(const Model& model, int max_tokens, const SequenceAttention* attention,
+                                 int block_size)
+    : model_(model),
+      attention_(attention),
+      storage_(model.kv_layout(block_size, (max_tokens + block_size - 1) / block_size)),
+      pool_((max_tokens + block_size - 1) / block_size) {}
+
+std::vector<float> SequenceSession::append(std::span<const int32_t> tokens, bool all_positions) {
+  const int block_size = storage_.layout().block_size;
+  const int end = table_.num_tokens + static_cast<int>(tokens.size());
+  while (static_cast<int>(table_.blocks.size()) * block_size < end) {
+    auto block = pool_.allocate();
+    HS_CHECK(block.has_value()) << "SequenceSession capacity exceeded";
+    table_.blocks.push_back(*block);
+  }
+  ForwardBatch batch;
+  SequenceChunk chunk;
+  chunk.tokens = tokens;
+  chunk.first_position = table_.num_tokens;
+  chunk.block_table = table_.blocks;
+  chunk.attention = attention_;
+  chunk.logits = all_positions ? LogitsWanted::kAll : LogitsWanted::kLast;
+  batch.chunks.push_back(chunk);
+  Logits logits = model_.forward(batch, storage_, workspace_);
+  table_.num_tokens = end;
+  return std::move(logits.data);
+}
+
+}  // namespace hotswap

@@ -1,0 +1,30 @@
+// Reads the reference fixtures under tests/golden/models/<name>/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hotswap::testing {
+
+struct PromptLogits {
+  std::vector<int32_t> ids;
+  std::vector<float> logits;  // [ids.size(), vocab]
+};
+
+struct GreedyCase {
+  std::vector<int32_t> prompt_ids, output_ids;
+};
+
+struct GoldenModel {
+  std::string dir;
+  std::string dtype;  // "float32" | "bfloat16"
+  std::vector<PromptLogits> prompts;
+  std::vector<GreedyCase> greedy;
+};
+
+std::string golden_dir();
+GoldenModel load_golden_model(const std::string& name);
+std::vector<std::string> golden_model_names();
+
+}  // namespace hotswap::testing
