@@ -1,0 +1,193 @@
+#include "sampling/logits_processors.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <vector>
+
+#include "core/check.h"
+#include "sampling/row_ops.h"
+
+namespace hotswap {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// top-k at or below this k uses heap selection over the row (one pass, indices kept);
+// above it, nth_element over a copy of the values is cheaper than a large heap.
+constexpr int kHeapTopK = 1024;
+
+// top-p histogram: buckets of 1/16 nat below the max logit, covering 32 nats; everything
+// further down (prob ratio < e^-32 ≈ 1e-14) shares the last bucket. Bucket order equals
+// logit order, so only the bucket holding the top_p boundary ever needs sorting.
+constexpr float kBucketsPerNat = 16.0f;
+constexpr float kHistogramNats = 32.0f;
+constexpr int kTailBucket = static_cast<int>(kBucketsPerNat * kHistogramNats);
+constexpr int kNumBuckets = kTailBucket + 1;
+// Interleaved histogram copies, so consecutive entries rarely wait on the same counter.
+constexpr int kHistogramCopies = 4;
+
+// Per-thread counters indexed by token id, all zero between calls: each user restores the
+// entries it touched, so a call costs O(len(ids)), not O(vocab).
+std::vector<int32_t>& zeroed_counts(size_t vocab) {
+  thread_local std::vector<int32_t> counts;
+  if (counts.size() < vocab) counts.resize(vocab, 0);
+  return counts;
+}
+
+void check_ids(std::span<const int32_t> ids, size_t vocab) {
+  for (int32_t id : ids) {
+    HS_CHECK(id >= 0 && static_cast<size_t>(id) < vocab) << "token id " << id << " outside vocab " << vocab;
+  }
+}
+
+struct TopPScratch {
+  std::vector<float> probs;       // [vocab] exp(logit - max)
+  std::vector<uint16_t> buckets;  // [vocab] histogram bucket per token
+  std::vector<double> mass;       // [kHistogramCopies * kNumBuckets]
+  std::vector<int32_t> boundary;  // token ids in the boundary bucket
+};
+
+}  // namespace
+
+void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> prompt_ids,
+                              std::span<const int32_t> output_ids, float penalty) {
+  if (penalty == 1.0f) return;
+  HS_CHECK(penalty > 0.0f) << "repetition_penalty " << penalty;
+  const size_t vocab = logits.size();
+  check_ids(prompt_ids, vocab);
+  check_ids(output_ids, vocab);
+  std::vector<int32_t>& seen = zeroed_counts(vocab);
+  auto penalise = [&](std::span<const int32_t> ids) {
+    for (int32_t id : ids) {
+      if (seen[id] != 0) continue;  // distinct tokens only: penalise once
+      seen[id] = 1;
+      float& l = logits[id];
+      l = l > 0.0f ? l / penalty : l * penalty;
+    }
+  };
+  penalise(prompt_ids);
+  penalise(output_ids);
+  for (int32_t id : prompt_ids) seen[id] = 0;
+  for (int32_t id : output_ids) seen[id] = 0;
+}
+
+void apply_presence_frequency_penalties(std::span<float> logits, std::span<const int32_t> output_ids,
+                                        float presence, float frequency) {
+  if (presence == 0.0f && frequency == 0.0f) return;
+  const size_t vocab = logits.size();
+  check_ids(output_ids, vocab);
+  std::vector<int32_t>& counts = zeroed_counts(vocab);
+  for (int32_t id : output_ids) ++counts[id];
+  for (int32_t id : output_ids) {
+    if (counts[id] == 0) continue;  // already applied for this token
+    // Two subtractions, in vLLM's order, so results match it bit for bit.
+    logits[id] -= frequency * static_cast<float>(counts[id]);
+    logits[id] -= presence;
+    counts[id] = 0;
+  }
+}
+
+void apply_temperature(std::span<float> logits, float temperature) {
+  if (temperature == 1.0f) return;
+  HS_CHECK(temperature > 0.0f) << "temperature " << temperature;
+  // Division, not multiplication by 1/T, to match HF and vLLM bit for bit.
+  for (float& l : logits) l /= temperature;
+}
+
+void apply_top_k(std::span<float> logits, int top_k) {
+  if (top_k <= 0 || static_cast<size_t>(top_k) >= logits.size()) return;
+  float threshold;
+  if (top_k <= kHeapTopK) {
+    thread_local std::vector<int32_t> top;
+    sampling::select_top(logits, top_k, top);
+    threshold = logits[top.back()];
+  } else {
+    thread_local std::vector<float> values;
+    values.assign(logits.begin(), logits.end());
+    std::nth_element(values.begin(), values.begin() + (top_k - 1), values.end(), std::greater<float>());
+    threshold = values[top_k - 1];
+  }
+  for (float& l : logits) l = l < threshold ? kNegInf : l;
+}
+
+void apply_top_p(std::span<float> logits, float top_p) {
+  if (top_p >= 1.0f) return;
+  HS_CHECK(top_p > 0.0f) << "top_p " << top_p;
+  const float max_logit = sampling::max_value(logits);
+  if (max_logit == kNegInf) return;  // nothing left to choose from; the caller decides
+  const size_t n = logits.size();
+  thread_local TopPScratch s;
+  s.probs.resize(n);
+  s.buckets.resize(n);
+  s.mass.assign(static_cast<size_t>(kHistogramCopies) * kNumBuckets, 0.0);
+
+  // Pass 1, vectorised: unnormalised probability and histogram bucket of every token.
+  const float* l = logits.data();
+  float* probs = s.probs.data();
+  uint16_t* buckets = s.buckets.data();
+  for (size_t i = 0; i < n; ++i) {
+    const float d = max_logit - l[i];  // >= 0; +inf for a masked token
+    probs[i] = sampling::fast_exp(-d);
+    buckets[i] = static_cast<uint16_t>(d < kHistogramNats ? static_cast<int>(d * kBucketsPerNat) : kTailBucket);
+  }
+  // Pass 2: histogram of probability mass. Masked tokens (prob 0) are skipped; after top-k
+  // that is nearly all of them.
+  double* mass = s.mass.data();
+  for (size_t i = 0; i < n; ++i) {
+    if (probs[i] == 0.0f) continue;
+    mass[(i % kHistogramCopies) * kNumBuckets + buckets[i]] += probs[i];
+  }
+  for (int c = 1; c < kHistogramCopies; ++c) {
+    for (int b = 0; b < kNumBuckets; ++b) mass[b] += mass[c * kNumBuckets + b];
+  }
+  // The total is summed in the same order as the scan below, so the scan reaches it exactly.
+  double total = 0;
+  for (int b = 0; b < kNumBuckets; ++b) total += mass[b];
+  const double target = static_cast<double>(top_p) * total;
+  double mass_above = 0;  // mass of the buckets ranked before the boundary bucket
+  int boundary_bucket = kTailBucket;
+  for (int b = 0; b < kNumBuckets; ++b) {
+    if (mass_above + mass[b] >= target) {
+      boundary_bucket = b;
+      break;
+    }
+    mass_above += mass[b];
+  }
+
+  // Pass 3: rank the boundary bucket exactly and find the last token the nucleus needs.
+  s.boundary.clear();
+  for (size_t i = 0; i < n; ++i) {
+    if (buckets[i] == boundary_bucket && probs[i] != 0.0f) s.boundary.push_back(static_cast<int32_t>(i));
+  }
+  HS_CHECK(!s.boundary.empty()) << "top_p boundary bucket " << boundary_bucket << " is empty";
+  std::sort(s.boundary.begin(), s.boundary.end(),
+            [l](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+  int32_t cutoff = s.boundary.back();  // if rounding never reaches target: keep the bucket
+  double cumulative = mass_above;
+  for (int32_t id : s.boundary) {
+    cumulative += probs[id];
+    if (cumulative >= target) {
+      cutoff = id;
+      break;
+    }
+  }
+
+  // Pass 4, vectorised: mask every token ranked after the cutoff token.
+  const float cutoff_logit = logits[cutoff];
+  float* out = logits.data();
+  for (size_t i = 0; i <= static_cast<size_t>(cutoff); ++i) out[i] = out[i] < cutoff_logit ? kNegInf : out[i];
+  for (size_t i = static_cast<size_t>(cutoff) + 1; i < n; ++i) out[i] = out[i] <= cutoff_logit ? kNegInf : out[i];
+}
+
+void apply_min_p(std::span<float> logits, float min_p) {
+  if (min_p <= 0.0f) return;
+  HS_CHECK(min_p <= 1.0f) << "min_p " << min_p;
+  const float max_logit = sampling::max_value(logits);
+  if (max_logit == kNegInf) return;
+  const float log_min_p = std::log(min_p);
+  for (float& l : logits) l = l - max_logit < log_min_p ? kNegInf : l;
+}
+
+}  // namespace hotswap

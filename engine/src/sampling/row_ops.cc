@@ -1,0 +1,131 @@
+#include "sampling/row_ops.h"
+
+#include <algorithm>
+#include <limits>
+#include <numeric>
+
+#include "core/check.h"
+
+namespace hotswap::sampling {
+namespace {
+
+// Independent accumulators per lane let the compiler keep them in one or two vector
+// registers; a single scalar accumulator would serialise the loop (no -ffast-math here).
+constexpr size_t kLanes = 16;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Up to this k, select_top keeps a k-element heap while scanning (O(n) in practice, since
+// most entries lose to the current k-th best after a short warm-up); above it,
+// nth_element over an index array is cheaper.
+constexpr int kHeapMaxK = 1024;
+
+double exp_sum_span(const float* p, size_t len, float shift) {
+  float lane[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= len; i += kLanes) {
+    for (size_t j = 0; j < kLanes; ++j) lane[j] += fast_exp(p[i + j] - shift);
+  }
+  double sum = 0;
+  for (; i < len; ++i) sum += fast_exp(p[i] - shift);
+  for (size_t j = 0; j < kLanes; ++j) sum += lane[j];
+  return sum;
+}
+
+}  // namespace
+
+float max_value(std::span<const float> row) {
+  const float* p = row.data();
+  const size_t n = row.size();
+  float lane[kLanes];
+  std::fill(lane, lane + kLanes, kNegInf);
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (size_t j = 0; j < kLanes; ++j) lane[j] = p[i + j] > lane[j] ? p[i + j] : lane[j];
+  }
+  float m = kNegInf;
+  for (size_t j = 0; j < kLanes; ++j) m = lane[j] > m ? lane[j] : m;
+  for (; i < n; ++i) m = p[i] > m ? p[i] : m;
+  return m;
+}
+
+int32_t argmax_first(std::span<const float> row) {
+  if (row.empty()) return -1;
+  const float m = max_value(row);
+  const float* p = row.data();
+  const size_t n = row.size();
+  size_t i = 0;
+  // Skip whole blocks that cannot hold the maximum, then locate it inside the block.
+  for (; i + kLanes <= n; i += kLanes) {
+    bool any = false;
+    for (size_t j = 0; j < kLanes; ++j) any |= p[i + j] == m;
+    if (any) break;
+  }
+  for (; i < n; ++i) {
+    if (p[i] == m) return static_cast<int32_t>(i);
+  }
+  return -1;
+}
+
+double sum_exp(std::span<const float> row, float shift) {
+  double sum = 0;
+  for (size_t begin = 0; begin < row.size(); begin += kSumBlock) {
+    const size_t len = std::min<size_t>(kSumBlock, row.size() - begin);
+    sum += exp_sum_span(row.data() + begin, len, shift);
+  }
+  return sum;
+}
+
+void block_sum_exp(std::span<const float> row, float shift, std::vector<double>& block_sums) {
+  const size_t num_blocks = (row.size() + kSumBlock - 1) / kSumBlock;
+  block_sums.resize(num_blocks);
+  for (size_t b = 0; b < num_blocks; ++b) {
+    const size_t begin = b * kSumBlock;
+    const size_t len = std::min<size_t>(kSumBlock, row.size() - begin);
+    block_sums[b] = exp_sum_span(row.data() + begin, len, shift);
+  }
+}
+
+void select_top(std::span<const float> row, int k, std::vector<int32_t>& out) {
+  HS_CHECK(k >= 0 && static_cast<size_t>(k) <= row.size()) << "k=" << k << " row size " << row.size();
+  out.clear();
+  if (k == 0) return;
+  const float* p = row.data();
+  const size_t n = row.size();
+  // Strict order "a ranks before b": higher value, then lower index.
+  auto ranks_before = [p](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); };
+
+  if (k > kHeapMaxK) {
+    out.resize(n);
+    std::iota(out.begin(), out.end(), 0);
+    std::nth_element(out.begin(), out.begin() + (k - 1), out.end(), ranks_before);
+    out.resize(static_cast<size_t>(k));
+    std::sort(out.begin(), out.end(), ranks_before);
+    return;
+  }
+
+  // Heap ordered by ranks_before, so front() is the worst of the current k best. Entries are
+  // scanned in index order, so a newcomer equal to the worst ranks after it and is skipped.
+  out.resize(static_cast<size_t>(k));
+  std::iota(out.begin(), out.end(), 0);
+  std::make_heap(out.begin(), out.end(), ranks_before);
+  float worst = p[out.front()];
+  auto offer = [&](size_t i) {
+    if (!(p[i] > worst)) return;
+    std::pop_heap(out.begin(), out.end(), ranks_before);
+    out.back() = static_cast<int32_t>(i);
+    std::push_heap(out.begin(), out.end(), ranks_before);
+    worst = p[out.front()];
+  };
+  size_t i = static_cast<size_t>(k);
+  for (; i < n && i % kLanes != 0; ++i) offer(i);
+  for (; i + kLanes <= n; i += kLanes) {
+    bool any = false;
+    for (size_t j = 0; j < kLanes; ++j) any |= p[i + j] > worst;
+    if (!any) continue;
+    for (size_t j = 0; j < kLanes; ++j) offer(i + j);
+  }
+  for (; i < n; ++i) offer(i);
+  std::sort(out.begin(), out.end(), ranks_before);
+}
+
+}  // namespace hotswap::sampling
