@@ -4,6 +4,7 @@
 // standard library. Not cryptographic. Not thread-safe: one generator per sequence.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 namespace hotswap {
@@ -13,6 +14,12 @@ class Xoshiro256 {
   explicit Xoshiro256(uint64_t seed) {
     uint64_t x = seed;
     for (uint64_t& word : state_) word = splitmix64(x);
+  }
+  // A generator with exactly this state (not all zero); for checking published vectors.
+  static Xoshiro256 from_state(const std::array<uint64_t, 4>& state) {
+    Xoshiro256 rng(0);
+    rng.state_ = state;
+    return rng;
   }
 
   uint64_t next() {
@@ -40,7 +47,7 @@ class Xoshiro256 {
     return z ^ (z >> 31);
   }
 
-  uint64_t state_[4];
+  std::array<uint64_t, 4> state_;
 };
 
 }  // namespace hotswap
