@@ -1,7 +1,16 @@
 // Dense projections: y[m, n] = x[m, k] · W[n, k]^T (+ bias[n]).
 // W is stored as F32, BF16 or F16 ([out_features, in_features], as in PyTorch) and is read
 // in its stored precision; accumulation is float32. The CPU ISA (AVX-512 / AVX2 / scalar)
-// is chosen once at run time.
+// is chosen once at run time (kernels/isa.h).
+//
+// Contract: x is [m, k] and y is [m, n], both row-major float32 and not overlapping; bias is
+// [n] or null. W's data may have any 2-byte alignment (BF16/F16 inside a safetensors file).
+// linear() runs on omp_get_max_threads() threads when the work is large enough; it may be
+// called from several threads at once (its scratch memory is thread-local and grows to the
+// largest call: about 4·m·k bytes on the caller, a few hundred KiB per worker).
+//
+// Accuracy (default LinearPrecision::kF32): every product is x·w in float32 with w widened
+// exactly, so |y - linear_reference| <= 1e-5 · (sum_c |x[c]·w[c]| + |bias|) per element.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +24,23 @@ void linear(const float* x, int64_t m, const TensorView& w, const float* bias, f
 // Scalar, obviously correct: the oracle the fast path is tested against.
 void linear_reference(const float* x, int64_t m, const TensorView& w, const float* bias, float* y);
 
-// Name of the implementation linear() dispatches to ("avx512_bf16", "avx2", "scalar", ...).
+// Name of the implementation linear() dispatches to ("avx512_bf16", "avx512", "avx2", "scalar").
+// "avx512_bf16" means LinearPrecision::kBf16Dot is on and the CPU has vdpbf16ps.
 const char* linear_isa();
+
+enum class LinearPrecision : uint8_t {
+  // Exact float32 products of widened weights (the default; the bound above).
+  kF32,
+  // For BF16 weights and m >= kBf16DotMinRows on CPUs with AVX512_BF16: x is rounded to
+  // bf16 and pairs are multiplied with vdpbf16ps (about 2x the arithmetic rate). x's rounding
+  // costs accuracy: |y - linear_reference| <= 2^-8 · sum_c |x[c]·w[c]| (typically ~1e-3
+  // relative). Every other case keeps the kF32 path.
+  kBf16Dot,
+};
+inline constexpr int64_t kBf16DotMinRows = 16;
+
+// Process-wide; set at start-up (e.g. from the engine config), not while linear() runs.
+void set_linear_precision(LinearPrecision precision);
+LinearPrecision linear_precision();
 
 }  // namespace hotswap::kernels

@@ -1,12 +1,183 @@
-// Interim dispatch: the scalar path until the vectorised kernels land (issue 7).
+// linear(): argument checks, ISA dispatch, form choice (dot vs packed) and the OpenMP split
+// of output columns. The per-ISA arithmetic lives in linear_{avx512,avx2,scalar}.cc.
 #include "kernels/linear.h"
 
-namespace hotswap::kernels {
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 
-void linear(const float* x, int64_t m, const TensorView& w, const float* bias, float* y) {
-  linear_reference(x, m, w, bias, y);
+#include "core/check.h"
+#include "kernels/cpu/linear_kernels.h"
+#include "kernels/cpu/scratch.h"
+#include "kernels/isa.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace hotswap::kernels {
+namespace {
+
+using detail::LinearKernels;
+using detail::ScratchSlot;
+using detail::WeightMatrix;
+
+// Below this many multiply-adds a parallel region costs more than it saves.
+constexpr int64_t kMinParallelMacs = int64_t{1} << 16;
+// From this many rows of x the packed form beats the dot form (see bench/kernels_bench.cc).
+constexpr int64_t kMinPackedRows = 8;
+// Dot-form column ranges are multiples of this, so threads split whole GEMV tiles.
+constexpr int64_t kDotColumnUnit = 8;
+
+std::atomic<LinearPrecision> g_precision{LinearPrecision::kF32};
+
+const LinearKernels& kernels_for(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return detail::avx512_linear_kernels();
+    case Isa::kAvx2: return detail::avx2_linear_kernels();
+    case Isa::kScalar: break;
+  }
+  return detail::scalar_linear_kernels();
 }
 
-const char* linear_isa() { return "scalar"; }
+int thread_count(int64_t macs) {
+#ifdef _OPENMP
+  if (macs >= kMinParallelMacs) return omp_get_max_threads();
+#endif
+  return 1;
+}
+
+// Runs body(index, count) on `threads` threads (fewer if OpenMP grants fewer).
+template <typename Body>
+void parallel_run(int threads, const Body& body) {
+#ifdef _OPENMP
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    body(omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#endif
+  body(0, 1);
+}
+
+void barrier() {
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}
+
+// The index-th of `count` nearly equal contiguous parts of [0, units), scaled by `unit` and
+// clamped to `limit`.
+struct Range {
+  int64_t begin, end;
+};
+Range split(int64_t units, int count, int index, int64_t unit, int64_t limit) {
+  const int64_t base = units / count, extra = units % count;
+  const int64_t b = index * base + std::min<int64_t>(index, extra);
+  const int64_t e = b + base + (index < extra ? 1 : 0);
+  return {std::min(b * unit, limit), std::min(e * unit, limit)};
+}
+
+void run_dot_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
+                  const float* bias, float* y, int threads) {
+  const int64_t stride = kern.dot_x_stride(w.k);
+  float* xd = detail::thread_scratch_as<float>(ScratchSlot::kLinearX, static_cast<size_t>(m * stride));
+  kern.prepare_dot_x(x, m, w.k, w.dtype, xd);
+  const int64_t units = (w.n + kDotColumnUnit - 1) / kDotColumnUnit;
+  parallel_run(threads, [&](int index, int count) {
+    const Range cols = split(units, count, index, kDotColumnUnit, w.n);
+    if (cols.begin < cols.end) kern.dot_rows(xd, m, w, bias, cols.begin, cols.end, y);
+  });
+}
+
+// Packs x one chunk of rows at a time (bounding scratch memory and keeping the per-thread
+// y^T chunk in L2); W is re-read per chunk, which is cheap next to the arithmetic.
+template <typename Packed, typename Pack, typename Compute>
+void run_packed(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w, float* y,
+                int threads, int64_t packed_row_elems, const Pack& pack, const Compute& compute) {
+  constexpr int64_t kRowChunk = 512;
+  const int64_t panel_rows = kern.gemm_panel_rows, tile = kern.gemm_tile_cols;
+  const int64_t max_panels = (std::min(m, kRowChunk) + panel_rows - 1) / panel_rows;
+  Packed* xp = detail::thread_scratch_as<Packed>(ScratchSlot::kLinearX,
+                                                 static_cast<size_t>(max_panels * panel_rows * packed_row_elems));
+  const int64_t tiles = (w.n + tile - 1) / tile;
+  parallel_run(threads, [&](int index, int count) {
+    const Range cols = split(tiles, count, index, tile, w.n);
+    for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
+      const int64_t mc = std::min(kRowChunk, m - i0);
+      const int64_t panels = (mc + panel_rows - 1) / panel_rows;
+      const Range own_panels = split(panels, count, index, 1, panels);
+      pack(x + i0 * w.k, mc, own_panels.begin, own_panels.end, xp);
+      barrier();  // every thread reads every panel
+      if (cols.begin < cols.end) compute(xp, mc, cols.begin, cols.end, y + i0 * w.n);
+      barrier();  // before the next chunk overwrites xp
+    }
+  });
+}
+
+void run_packed_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
+                     const float* bias, float* y, int threads) {
+  run_packed<float>(
+      kern, x, m, w, y, threads, w.k,
+      [&](const float* xc, int64_t mc, int64_t p0, int64_t p1, float* xp) {
+        kern.pack_gemm_x(xc, mc, w.k, p0, p1, xp);
+      },
+      [&](const float* xp, int64_t mc, int64_t j0, int64_t j1, float* yc) {
+        kern.gemm_cols(xp, mc, w, bias, j0, j1, yc);
+      });
+}
+
+void run_packed_bf16_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
+                          const float* bias, float* y, int threads) {
+  run_packed<uint16_t>(
+      kern, x, m, w, y, threads, (w.k + 1) / 2 * 2,
+      [&](const float* xc, int64_t mc, int64_t p0, int64_t p1, uint16_t* xp) {
+        kern.pack_gemm_x_bf16(xc, mc, w.k, p0, p1, xp);
+      },
+      [&](const uint16_t* xp, int64_t mc, int64_t j0, int64_t j1, float* yc) {
+        kern.gemm_cols_bf16(xp, mc, w, bias, j0, j1, yc);
+      });
+}
+
+bool use_bf16_dot(const LinearKernels& kern, const WeightMatrix& w, int64_t m) {
+  return kern.gemm_cols_bf16 != nullptr && cpu_has_avx512_bf16() && w.dtype == DType::kBF16 &&
+         m >= kBf16DotMinRows && g_precision.load(std::memory_order_relaxed) == LinearPrecision::kBf16Dot;
+}
+
+}  // namespace
+
+void linear(const float* x, int64_t m, const TensorView& w, const float* bias, float* y) {
+  HS_CHECK(w.shape.size() == 2) << "linear weight must be 2-D, got " << shape_string(w.shape);
+  HS_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16)
+      << "linear weight dtype " << dtype_name(w.dtype) << " unsupported (F32, BF16, F16)";
+  HS_CHECK(m >= 0) << "linear: m = " << m;
+  const WeightMatrix wm{w.dtype, w.data, w.shape[0], w.shape[1]};
+  if (m == 0 || wm.n == 0) return;
+  HS_CHECK(y != nullptr) << "linear: null y";
+  if (wm.k == 0) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < wm.n; ++j) y[i * wm.n + j] = bias ? bias[j] : 0.0f;
+    return;
+  }
+  HS_CHECK(x != nullptr && w.data != nullptr) << "linear: null x or weight data, weight " << shape_string(w.shape);
+
+  const LinearKernels& kern = kernels_for(active_isa());
+  const int threads = thread_count(m * wm.n * wm.k);
+  if (use_bf16_dot(kern, wm, m)) return run_packed_bf16_form(kern, x, m, wm, bias, y, threads);
+  if (kern.gemm_cols != nullptr && m >= kMinPackedRows) return run_packed_form(kern, x, m, wm, bias, y, threads);
+  run_dot_form(kern, x, m, wm, bias, y, threads);
+}
+
+const char* linear_isa() {
+  const Isa isa = active_isa();
+  if (isa == Isa::kAvx512 && cpu_has_avx512_bf16() && kernels_for(isa).gemm_cols_bf16 != nullptr &&
+      linear_precision() == LinearPrecision::kBf16Dot)
+    return "avx512_bf16";
+  return isa_name(isa);
+}
+
+void set_linear_precision(LinearPrecision precision) { g_precision.store(precision, std::memory_order_relaxed); }
+
+LinearPrecision linear_precision() { return g_precision.load(std::memory_order_relaxed); }
 
 }  // namespace hotswap::kernels

@@ -1,0 +1,29 @@
+// CPU instruction-set selection for the kernels in this folder. The build may target any
+// x86-64; the ISA-specific code is compiled with per-function target options and chosen
+// here, once, at run time from CPUID.
+//
+// The active ISA is the best one this CPU supports, lowered by the environment variable
+// HOTSWAP_ISA=scalar|avx2|avx512 (read on first use) or by set_active_isa(). Asking for an
+// ISA the CPU lacks selects the best supported one instead. Changing it while kernels run
+// on other threads is a race: tests and benchmarks set it between calls only.
+#pragma once
+
+#include <cstdint>
+
+namespace hotswap::kernels {
+
+enum class Isa : uint8_t {
+  kScalar,  // portable C++; the compiler's baseline flags only
+  kAvx2,    // AVX2 + FMA + F16C
+  kAvx512,  // AVX-512 F/BW/VL (+ BF16 dot products where the CPU has them)
+};
+
+Isa best_supported_isa();
+Isa active_isa();
+// Returns the ISA actually selected: min(isa, best_supported_isa()).
+Isa set_active_isa(Isa isa);
+// True if the CPU has AVX512_BF16 (vdpbf16ps); see LinearPrecision::kBf16Dot.
+bool cpu_has_avx512_bf16();
+const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512"
+
+}  // namespace hotswap::kernels

@@ -1,0 +1,170 @@
+#include "kernels/linear.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/isa.h"
+
+namespace hotswap::kernels {
+namespace {
+
+// A weight matrix stored in `dtype` at a deliberately unaligned address inside its buffer
+// (2 bytes past a 64-byte boundary for BF16/F16, as inside a safetensors file; 4 for F32).
+struct StoredWeight {
+  std::vector<uint8_t> bytes;
+  TensorView view;
+};
+
+StoredWeight make_weight(DType dtype, int64_t n, int64_t k, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  const size_t elem = dtype_size(dtype);
+  const size_t offset = dtype == DType::kF32 ? 4 : 2;
+  StoredWeight w;
+  w.bytes.resize(static_cast<size_t>(n * k) * elem + 64 + offset);
+  uint8_t* base = w.bytes.data();
+  base += (64 - reinterpret_cast<uintptr_t>(base) % 64) % 64 + offset;
+  for (int64_t i = 0; i < n * k; ++i) {
+    const float v = dist(rng);
+    if (dtype == DType::kF32) {
+      std::memcpy(base + i * 4, &v, 4);
+    } else {
+      const uint16_t h = dtype == DType::kBF16 ? f32_to_bf16(v) : f32_to_f16(v);
+      std::memcpy(base + i * 2, &h, 2);
+    }
+  }
+  w.view = TensorView{dtype, {n, k}, base};
+  return w;
+}
+
+std::vector<float> random_floats(int64_t count, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(count));
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+// Checks |y - ref| <= tol · (sum_c |x·w| + |bias|) per element: a relative bound that stays
+// meaningful when the dot product cancels to near zero.
+void expect_close(const float* x, int64_t m, const TensorView& w, const float* bias, const float* y,
+                  const float* ref, double tol, const std::string& what) {
+  const int64_t n = w.shape[0], k = w.shape[1];
+  const std::vector<float> wf = w.to_f32();
+  int failures = 0;
+  for (int64_t i = 0; i < m && failures < 5; ++i) {
+    for (int64_t j = 0; j < n && failures < 5; ++j) {
+      double scale = bias ? std::fabs(bias[j]) : 0.0;
+      for (int64_t c = 0; c < k; ++c) scale += std::fabs(double{x[i * k + c]} * wf[j * k + c]);
+      const double err = std::fabs(double{y[i * n + j]} - ref[i * n + j]);
+      if (!(err <= tol * scale + 1e-30)) {
+        ADD_FAILURE() << what << " y[" << i << "," << j << "] = " << y[i * n + j] << ", reference "
+                      << ref[i * n + j] << ", |err| " << err << " > " << tol << " * " << scale;
+        ++failures;
+      }
+    }
+  }
+}
+
+struct Case {
+  Isa isa;
+  DType dtype;
+};
+
+std::string case_name(const testing::TestParamInfo<Case>& info) {
+  return std::string(isa_name(info.param.isa)) + "_" + std::string(dtype_name(info.param.dtype));
+}
+
+std::vector<Case> cases_on_this_cpu() {
+  std::vector<Case> cases;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (isa > best_supported_isa()) continue;
+    for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) cases.push_back({isa, dtype});
+  }
+  return cases;
+}
+
+class LinearTest : public testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override { ASSERT_EQ(set_active_isa(GetParam().isa), GetParam().isa); }
+  void TearDown() override {
+    set_active_isa(best_supported_isa());
+    set_linear_precision(LinearPrecision::kF32);
+  }
+
+  // Runs linear() and linear_reference() on random data (x also unaligned) and compares.
+  void check(int64_t m, int64_t n, int64_t k, bool with_bias, double tol, uint32_t seed) {
+    std::mt19937 rng(seed);
+    const StoredWeight w = make_weight(GetParam().dtype, n, k, rng);
+    std::vector<float> x_storage = random_floats(m * k + 1, rng);
+    const float* x = x_storage.data() + 1;
+    const std::vector<float> bias = random_floats(n, rng);
+    const float* b = with_bias ? bias.data() : nullptr;
+    std::vector<float> y(static_cast<size_t>(m * n), NAN), ref(static_cast<size_t>(m * n), NAN);
+    linear(x, m, w.view, b, y.data());
+    linear_reference(x, m, w.view, b, ref.data());
+    expect_close(x, m, w.view, b, y.data(), ref.data(), tol,
+                 "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                     (with_bias ? " bias" : ""));
+  }
+};
+
+constexpr double kTolerance = 1e-5;
+
+TEST_P(LinearTest, ReportsTheForcedIsa) { EXPECT_STREQ(linear_isa(), isa_name(GetParam().isa)); }
+
+TEST_P(LinearTest, MatchesReferenceOnOddShapes) {
+  const int64_t sizes[] = {1, 3, 17, 31, 33, 100, 257};
+  const int64_t rows[] = {1, 2, 3, 4, 5, 7, 8, 16, 33, 64};
+  uint32_t seed = 1;
+  for (int64_t m : rows)
+    for (int64_t n : sizes)
+      for (int64_t k : sizes)
+        for (bool with_bias : {false, true}) check(m, n, k, with_bias, kTolerance, seed++);
+}
+
+// Shapes that cross the kernels' blocking: several threads, k and n blocks, m panels.
+TEST_P(LinearTest, MatchesReferenceOnLargeShapes) {
+  struct Shape {
+    int64_t m, n, k;
+  };
+  const Shape shapes[] = {{1, 1000, 2048}, {1, 517, 4100}, {2, 300, 1100}, {9, 130, 777},
+                          {33, 301, 1100}, {70, 97, 1030}, {128, 64, 64},  {200, 200, 515}};
+  uint32_t seed = 1000;
+  for (const Shape& s : shapes) check(s.m, s.n, s.k, /*with_bias=*/true, kTolerance, seed++);
+}
+
+TEST_P(LinearTest, ZeroInnerDimensionGivesBias) {
+  const TensorView w{GetParam().dtype, {3, 0}, nullptr};
+  const float bias[3] = {1, 2, 3};
+  float y[6] = {};
+  linear(nullptr, 2, w, bias, y);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(y[i], bias[i % 3]);
+}
+
+// kBf16Dot rounds x to bf16 for BF16 weights, m >= kBf16DotMinRows; everything else must
+// keep the exact path.
+TEST_P(LinearTest, Bf16DotPrecisionStaysWithinItsBound) {
+  set_linear_precision(LinearPrecision::kBf16Dot);
+  const bool dot = GetParam().dtype == DType::kBF16 && GetParam().isa == Isa::kAvx512 && cpu_has_avx512_bf16();
+  const double tol = dot ? 1.0 / 256 : kTolerance;
+  uint32_t seed = 5000;
+  for (int64_t m : {1, 15, 16, 17, 33, 64, 100})
+    for (int64_t k : {1, 2, 17, 64, 257, 1030})
+      for (int64_t n : {1, 13, 100}) check(m, n, k, /*with_bias=*/m % 2 == 1, tol, seed++);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, LinearTest, testing::ValuesIn(cases_on_this_cpu()), case_name);
+
+TEST(LinearIsa, ForcingAHigherIsaThanSupportedSelectsTheBest) {
+  EXPECT_EQ(set_active_isa(Isa::kAvx512), best_supported_isa());
+  EXPECT_EQ(set_active_isa(Isa::kScalar), Isa::kScalar);
+  EXPECT_STREQ(linear_isa(), "scalar");
+  set_active_isa(best_supported_isa());
+}
+
+}  // namespace
+}  // namespace hotswap::kernels
