@@ -1,0 +1,17 @@
+// GET /health, /ready, /metrics and /v1/models.
+#pragma once
+
+#include "handlers/handler_context.h"
+#include "http/router.h"
+
+namespace hotswap::server {
+
+HttpResponse handle_health(const HandlerContext& context);
+HttpResponse handle_ready(const HandlerContext& context);
+HttpResponse handle_metrics(const HandlerContext& context);
+HttpResponse handle_models(const HandlerContext& context);
+
+// The id responses and /v1/models use for the base model.
+std::string served_model_name(const HandlerContext& context);
+
+}  // namespace hotswap::server

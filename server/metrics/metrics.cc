@@ -1,0 +1,146 @@
+#include "metrics/metrics.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace hotswap::server {
+namespace {
+
+std::string number(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+void header(std::string* out, const char* name, const char* type, const char* help) {
+  *out += "# HELP ";
+  *out += name;
+  *out += ' ';
+  *out += help;
+  *out += "\n# TYPE ";
+  *out += name;
+  *out += ' ';
+  *out += type;
+  *out += '\n';
+}
+
+void sample(std::string* out, const char* name, int64_t value) {
+  *out += name;
+  *out += ' ';
+  *out += std::to_string(value);
+  *out += '\n';
+}
+
+void scalar(std::string* out, const char* name, const char* type, const char* help, int64_t value) {
+  header(out, name, type, help);
+  sample(out, name, value);
+}
+
+}  // namespace
+
+std::string prometheus_label(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+Histogram::Histogram(std::vector<double> upper_bounds)
+    : bounds_(std::move(upper_bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::observe(double value, int64_t times) {
+  if (times <= 0) return;
+  std::size_t i = 0;
+  while (i < bounds_.size() && value > bounds_[i]) ++i;
+  counts_[i] += times;
+  sum_ += value * static_cast<double>(times);
+  count_ += times;
+}
+
+void Histogram::render(const std::string& name, std::string* out) const {
+  int64_t cumulative = 0;
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) {
+    cumulative += counts_[i];
+    const std::string le = i < bounds_.size() ? number(bounds_[i]) : "+Inf";
+    *out += name + "_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  *out += name + "_sum " + number(sum_) + "\n";
+  *out += name + "_count " + std::to_string(count_) + "\n";
+}
+
+Metrics::Metrics()
+    : request_seconds_({0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}),
+      ttft_seconds_({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}),
+      inter_token_seconds_({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}) {}
+
+void Metrics::record_request(const std::string& route, int status, double seconds) {
+  std::lock_guard lock(mu_);
+  ++requests_[{route, status}];
+  request_seconds_.observe(seconds);
+}
+
+void Metrics::observe_time_to_first_token(double seconds) {
+  std::lock_guard lock(mu_);
+  ttft_seconds_.observe(seconds);
+}
+
+void Metrics::observe_inter_token_latency(double seconds, int64_t times) {
+  std::lock_guard lock(mu_);
+  inter_token_seconds_.observe(seconds, times);
+}
+
+void Metrics::record_attention_kernel(const std::string& kernel) {
+  if (kernel.empty()) return;
+  std::lock_guard lock(mu_);
+  ++attention_kernels_[kernel];
+}
+
+void Metrics::record_cancelled_by_client() {
+  std::lock_guard lock(mu_);
+  ++cancelled_by_client_;
+}
+
+std::string Metrics::render(const std::optional<EngineStats>& engine, const ServerGauges& gauges) const {
+  const EngineStats stats = engine.value_or(EngineStats{});
+  std::string out;
+  out.reserve(4096);
+  scalar(&out, "hotswap_ready", "gauge", "1 when the model is loaded and requests are accepted.", gauges.ready ? 1 : 0);
+  scalar(&out, "hotswap_draining", "gauge", "1 after SIGTERM/SIGINT while running requests finish.", gauges.draining ? 1 : 0);
+  scalar(&out, "hotswap_open_connections", "gauge", "Open HTTP connections.", gauges.open_connections);
+  scalar(&out, "hotswap_active_generations", "gauge", "Generation requests being served.", gauges.active_generations);
+  scalar(&out, "hotswap_queue_depth", "gauge", "Requests queued in the engine, not yet admitted.", stats.waiting);
+  scalar(&out, "hotswap_running_sequences", "gauge", "Sequences admitted to the running batch.", stats.running);
+  scalar(&out, "hotswap_kv_blocks_total", "gauge", "KV cache blocks in the pool.", stats.kv_blocks_total);
+  scalar(&out, "hotswap_kv_blocks_used", "gauge", "KV cache blocks held by sequences.", stats.kv_blocks_used);
+  scalar(&out, "hotswap_kv_blocks_free", "gauge", "KV cache blocks free.", stats.kv_blocks_total - stats.kv_blocks_used);
+  scalar(&out, "hotswap_prompt_tokens_total", "counter", "Prompt tokens processed.", stats.prompt_tokens_total);
+  scalar(&out, "hotswap_generation_tokens_total", "counter", "Tokens generated.", stats.generated_tokens_total);
+  scalar(&out, "hotswap_engine_steps_total", "counter", "Engine steps run.", stats.steps_total);
+  scalar(&out, "hotswap_adapters_resident", "gauge", "Adapters resident in memory.", gauges.adapters_resident);
+  scalar(&out, "hotswap_adapter_loads_total", "counter", "Adapter loads (uploads and reloads).", gauges.adapter_loads_total);
+
+  std::lock_guard lock(mu_);
+  scalar(&out, "hotswap_requests_cancelled_by_client_total", "counter",
+         "Generation requests cancelled because the client disconnected.", cancelled_by_client_);
+  header(&out, "hotswap_requests_total", "counter", "HTTP requests by route and status.");
+  for (const auto& [key, count] : requests_)
+    out += "hotswap_requests_total{route=\"" + prometheus_label(key.first) + "\",status=\"" + std::to_string(key.second) +
+           "\"} " + std::to_string(count) + "\n";
+  header(&out, "hotswap_attention_kernel_requests_total", "counter", "Generation choices by the attention kernel that ran.");
+  for (const auto& [kernel, count] : attention_kernels_)
+    out += "hotswap_attention_kernel_requests_total{kernel=\"" + prometheus_label(kernel) + "\"} " + std::to_string(count) + "\n";
+  header(&out, "hotswap_request_duration_seconds", "histogram", "HTTP request latency, first byte read to last byte written.");
+  request_seconds_.render("hotswap_request_duration_seconds", &out);
+  header(&out, "hotswap_time_to_first_token_seconds", "histogram", "Time from submission to the first generated token.");
+  ttft_seconds_.render("hotswap_time_to_first_token_seconds", &out);
+  header(&out, "hotswap_inter_token_latency_seconds", "histogram", "Time between successive tokens of one choice.");
+  inter_token_seconds_.render("hotswap_inter_token_latency_seconds", &out);
+  return out;
+}
+
+}  // namespace hotswap::server

@@ -1,0 +1,72 @@
+// Server metrics for GET /metrics in the Prometheus text format (version 0.0.4).
+// Counters and histograms are kept here; engine gauges (queue depth, running sequences,
+// KV blocks, token counters) are read from Engine::stats() at scrape time and passed in.
+// Thread-safe: sessions on every I/O thread record into one Metrics.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/engine.h"
+
+namespace hotswap::server {
+
+// A cumulative histogram over fixed upper bounds (seconds).
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> upper_bounds);
+  void observe(double value, int64_t times = 1);
+  // Appends the _bucket/_sum/_count lines for `name`.
+  void render(const std::string& name, std::string* out) const;
+  int64_t count() const { return count_; }
+
+ private:
+  std::vector<double> bounds_;
+  std::vector<int64_t> counts_;  // per bucket, not cumulative; last = +Inf
+  double sum_ = 0;
+  int64_t count_ = 0;
+};
+
+// Gauges the server itself knows, sampled at scrape time.
+struct ServerGauges {
+  bool ready = false;
+  bool draining = false;
+  int64_t open_connections = 0;
+  int64_t active_generations = 0;
+  int64_t adapters_resident = 0;
+  int64_t adapter_loads_total = 0;
+};
+
+class Metrics {
+ public:
+  Metrics();
+
+  void record_request(const std::string& route, int status, double seconds);
+  void observe_time_to_first_token(double seconds);
+  // `times` tokens that arrived together after `seconds` each (see GenerationJob).
+  void observe_inter_token_latency(double seconds, int64_t times);
+  void record_attention_kernel(const std::string& kernel);
+  void record_cancelled_by_client();
+
+  // The whole exposition; `engine` is nullopt while the model loads.
+  std::string render(const std::optional<EngineStats>& engine, const ServerGauges& gauges) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int>, int64_t> requests_;  // (route, status) -> count
+  std::map<std::string, int64_t> attention_kernels_;
+  int64_t cancelled_by_client_ = 0;
+  Histogram request_seconds_;
+  Histogram ttft_seconds_;
+  Histogram inter_token_seconds_;
+};
+
+// Escapes a label value (backslash, quote, newline).
+std::string prometheus_label(const std::string& value);
+
+}  // namespace hotswap::server

@@ -1,0 +1,24 @@
+#include "routes.h"
+
+#include "handlers/completions.h"
+#include "handlers/health.h"
+
+namespace hotswap::server {
+
+Router build_routes(const HandlerContext* context) {
+  Router router;
+  auto simple = [context](HttpResponse (*handler)(const HandlerContext&)) {
+    return [context, handler](const HttpRequest&, const RouteParams&) -> HandlerResult { return handler(*context); };
+  };
+  router.add("GET", "/health", simple(handle_health), BodyClass::kNone);
+  router.add("GET", "/ready", simple(handle_ready), BodyClass::kNone);
+  router.add("GET", "/metrics", simple(handle_metrics), BodyClass::kNone);
+  router.add("GET", "/v1/models", simple(handle_models), BodyClass::kNone);
+  router.add("POST", "/v1/completions",
+             [context](const HttpRequest& request, const RouteParams&) { return handle_completions(*context, request); });
+  router.add("POST", "/v1/chat/completions",
+             [context](const HttpRequest& request, const RouteParams&) { return handle_chat_completions(*context, request); });
+  return router;
+}
+
+}  // namespace hotswap::server

@@ -1,0 +1,90 @@
+// Configuration of `hotswap serve`: built-in defaults (the same values as
+// configs/server.json), overridden by a JSON config file, overridden by command-line flags.
+// Load time only: errors throw ConfigError naming the file or flag and the key.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "api/json_codec.h"
+#include "engine/engine_config.h"
+
+namespace hotswap::server {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ServerLimits {
+  std::size_t max_body_bytes = 1 << 20;           // JSON request bodies
+  std::size_t max_upload_bytes = 512ull << 20;    // adapter uploads (PUT /v1/adapters/{name})
+  std::size_t max_header_bytes = 16 << 10;
+  int max_connections = 1024;                     // beyond this, new connections are closed at once
+  CodecLimits codec;
+};
+
+// Milliseconds. idle: between requests on a keep-alive connection; header: from the first
+// byte of a request to the end of its header; body: reading the body; write: one write
+// (a client that stops reading a stream is dropped and its request cancelled); drain:
+// how long running requests may take to finish after SIGTERM/SIGINT.
+struct ServerTimeouts {
+  int idle_ms = 60000;
+  int header_ms = 10000;
+  int body_ms = 30000;
+  int write_ms = 30000;
+  int drain_ms = 30000;
+};
+
+// Sampling defaults for fields a request leaves out (OpenAI's defaults unless changed).
+struct SamplingDefaults {
+  int max_tokens = 16;        // completions; chat defaults to what is left of the context
+  float temperature = 1.0f;
+  float top_p = 1.0f;
+  int top_k = 0;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+};
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;                 // 0 = any free port; the chosen one is printed
+  int io_threads = 2;
+  std::string model_dir;           // "" = the built-in demo model
+  std::string cache_dir;           // where the demo model is made; "" = see resolved_cache_dir()
+  std::string adapter_dir;
+  std::string api_key;             // "" = no authentication
+  std::string served_model_name;   // "" = the model directory's name
+  std::string log_level = "info";  // trace | debug | info | warn | error
+  int retry_after_s = 1;           // Retry-After on 429 and 503
+  std::string default_attention = "auto";  // a name or the JSON object form; "auto" = eager without adapter
+  ServerLimits limits;
+  ServerTimeouts timeouts;
+  SamplingDefaults defaults;
+  EngineConfig engine;             // model_dir and default_attention are filled at start-up
+};
+
+struct ServeOptions {
+  ServerConfig config;
+  bool help = false;
+};
+
+// Applies a JSON document (the config file format) over *config. Unknown keys are errors
+// (typos must not pass silently); keys starting with "_" are comments.
+void apply_config_json(const std::string& json_text, const std::string& source, ServerConfig* config);
+
+// Parses the arguments after "serve" (argv[0] may be "serve" and is skipped). A --config
+// file is applied first, then every other flag in order. Flags take "--flag value" or
+// "--flag=value".
+ServeOptions parse_serve_args(const std::vector<std::string>& args);
+
+std::string serve_usage();
+
+// The demo-model cache: --cache-dir, else $HOTSWAP_CACHE_DIR, else $XDG_CACHE_HOME/hotswap,
+// else $HOME/.cache/hotswap, else ./.hotswap-cache.
+std::string resolved_cache_dir(const ServerConfig& config);
+
+}  // namespace hotswap::server
