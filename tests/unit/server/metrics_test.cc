@@ -1,0 +1,71 @@
+#include "metrics/metrics.h"
+
+#include <gtest/gtest.h>
+
+namespace hotswap::server {
+namespace {
+
+bool has_line(const std::string& text, const std::string& line) {
+  return text.find("\n" + line + "\n") != std::string::npos || text.rfind(line + "\n", 0) == 0;
+}
+
+TEST(Metrics, CountsRequestsByRouteAndStatus) {
+  Metrics m;
+  m.record_request("/v1/completions", 200, 0.01);
+  m.record_request("/v1/completions", 200, 0.02);
+  m.record_request("/v1/completions", 400, 0.001);
+  const std::string text = m.render(std::nullopt, {});
+  EXPECT_TRUE(has_line(text, "hotswap_requests_total{route=\"/v1/completions\",status=\"200\"} 2")) << text;
+  EXPECT_TRUE(has_line(text, "hotswap_requests_total{route=\"/v1/completions\",status=\"400\"} 1")) << text;
+  EXPECT_TRUE(has_line(text, "# TYPE hotswap_requests_total counter"));
+}
+
+TEST(Metrics, EngineGaugesIncludeFreeKvBlocks) {
+  Metrics m;
+  EngineStats stats;
+  stats.waiting = 3;
+  stats.running = 5;
+  stats.kv_blocks_total = 100;
+  stats.kv_blocks_used = 30;
+  stats.prompt_tokens_total = 1234;
+  stats.generated_tokens_total = 567;
+  const std::string text = m.render(stats, {.ready = true});
+  EXPECT_TRUE(has_line(text, "hotswap_queue_depth 3"));
+  EXPECT_TRUE(has_line(text, "hotswap_running_sequences 5"));
+  EXPECT_TRUE(has_line(text, "hotswap_kv_blocks_used 30"));
+  EXPECT_TRUE(has_line(text, "hotswap_kv_blocks_free 70"));
+  EXPECT_TRUE(has_line(text, "hotswap_prompt_tokens_total 1234"));
+  EXPECT_TRUE(has_line(text, "hotswap_generation_tokens_total 567"));
+  EXPECT_TRUE(has_line(text, "hotswap_ready 1"));
+  EXPECT_TRUE(has_line(text, "hotswap_adapters_resident 0"));
+  EXPECT_TRUE(has_line(text, "hotswap_adapter_loads_total 0"));
+}
+
+TEST(Metrics, HistogramBucketsAreCumulative) {
+  Histogram h({0.1, 1.0});
+  h.observe(0.05);
+  h.observe(0.5, 2);
+  h.observe(7);
+  std::string out;
+  h.render("x", &out);
+  EXPECT_TRUE(has_line(out, "x_bucket{le=\"0.1\"} 1")) << out;
+  EXPECT_TRUE(has_line(out, "x_bucket{le=\"1\"} 3")) << out;
+  EXPECT_TRUE(has_line(out, "x_bucket{le=\"+Inf\"} 4")) << out;
+  EXPECT_TRUE(has_line(out, "x_sum 8.05")) << out;
+  EXPECT_TRUE(has_line(out, "x_count 4")) << out;
+}
+
+TEST(Metrics, LatencyHistogramsAreExposed) {
+  Metrics m;
+  m.observe_time_to_first_token(0.02);
+  m.observe_inter_token_latency(0.004, 3);
+  const std::string text = m.render(std::nullopt, {});
+  EXPECT_TRUE(has_line(text, "hotswap_time_to_first_token_seconds_count 1"));
+  EXPECT_TRUE(has_line(text, "hotswap_inter_token_latency_seconds_count 3"));
+  EXPECT_TRUE(has_line(text, "# TYPE hotswap_inter_token_latency_seconds histogram"));
+}
+
+TEST(Metrics, LabelValuesAreEscaped) { EXPECT_EQ(prometheus_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd"); }
+
+}  // namespace
+}  // namespace hotswap::server

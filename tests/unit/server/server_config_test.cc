@@ -1,0 +1,111 @@
+#include "server_config.h"
+
+#include <cstdio>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+namespace hotswap::server {
+namespace {
+
+TEST(ServerConfig, DefaultsMatchTheShippedConfigFile) {
+  ServerConfig from_file;
+  std::ifstream in(std::string(HOTSWAP_SOURCE_DIR) + "/configs/server.json");
+  ASSERT_TRUE(in) << "configs/server.json is missing";
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  apply_config_json(text, "configs/server.json", &from_file);
+  const ServerConfig builtin;
+  EXPECT_EQ(from_file.host, builtin.host);
+  EXPECT_EQ(from_file.port, builtin.port);
+  EXPECT_EQ(from_file.io_threads, builtin.io_threads);
+  EXPECT_EQ(from_file.limits.max_body_bytes, builtin.limits.max_body_bytes);
+  EXPECT_EQ(from_file.limits.max_upload_bytes, builtin.limits.max_upload_bytes);
+  EXPECT_EQ(from_file.limits.codec.max_n, builtin.limits.codec.max_n);
+  EXPECT_EQ(from_file.timeouts.idle_ms, builtin.timeouts.idle_ms);
+  EXPECT_EQ(from_file.timeouts.drain_ms, builtin.timeouts.drain_ms);
+  EXPECT_EQ(from_file.engine.kv_cache_tokens, builtin.engine.kv_cache_tokens);
+  EXPECT_EQ(from_file.engine.max_queue, builtin.engine.max_queue);
+  EXPECT_EQ(from_file.engine.max_new_tokens, builtin.engine.max_new_tokens);
+  EXPECT_EQ(from_file.default_attention, builtin.default_attention);
+  EXPECT_EQ(from_file.defaults.max_tokens, builtin.defaults.max_tokens);
+  EXPECT_EQ(from_file.defaults.temperature, builtin.defaults.temperature);
+}
+
+TEST(ServerConfig, FlagsOverrideDefaults) {
+  ServeOptions o = parse_serve_args({"serve", "--model", "/m", "--host", "0.0.0.0", "--port=0", "--threads", "4",
+                                     "--api-key", "k", "--adapter-dir", "/a", "--max-queue", "7", "--default-attention",
+                                     "{\"impl\":\"streaming\",\"sink_window_size\":4}"});
+  EXPECT_EQ(o.config.model_dir, "/m");
+  EXPECT_EQ(o.config.host, "0.0.0.0");
+  EXPECT_EQ(o.config.port, 0);
+  EXPECT_EQ(o.config.io_threads, 4);
+  EXPECT_EQ(o.config.api_key, "k");
+  EXPECT_EQ(o.config.adapter_dir, "/a");
+  EXPECT_EQ(o.config.engine.max_queue, 7);
+  EXPECT_NE(o.config.default_attention.find("streaming"), std::string::npos);
+  EXPECT_FALSE(o.help);
+}
+
+TEST(ServerConfig, FileThenFlags) {
+  const std::string path = ::testing::TempDir() + "/hotswap_server_config_test.json";
+  {
+    std::ofstream out(path);
+    out << R"({"_comment": "ignored", "port": 9000, "limits": {"max_body_bytes": 4096}, "engine": {"max_queue": 3},
+              "defaults": {"temperature": 0.5}, "timeouts": {"drain_ms": 1500}})";
+  }
+  ServeOptions o = parse_serve_args({"serve", "--max-queue", "9", "--config", path});
+  EXPECT_EQ(o.config.port, 9000);
+  EXPECT_EQ(o.config.limits.max_body_bytes, 4096u);
+  EXPECT_EQ(o.config.engine.max_queue, 9) << "a flag wins over the file, wherever it stands";
+  EXPECT_FLOAT_EQ(o.config.defaults.temperature, 0.5f);
+  EXPECT_EQ(o.config.timeouts.drain_ms, 1500);
+  std::remove(path.c_str());
+}
+
+TEST(ServerConfig, UnknownKeysAndBadValuesNameTheKey) {
+  ServerConfig c;
+  try {
+    apply_config_json(R"({"limits": {"max_bodybytes": 5}})", "f.json", &c);
+    FAIL() << "unknown key accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown key 'limits.max_bodybytes'"), std::string::npos) << e.what();
+  }
+  try {
+    apply_config_json(R"({"port": "http"})", "f.json", &c);
+    FAIL() << "string port accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("f.json: port must be an integer"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(apply_config_json(R"({"port": 70000})", "f.json", &c), ConfigError);
+  EXPECT_THROW(apply_config_json("{not json", "f.json", &c), ConfigError);
+}
+
+TEST(ServerConfig, BadFlags) {
+  EXPECT_THROW(parse_serve_args({"serve", "--port", "abc"}), ConfigError);
+  EXPECT_THROW(parse_serve_args({"serve", "--no-such-flag", "1"}), ConfigError);
+  EXPECT_THROW(parse_serve_args({"serve", "--model"}), ConfigError);
+  EXPECT_THROW(parse_serve_args({"serve", "positional"}), ConfigError);
+  EXPECT_THROW(parse_serve_args({"serve", "--config", "/no/such/file.json"}), ConfigError);
+  try {
+    parse_serve_args({"serve", "--threads", "0"});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--threads must be an integer between 1 and 256, got 0"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ServerConfig, HelpAndUsage) {
+  EXPECT_TRUE(parse_serve_args({"serve", "--help"}).help);
+  const std::string usage = serve_usage();
+  for (const char* flag : {"--model", "--host", "--port", "--config", "--adapter-dir", "--api-key", "--threads"})
+    EXPECT_NE(usage.find(flag), std::string::npos) << flag;
+}
+
+TEST(ServerConfig, CacheDirFlagWins) {
+  ServerConfig c;
+  c.cache_dir = "/tmp/x";
+  EXPECT_EQ(resolved_cache_dir(c), "/tmp/x");
+}
+
+}  // namespace
+}  // namespace hotswap::server
