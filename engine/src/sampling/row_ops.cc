@@ -1,6 +1,7 @@
 #include "sampling/row_ops.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
@@ -12,7 +13,14 @@ namespace {
 // Independent accumulators per lane let the compiler keep them in one or two vector
 // registers; a single scalar accumulator would serialise the loop (no -ffast-math here).
 constexpr size_t kLanes = 16;
+// Blocks skipped by one vectorised "any" test in the scans below. The flag is an int: GCC
+// does not vectorise a bool |= reduction.
+constexpr size_t kSkipBlock = 64;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// GCC/Clang generic vector: lowered to the target's SIMD (AVX-512, AVX2, SSE2) or scalar
+// code. Used where the auto-vectoriser refuses a float max reduction without -ffast-math.
+using F32x16 = float __attribute__((vector_size(kLanes * sizeof(float))));
 
 // Up to this k, select_top keeps a k-element heap while scanning (O(n) in practice, since
 // most entries lose to the current k-th best after a short warm-up); above it,
@@ -22,6 +30,15 @@ constexpr int kHeapMaxK = 1024;
 double exp_sum_span(const float* p, size_t len, float shift) {
   float lane[kLanes] = {};
   size_t i = 0;
+  for (; i + kSkipBlock <= len; i += kSkipBlock) {
+    // After top-k nearly every block is fully masked; testing is ~5x cheaper than exp.
+    int any = 0;
+    for (size_t j = 0; j < kSkipBlock; ++j) any |= p[i + j] > kNegInf;
+    if (!any) continue;
+    for (size_t b = 0; b < kSkipBlock; b += kLanes) {
+      for (size_t j = 0; j < kLanes; ++j) lane[j] += fast_exp(p[i + b + j] - shift);
+    }
+  }
   for (; i + kLanes <= len; i += kLanes) {
     for (size_t j = 0; j < kLanes; ++j) lane[j] += fast_exp(p[i + j] - shift);
   }
@@ -36,14 +53,16 @@ double exp_sum_span(const float* p, size_t len, float shift) {
 float max_value(std::span<const float> row) {
   const float* p = row.data();
   const size_t n = row.size();
-  float lane[kLanes];
-  std::fill(lane, lane + kLanes, kNegInf);
+  F32x16 lanes;
+  for (size_t j = 0; j < kLanes; ++j) lanes[j] = kNegInf;
   size_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    for (size_t j = 0; j < kLanes; ++j) lane[j] = p[i + j] > lane[j] ? p[i + j] : lane[j];
+    F32x16 x;
+    std::memcpy(&x, p + i, sizeof x);
+    lanes = x > lanes ? x : lanes;
   }
   float m = kNegInf;
-  for (size_t j = 0; j < kLanes; ++j) m = lane[j] > m ? lane[j] : m;
+  for (size_t j = 0; j < kLanes; ++j) m = lanes[j] > m ? lanes[j] : m;
   for (; i < n; ++i) m = p[i] > m ? p[i] : m;
   return m;
 }
@@ -55,9 +74,9 @@ int32_t argmax_first(std::span<const float> row) {
   const size_t n = row.size();
   size_t i = 0;
   // Skip whole blocks that cannot hold the maximum, then locate it inside the block.
-  for (; i + kLanes <= n; i += kLanes) {
-    bool any = false;
-    for (size_t j = 0; j < kLanes; ++j) any |= p[i + j] == m;
+  for (; i + kSkipBlock <= n; i += kSkipBlock) {
+    int any = 0;
+    for (size_t j = 0; j < kSkipBlock; ++j) any |= p[i + j] == m;
     if (any) break;
   }
   for (; i < n; ++i) {
@@ -92,7 +111,11 @@ void select_top(std::span<const float> row, int k, std::vector<int32_t>& out) {
   const float* p = row.data();
   const size_t n = row.size();
   // Strict order "a ranks before b": higher value, then lower index.
-  auto ranks_before = [p](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); };
+  auto ranks_before = [p](int32_t a, int32_t b) {
+    const float va = rank_key(p[a]);
+    const float vb = rank_key(p[b]);
+    return va > vb || (va == vb && a < b);
+  };
 
   if (k > kHeapMaxK) {
     out.resize(n);
@@ -108,21 +131,21 @@ void select_top(std::span<const float> row, int k, std::vector<int32_t>& out) {
   out.resize(static_cast<size_t>(k));
   std::iota(out.begin(), out.end(), 0);
   std::make_heap(out.begin(), out.end(), ranks_before);
-  float worst = p[out.front()];
+  float worst = rank_key(p[out.front()]);
   auto offer = [&](size_t i) {
-    if (!(p[i] > worst)) return;
+    if (!(p[i] > worst)) return;  // false for NaN
     std::pop_heap(out.begin(), out.end(), ranks_before);
     out.back() = static_cast<int32_t>(i);
     std::push_heap(out.begin(), out.end(), ranks_before);
-    worst = p[out.front()];
+    worst = rank_key(p[out.front()]);
   };
   size_t i = static_cast<size_t>(k);
-  for (; i < n && i % kLanes != 0; ++i) offer(i);
-  for (; i + kLanes <= n; i += kLanes) {
-    bool any = false;
-    for (size_t j = 0; j < kLanes; ++j) any |= p[i + j] > worst;
+  for (; i < n && i % kSkipBlock != 0; ++i) offer(i);
+  for (; i + kSkipBlock <= n; i += kSkipBlock) {
+    int any = 0;
+    for (size_t j = 0; j < kSkipBlock; ++j) any |= p[i + j] > worst;
     if (!any) continue;
-    for (size_t j = 0; j < kLanes; ++j) offer(i + j);
+    for (size_t j = 0; j < kSkipBlock; ++j) offer(i + j);
   }
   for (; i < n; ++i) offer(i);
   std::sort(out.begin(), out.end(), ranks_before);

@@ -4,13 +4,15 @@
 // reductions, and a polynomial exp instead of libm calls. Every function is deterministic
 // for a given build: same row in, same result out, independent of call history.
 //
-// Conventions: -inf marks a masked-out token and has probability 0. NaN is a model bug and
-// is not handled specially.
+// Conventions: -inf marks a masked-out token and has probability 0. NaN is a model bug: it
+// ranks as -inf wherever values are ordered (so sorts stay well-defined), and is otherwise
+// not handled specially.
 // Thread safety: pure functions; scratch is passed in by the caller.
 #pragma once
 
 #include <bit>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -42,6 +44,9 @@ inline float fast_exp(float x) {
   const float result = p * std::bit_cast<float>(bits);
   return underflow ? 0.0f : result;
 }
+
+// The value used to order logits: NaN ranks as -inf, keeping comparators strict weak orders.
+inline float rank_key(float x) { return x == x ? x : -std::numeric_limits<float>::infinity(); }
 
 // Largest value in row; -inf for an empty or fully masked row.
 float max_value(std::span<const float> row);

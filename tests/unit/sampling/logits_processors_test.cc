@@ -188,6 +188,16 @@ TEST(TopP, TieAtTheBoundaryKeepsTheLowerTokenId) {
   EXPECT_EQ(kept(flat), (std::vector<int>{0, 1}));
 }
 
+TEST(TopP, LargeTiedNucleusKeepsTheLowestIds) {
+  // 1000 equal tokens: 0.5005 needs 501 of them (0.501), more than the fast path's
+  // candidates, so this runs the histogram path with a tie at the boundary.
+  std::vector<float> flat(1000, -3.0f);
+  apply_top_p(flat, 0.5005f);
+  std::vector<int> expected(501);
+  std::iota(expected.begin(), expected.end(), 0);
+  EXPECT_EQ(kept(flat), expected);
+}
+
 TEST(TopP, RenormalisesOverTokensLeftByTopK) {
   // After top-k 2: {0.4, 0.3} → {0.571, 0.429}. 0.55 then needs only the first token; over the
   // unfiltered distribution it would need two.

@@ -87,6 +87,18 @@ TEST(SamplerGreedy, PenaltiesApplyBeforeArgmax) {
   EXPECT_EQ(presence.sample(row, prompt, output), 0);
 }
 
+TEST(SamplerGreedy, RepetitionPenaltyAppliesBeforePresencePenalty) {
+  // Token 0 (logit 1, in the output): repetition then presence gives 1/2 - 1 = -0.5 < -0.2,
+  // so token 1 wins; the other order would give (1 - 1) * 2 = 0 and pick token 0.
+  SamplingParams params = params_with(0.0f);
+  params.repetition_penalty = 2.0f;
+  params.presence_penalty = 1.0f;
+  Sampler sampler(params, 1);
+  const std::vector<int32_t> output = {0};
+  std::vector<float> row = {1.0f, -0.2f};
+  EXPECT_EQ(sampler.sample(row, {}, output), 1);
+}
+
 TEST(SamplerGreedy, TinyTemperatureIsGreedyAndIgnoresFilters) {
   SamplingParams params = params_with(1e-6f);
   params.top_p = 0.1f;
@@ -234,6 +246,17 @@ TEST(SamplerDistribution, FilteredTokensAreNeverDrawnAndSurvivorsAreRenormalised
   EXPECT_EQ(counts[2] + counts[5], draws);
   const double p2 = 1.0 / (1.0 + std::exp(-0.5));  // e^2 / (e^2 + e^1.5)
   EXPECT_NEAR(static_cast<double>(counts[2]) / draws, p2, 5 * std::sqrt(p2 * (1 - p2) / draws));
+}
+
+TEST(SamplerDistribution, TemperatureAppliesBeforeTopP) {
+  // probs {0.6, 0.3, 0.1}; at T = 0.5 they become {0.783, 0.196, 0.022}, so top_p 0.75 keeps
+  // token 0 alone. Applied to the untempered probs it would keep tokens 0 and 1.
+  const std::vector<float> logits = {std::log(0.6f), std::log(0.3f), std::log(0.1f)};
+  SamplingParams params = params_with(0.5f);
+  params.top_p = 0.75f;
+  params.seed = 3;
+  Sampler sampler(params, 0);
+  EXPECT_EQ(run(sampler, logits, 300), std::vector<int32_t>(300, 0));
 }
 
 TEST(SamplerDistribution, MaskedInputTokensAreNeverDrawn) {
