@@ -1,0 +1,165 @@
+// Shared helpers: start the real `hotswap serve` on a free loopback port, talk raw HTTP,
+// read /metrics. The binary comes from $HOTSWAP_BIN (CTest passes it).
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+export const BIN = process.env.HOTSWAP_BIN ?? path.resolve(here, '../../../build/bin/hotswap');
+export const CACHE_DIR = process.env.HOTSWAP_TEST_CACHE_DIR ?? path.join(os.tmpdir(), 'hotswap-integration-cache');
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Starts `hotswap serve --port 0 ...`, reads the port from the "listening on" line and waits
+// for /ready. Returns { url, port, proc, exited, logs(), stop(signal) }.
+export async function startServer(extraArgs = [], { readyTimeoutMs = 300_000 } = {}) {
+  const args = ['serve', '--port', '0', '--cache-dir', CACHE_DIR, ...extraArgs];
+  const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let logs = '';
+  proc.stderr.on('data', (d) => {
+    logs += d.toString();
+    if (logs.length > 400_000) logs = logs.slice(-200_000);
+  });
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no "listening on" line within 60 s; logs:\n${logs}`)), 60_000);
+    proc.stdout.on('data', (d) => {
+      out += d.toString();
+      const m = out.match(/listening on (http:\/\/[0-9.:]+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    proc.on('error', (e) => reject(new Error(`cannot start ${BIN}: ${e.message}`)));
+    exited.then((r) => reject(new Error(`hotswap serve exited (code ${r.code}, signal ${r.signal}) before listening; logs:\n${logs}`)));
+  });
+  const server = {
+    url,
+    port: Number(new URL(url).port),
+    proc,
+    exited,
+    logs: () => logs,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+  const deadline = Date.now() + readyTimeoutMs;
+  for (;;) {
+    const r = await request(url, { path: '/ready' }).catch(() => null);
+    if (r && r.status === 200) break;
+    if (proc.exitCode !== null) throw new Error(`hotswap serve exited while loading; logs:\n${logs}`);
+    if (Date.now() > deadline) throw new Error(`not ready within ${readyTimeoutMs} ms; logs:\n${logs}`);
+    await sleep(100);
+  }
+  return server;
+}
+
+export function client(server, options = {}) {
+  return new OpenAI({ baseURL: `${server.url}/v1`, apiKey: options.apiKey ?? 'unused', maxRetries: 0, timeout: 120_000 });
+}
+
+// One HTTP request on a fresh connection. body: string | Buffer | object (sent as JSON).
+// Resolves { status, headers, body (string), json (parsed or undefined) }.
+export function request(url, { method = 'GET', path: p = '/', headers = {}, body, agent = false, timeoutMs = 120_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    let payload = body;
+    const h = { ...headers };
+    if (payload !== undefined && !Buffer.isBuffer(payload) && typeof payload !== 'string') {
+      payload = JSON.stringify(payload);
+      h['content-type'] ??= 'application/json';
+    }
+    const req = http.request(`${url}${p}`, { method, headers: h, agent }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode, headers: res.headers, body: text, json, reusedSocket: req.reusedSocket });
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms: ${method} ${p}`)));
+    req.on('error', reject);
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
+}
+
+export const postJson = (url, p, body, extra = {}) => request(url, { method: 'POST', path: p, body, ...extra });
+
+// Writes raw bytes on a new TCP connection and collects what comes back until the server
+// closes or `waitMs` passes.
+export function rawExchange(url, bytes, { waitMs = 3000 } = {}) {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname);
+    const chunks = [];
+    const done = () => {
+      socket.destroy();
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    };
+    const timer = setTimeout(done, waitMs);
+    socket.on('data', (c) => chunks.push(c));
+    socket.on('end', () => {
+      clearTimeout(timer);
+      done();
+    });
+    socket.on('error', (e) => {
+      clearTimeout(timer);
+      if (chunks.length) done();
+      else reject(e);
+    });
+    socket.on('connect', () => socket.write(bytes));
+  });
+}
+
+// Parses an SSE body into its data payloads (strings), checking the framing.
+export function sseData(body) {
+  if (!body.endsWith('\n\n')) throw new Error(`SSE body does not end with a blank line: ${JSON.stringify(body.slice(-40))}`);
+  return body
+    .slice(0, -2)
+    .split('\n\n')
+    .map((event) => {
+      if (!event.startsWith('data: ')) throw new Error(`SSE event without "data: ": ${JSON.stringify(event)}`);
+      return event.slice('data: '.length);
+    });
+}
+
+// /metrics as a Map from "name{labels}" to number.
+export async function metrics(url) {
+  const r = await request(url, { path: '/metrics' });
+  if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
+  const values = new Map();
+  for (const line of r.body.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    values.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return values;
+}
+
+export async function baseModel(server) {
+  const r = await request(server.url, { path: '/v1/models' });
+  return r.json.data[0];
+}
+
+// Polls `predicate` (async) until it returns true or `timeoutMs` passes; returns its last value.
+export async function eventually(predicate, { timeoutMs = 5000, intervalMs = 10 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(intervalMs);
+  }
+}
