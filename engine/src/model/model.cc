@@ -5,25 +5,17 @@
 
 #include "attention/layer_attention.h"
 #include "core/check.h"
+#include "kernels/add_inplace.h"
+#include "kernels/embedding.h"
 #include "kernels/linear.h"
+#include "kernels/rms_norm.h"
+#include "kernels/silu_mul.h"
 
 namespace hotswap {
 namespace {
 
 void ensure(std::vector<float>& buf, size_t n) {
   if (buf.size() < n) buf.resize(n);
-}
-
-// transformers' RMSNorm: x * rsqrt(mean(x^2) + eps) * weight, in float32.
-void rms_norm(const float* x, int64_t rows, int64_t dim, const TensorView& weight, float eps, float* y) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * dim;
-    float* yr = y + r * dim;
-    float ss = 0;
-    for (int64_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
-    const float scale = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
-    for (int64_t i = 0; i < dim; ++i) yr[i] = weight.at(i) * (xr[i] * scale);
-  }
 }
 
 void add_bias_rows(float* y, int64_t rows, const TensorView& bias) {
@@ -100,8 +92,7 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       const int seq_len = ch.first_position + static_cast<int>(ch.tokens.size());
       for (int32_t id : ch.tokens) {
         HS_CHECK(id >= 0 && id < c.vocab_size) << "token id " << id << " out of range";
-        const TensorView& e = weights_.embed_tokens;
-        for (int64_t i = 0; i < D; ++i) ws.hidden[t * D + i] = e.at(static_cast<int64_t>(id) * D + i);
+        kernels::embedding_lookup(weights_.embed_tokens, id, &ws.hidden[t * D]);
         rope_.angles(position[t], seq_len, &ws.cos[t * half_rot], &ws.sin[t * half_rot]);
         ++t;
       }
@@ -112,7 +103,7 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
     // Attention block.
-    rms_norm(ws.hidden.data(), T, D, w.input_norm, c.rms_norm_eps, ws.normed.data());
+    kernels::rms_norm(ws.hidden.data(), T, D, w.input_norm, c.rms_norm_eps, ws.normed.data());
     project(ws.normed.data(), T, w.q_proj, w.q_bias, ws.q.data());
     project(ws.normed.data(), T, w.k_proj, w.k_bias, ws.k.data());
     project(ws.normed.data(), T, w.v_proj, w.v_bias, ws.v.data());
@@ -157,18 +148,15 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       attend(call);
     }
     project(ws.attn.data(), T, w.o_proj, w.o_bias, ws.proj.data());
-    for (int64_t i = 0; i < T * D; ++i) ws.hidden[i] += ws.proj[i];
+    kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
 
     // MLP block (SwiGLU).
-    rms_norm(ws.hidden.data(), T, D, w.post_attention_norm, c.rms_norm_eps, ws.normed.data());
+    kernels::rms_norm(ws.hidden.data(), T, D, w.post_attention_norm, c.rms_norm_eps, ws.normed.data());
     project(ws.normed.data(), T, w.gate_proj, w.gate_bias, ws.gate.data());
     project(ws.normed.data(), T, w.up_proj, w.up_bias, ws.up.data());
-    for (int64_t i = 0; i < T * I; ++i) {
-      const float g = ws.gate[i];
-      ws.gate[i] = g / (1.0f + std::exp(-g)) * ws.up[i];
-    }
+    kernels::silu_mul(ws.gate.data(), ws.up.data(), ws.gate.data(), T * I);
     project(ws.gate.data(), T, w.down_proj, w.down_bias, ws.proj.data());
-    for (int64_t i = 0; i < T * D; ++i) ws.hidden[i] += ws.proj[i];
+    kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
   }
 
   // Final norm and LM head, only for the rows that want logits.
@@ -187,7 +175,7 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   const int64_t R = static_cast<int64_t>(rows.size());
   if (R == 0) return out;
   for (int64_t r = 0; r < R; ++r) std::copy_n(&ws.hidden[rows[r] * D], D, &ws.proj[r * D]);
-  rms_norm(ws.proj.data(), R, D, weights_.final_norm, c.rms_norm_eps, ws.normed.data());
+  kernels::rms_norm(ws.proj.data(), R, D, weights_.final_norm, c.rms_norm_eps, ws.normed.data());
   out.data.resize(static_cast<size_t>(R) * c.vocab_size);
   kernels::linear(ws.normed.data(), R, weights_.lm_head, nullptr, out.data.data());
   return out;
