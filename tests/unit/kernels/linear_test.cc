@@ -151,10 +151,29 @@ TEST_P(LinearTest, Bf16DotPrecisionStaysWithinItsBound) {
   set_linear_precision(LinearPrecision::kBf16Dot);
   const bool dot = GetParam().dtype == DType::kBF16 && GetParam().isa == Isa::kAvx512 && cpu_has_avx512_bf16();
   const double tol = dot ? 1.0 / 256 : kTolerance;
+  EXPECT_STREQ(linear_isa(), dot || (GetParam().isa == Isa::kAvx512 && cpu_has_avx512_bf16())
+                                 ? "avx512_bf16"
+                                 : isa_name(GetParam().isa));
   uint32_t seed = 5000;
   for (int64_t m : {1, 15, 16, 17, 33, 64, 100})
     for (int64_t k : {1, 2, 17, 64, 257, 1030})
       for (int64_t n : {1, 13, 100}) check(m, n, k, /*with_bias=*/m % 2 == 1, tol, seed++);
+}
+
+// The bf16 path really runs (x is rounded) when enabled, and only then.
+TEST_P(LinearTest, Bf16DotPrecisionChangesResultsOnlyWhereItApplies) {
+  std::mt19937 rng(77);
+  const StoredWeight w = make_weight(GetParam().dtype, 40, 96, rng);
+  const std::vector<float> x = random_floats(32 * 96, rng);
+  std::vector<float> exact(32 * 40), dot(32 * 40);
+  linear(x.data(), 32, w.view, nullptr, exact.data());
+  set_linear_precision(LinearPrecision::kBf16Dot);
+  linear(x.data(), 32, w.view, nullptr, dot.data());
+  const bool applies = GetParam().dtype == DType::kBF16 && GetParam().isa == Isa::kAvx512 && cpu_has_avx512_bf16();
+  if (applies)
+    EXPECT_NE(exact, dot);
+  else
+    EXPECT_EQ(exact, dot);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, LinearTest, testing::ValuesIn(cases_on_this_cpu()), case_name);

@@ -102,6 +102,94 @@ struct Avx512 {
 
 #include "kernels/cpu/linear_simd.inc"
 
+// ------------------------------------------------------------------------------------------
+// LinearPrecision::kBf16Dot: the packed form with x rounded to bf16 and vdpbf16ps, which
+// multiplies bf16 pairs and adds both products into float32 lanes (twice the FMA rate).
+// x panels hold k-pairs: xp[panel][k_pairs][32 rows][2]; a W pair w[j][2q, 2q + 1] is one
+// 32-bit broadcast straight from the bf16 tile, so W needs no widening at all.
+
+constexpr int64_t kWStrideBf16 = kKcMax + 32;  // uint16 elements per W tile row
+
+void avx512_pack_gemm_x_bf16(const float* x, int64_t m, int64_t k, int64_t panel_begin, int64_t panel_end,
+                             uint16_t* xp) {
+  constexpr int64_t panel_rows = kPanelRows<Avx512>;
+  const int64_t k_pairs = (k + 1) / 2;
+  for (int64_t p = panel_begin; p < panel_end; ++p) {
+    uint16_t* dst = xp + p * k_pairs * panel_rows * 2;
+    const int64_t i0 = p * panel_rows, rows = std::min(panel_rows, m - i0);
+    for (int64_t r = 0; r < panel_rows; ++r) {
+      const float* src = x + (i0 + r) * k;
+      for (int64_t q = 0; q < k_pairs; ++q) {
+        const int64_t c = 2 * q;
+        uint16_t* d = dst + (q * panel_rows + r) * 2;
+        d[0] = r < rows ? f32_to_bf16(src[c]) : 0;
+        d[1] = r < rows && c + 1 < k ? f32_to_bf16(src[c + 1]) : 0;
+      }
+    }
+  }
+}
+
+template <int kVecs>
+void gemm_tile_bf16(const uint16_t* xp, const uint16_t* wt, int64_t k_pairs, float* ct, int64_t ldc,
+                    bool accumulate) {
+  constexpr int64_t panel_rows = kPanelRows<Avx512>;
+  constexpr int kCols = Avx512::kTileCols;
+  __m512 acc[kCols][kVecs];
+  for (int r = 0; r < kCols; ++r)
+    for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t q = 0; q < k_pairs; ++q) {
+    __m512bh xv[kVecs];
+    for (int v = 0; v < kVecs; ++v)
+      xv[v] = reinterpret_cast<__m512bh>(_mm512_load_si512(xp + (q * panel_rows + v * 16) * 2));
+    for (int r = 0; r < kCols; ++r) {
+      uint32_t pair;
+      std::memcpy(&pair, wt + r * kWStrideBf16 + 2 * q, sizeof pair);
+      const __m512bh b = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(pair)));
+      for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xv[v], b);
+    }
+  }
+  for (int r = 0; r < kCols; ++r) {
+    for (int v = 0; v < kVecs; ++v) {
+      float* p = ct + r * ldc + v * 16;
+      _mm512_store_ps(p, accumulate ? _mm512_add_ps(_mm512_load_ps(p), acc[r][v]) : acc[r][v]);
+    }
+  }
+}
+
+void avx512_gemm_cols_bf16(const uint16_t* xp, int64_t m, const WeightMatrix& w, const float* bias,
+                           int64_t j_begin, int64_t j_end, float* y) {
+  constexpr int64_t panel_rows = kPanelRows<Avx512>, tile = Avx512::kTileCols, chunk = kColChunk<Avx512>;
+  const int64_t k = w.k, k_pairs = (k + 1) / 2;
+  const int64_t panels = (m + panel_rows - 1) / panel_rows, m_pad = panels * panel_rows;
+  const int64_t kc_block = std::clamp<int64_t>(kXBlockBytes / (m_pad * 2) / 16 * 16, 64, kKcMax);
+  auto* wt = thread_scratch_as<uint16_t>(ScratchSlot::kGemmW, tile * kWStrideBf16);
+  float* ct = thread_scratch_as<float>(ScratchSlot::kGemmC, static_cast<size_t>(chunk * m_pad));
+  const auto* base = static_cast<const uint16_t*>(w.data);
+  for (int64_t jc = j_begin; jc < j_end; jc += chunk) {
+    const int64_t nc = std::min(chunk, j_end - jc);
+    for (int64_t c0 = 0; c0 < k; c0 += kc_block) {
+      const int64_t kc = std::min(kc_block, k - c0), kc_pairs = (kc + 1) / 2;
+      for (int64_t jt = 0; jt < nc; jt += tile) {
+        const int64_t rows = std::min(tile, nc - jt);
+        for (int64_t r = 0; r < tile; ++r) {
+          uint16_t* dst = wt + r * kWStrideBf16;
+          if (r < rows) std::memcpy(dst, base + (jc + jt + r) * k + c0, static_cast<size_t>(kc) * 2);
+          std::fill(dst + (r < rows ? kc : 0), dst + 2 * kc_pairs, uint16_t{0});
+        }
+        for (int64_t p = 0; p < panels; ++p) {
+          const uint16_t* xpp = xp + (p * k_pairs + c0 / 2) * panel_rows * 2;
+          float* ctile = ct + jt * m_pad + p * panel_rows;
+          if (m - p * panel_rows > 16)
+            gemm_tile_bf16<2>(xpp, wt, kc_pairs, ctile, m_pad, c0 > 0);
+          else
+            gemm_tile_bf16<1>(xpp, wt, kc_pairs, ctile, m_pad, c0 > 0);
+        }
+      }
+    }
+    store_transposed(ct, m_pad, m, nc, w.n, jc, bias, y);
+  }
+}
+
 }  // namespace
 }  // namespace hotswap::kernels::detail
 
@@ -120,6 +208,8 @@ const LinearKernels& avx512_linear_kernels() {
       .gemm_tile_cols = Avx512::kTileCols,
       .pack_gemm_x = simd_pack_gemm_x<Avx512>,
       .gemm_cols = simd_gemm_cols<Avx512>,
+      .pack_gemm_x_bf16 = avx512_pack_gemm_x_bf16,
+      .gemm_cols_bf16 = avx512_gemm_cols_bf16,
   };
   return kernels;
 }
