@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "engine/adapter_info.h"
 #include "engine/engine_config.h"
 #include "engine/chat.h"
 #include "engine/status.h"
@@ -53,6 +55,19 @@ class Engine {
   virtual bool wait_idle(int timeout_ms) = 0;
 
   virtual EngineStats stats() const = 0;
+
+  // Adapters (specs/api.md, specs/adapters.md). Thread-safe; parsing and validation run on
+  // the caller's thread, never on the engine loop. A put is validated against the base
+  // model before anything is replaced, persisted atomically when an adapter directory is
+  // configured, and used from the next submitted request on; running requests keep the
+  // version they pinned. Errors: InvalidArgument (bad name or document, message names the
+  // key, layer, expected and actual), NotFound (get/remove of an unknown name).
+  virtual Result<AdapterPutResult> put_adapter(const std::string& name, std::string_view body,
+                                               AdapterEncoding encoding) = 0;
+  virtual Result<AdapterInfo> get_adapter(const std::string& name) const = 0;
+  virtual std::vector<AdapterInfo> list_adapters() const = 0;
+  virtual Status delete_adapter(const std::string& name) = 0;
+  virtual AdapterStats adapter_stats() const = 0;
   virtual const ModelInfo& model_info() const = 0;
 
   // Text <-> token ids with the model's tokenizer (thread-safe, no engine thread involved).

@@ -22,6 +22,8 @@ struct EngineConfig {
   int max_prompt_tokens = 0;           // 0 = the model's max_position_embeddings
   int max_new_tokens = 4096;           // per-request upper bound for max_tokens
   AttentionChoice default_attention;   // used when a request says "auto" and has no adapter
+  std::string adapter_dir;             // "" = adapters are not persisted
+  int64_t adapter_resident_bytes = 256ll << 20;  // memory budget for resident adapters (LRU)
 };
 
 }  // namespace hotswap
