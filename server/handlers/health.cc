@@ -37,6 +37,11 @@ HttpResponse handle_metrics(const HandlerContext& context) {
   gauges.draining = context.state->phase() == Phase::kDraining;
   gauges.open_connections = context.state->open_connections.load();
   gauges.active_generations = context.state->active_generations.load();
+  if (engine) {
+    const AdapterStats adapters = engine->adapter_stats();
+    gauges.adapters_resident = adapters.resident;
+    gauges.adapter_loads_total = adapters.loads_total;
+  }
   return {200, "text/plain; version=0.0.4; charset=utf-8", context.metrics->render(stats, gauges), {}, {}};
 }
 
@@ -55,6 +60,17 @@ HttpResponse handle_models(const HandlerContext& context) {
   card->set_owned_by("hotswap");
   card->set_root(engine->model_info().id);
   card->set_max_model_len(engine->model_info().max_position_embeddings);
+  // Every uploaded adapter is a model too (vLLM style): `model: "<adapter>"` selects it.
+  for (const AdapterInfo& adapter : engine->list_adapters()) {
+    v1::ModelCard* entry = list.add_data();
+    entry->set_id(adapter.name);
+    entry->set_object("model");
+    entry->set_created(adapter.created);
+    entry->set_owned_by("hotswap");
+    entry->set_root(engine->model_info().id);
+    entry->set_parent(id);
+    entry->set_max_model_len(engine->model_info().max_position_embeddings);
+  }
   return {200, "application/json", to_json(list), {}, {}};
 }
 

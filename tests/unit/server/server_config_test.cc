@@ -26,6 +26,7 @@ TEST(ServerConfig, DefaultsMatchTheShippedConfigFile) {
   EXPECT_EQ(from_file.engine.kv_cache_tokens, builtin.engine.kv_cache_tokens);
   EXPECT_EQ(from_file.engine.max_queue, builtin.engine.max_queue);
   EXPECT_EQ(from_file.engine.max_new_tokens, builtin.engine.max_new_tokens);
+  EXPECT_EQ(from_file.engine.adapter_resident_bytes, builtin.engine.adapter_resident_bytes);
   EXPECT_EQ(from_file.default_attention, builtin.default_attention);
   EXPECT_EQ(from_file.defaults.max_tokens, builtin.defaults.max_tokens);
   EXPECT_EQ(from_file.defaults.temperature, builtin.defaults.temperature);
