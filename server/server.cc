@@ -93,7 +93,7 @@ int Server::run() {
   spdlog::info("event=listening url=http://{}:{} io_threads={}", config_.host, listener->port(), config_.io_threads);
 
   SignalLatch signals_seen;
-  net::signal_set signals(*ioc, SIGINT, SIGTERM);
+  std::optional<net::signal_set> signals(std::in_place, *ioc, SIGINT, SIGTERM);
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& e, int signo) {
     if (e) return;
     // New requests get 503 from this moment; run() does the rest of the drain.
@@ -101,9 +101,9 @@ int Server::run() {
     spdlog::info("event=signal signal={} action={}", signo == SIGTERM ? "SIGTERM" : "SIGINT",
                  signals_seen.count() == 0 ? "drain" : "stop_now");
     signals_seen.raise();
-    signals.async_wait(on_signal);
+    signals->async_wait(on_signal);
   };
-  signals.async_wait(on_signal);
+  signals->async_wait(on_signal);
 
   std::vector<std::thread> io_threads;
   for (int i = 0; i < config_.io_threads; ++i) io_threads.emplace_back([&] { ioc->run(); });
@@ -113,6 +113,7 @@ int Server::run() {
     ioc->stop();
     for (std::thread& t : io_threads) t.join();
     listener.reset();
+    signals.reset();
     ioc.reset();  // destroys the sessions (cancelling their streams) while the engine still exists
   };
 
