@@ -3,6 +3,7 @@
 // itself beyond that callback, which must only post work elsewhere (e.g. net::post).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -28,6 +29,7 @@ struct TokenEvent {
   std::vector<TokenLogprob> top_logprobs;
   std::optional<FinishReason> finish;  // set on the last event
   std::string error;           // with FinishReason::kError
+  std::chrono::steady_clock::time_point emitted_at;  // when the engine produced it (TTFT/ITL)
 };
 
 struct StreamUsage {
@@ -72,6 +74,7 @@ class TokenStream {
   // Producer side (engine thread).
   void push(TokenEvent event, const StreamUsage& usage) {
     Notifier notify;
+    event.emitted_at = std::chrono::steady_clock::now();
     {
       std::lock_guard lock(mu_);
       if (event.finish) finished_ = true;
