@@ -157,7 +157,9 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& ids) cons
     if (index > 0) symbols[index - 1].next = index;
   };
 
-  std::optional<std::pair<int32_t, size_t>> pending_unk;  // (id, byte length)
+  // An unknown character waiting to be added (so that fuse_unk can grow it).
+  bool has_pending_unk = false;
+  size_t pending_unk_len = 0;
   std::string affixed;
   for (size_t pos = 0; pos < word.size();) {
     const size_t byte_len = utf8_sequence_length(static_cast<uint8_t>(word[pos]));
@@ -174,9 +176,9 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& ids) cons
     }
 
     if (const auto id = find(piece)) {
-      if (pending_unk) {
-        add(pending_unk->first, pending_unk->second);
-        pending_unk.reset();
+      if (has_pending_unk) {
+        add(*unk_id_, pending_unk_len);
+        has_pending_unk = false;
       }
       add(*id, byte_len);
       continue;
@@ -192,15 +194,16 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& ids) cons
       }
     }
     if (unk_id_) {
-      if (pending_unk && fuse_unk_) {
-        pending_unk->second += byte_len;
+      if (has_pending_unk && fuse_unk_) {
+        pending_unk_len += byte_len;
       } else {
-        if (pending_unk) add(pending_unk->first, pending_unk->second);
-        pending_unk = std::make_pair(*unk_id_, byte_len);
+        if (has_pending_unk) add(*unk_id_, pending_unk_len);
+        has_pending_unk = true;
+        pending_unk_len = byte_len;
       }
     }
   }
-  if (pending_unk) add(pending_unk->first, pending_unk->second);
+  if (has_pending_unk) add(*unk_id_, pending_unk_len);
 
   std::priority_queue<QueuedMerge> queue;
   for (size_t i = 0; i + 1 < symbols.size(); ++i) {

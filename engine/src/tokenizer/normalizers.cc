@@ -1,7 +1,5 @@
 #include "tokenizer/normalizers.h"
 
-#include <unicode/uchar.h>
-
 #include <vector>
 
 #include "tokenizer/byte_level_alphabet.h"
@@ -103,8 +101,8 @@ class StripNormalizer final : public Normalizer {
   bool right_;
 };
 
-// Drops combining marks (general category M), as tokenizers' StripAccents does; it is meant
-// to follow an NFD/NFKD step.
+// Drops combining marks as tokenizers' StripAccents does (by Unicode 9 categories); it is
+// meant to follow an NFD/NFKD step.
 class StripAccentsNormalizer final : public Normalizer {
  public:
   void normalize(std::string& text) const override {
@@ -114,7 +112,7 @@ class StripAccentsNormalizer final : public Normalizer {
     while (pos < text.size()) {
       size_t length = 0;
       const char32_t c = decode_utf8(text, pos, &length);
-      if ((U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_M_MASK) == 0) out.append(text, pos, length);
+      if (!is_unicode9_mark(c)) out.append(text, pos, length);
       pos += length;
     }
     text = std::move(out);

@@ -103,7 +103,7 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
       : add_prefix_space_(add_prefix_space), use_regex_(use_regex), regex_(kGpt2Pattern) {}
   void pre_tokenize(std::vector<PreToken>& pieces) const override {
     for (PreToken& piece : pieces) {
-      if (add_prefix_space_ && !piece.text.empty() && piece.text[0] != ' ') piece.text.insert(0, " ");
+      if (add_prefix_space_ && !piece.text.empty() && piece.text[0] != ' ') piece.text = " " + piece.text;
     }
     if (use_regex_) {
       split_each(pieces, [&](const PreToken& piece) {

@@ -3,6 +3,7 @@
 #include <unicode/uchar.h>
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
+#include <unicode/uset.h>
 
 #include <vector>
 
@@ -41,17 +42,54 @@ std::string to_utf8(const std::u16string& text) {
   return out;
 }
 
-const UNormalizer2* normalizer_instance(NormalizationForm form) {
-  UErrorCode status = U_ZERO_ERROR;
-  const UNormalizer2* n = nullptr;
-  switch (form) {
-    case NormalizationForm::kNfc: n = unorm2_getNFCInstance(&status); break;
-    case NormalizationForm::kNfd: n = unorm2_getNFDInstance(&status); break;
-    case NormalizationForm::kNfkc: n = unorm2_getNFKCInstance(&status); break;
-    case NormalizationForm::kNfkd: n = unorm2_getNFKDInstance(&status); break;
+// tokenizers normalizes with Unicode 9 tables (the unicode-normalization-alignments crate);
+// ICU's are newer. Restricting ICU to the characters Unicode 9 had assigned makes every
+// later character pass through unchanged, as it does there: no decomposition, and
+// combining class 0 (it blocks reordering).
+class LegacyNormalizers {
+ public:
+  LegacyNormalizers() {
+    UErrorCode status = U_ZERO_ERROR;
+    static const UChar kPattern[] = u"[:Age=9.0:]";
+    assigned_ = uset_openPattern(kPattern, -1, &status);
+    HS_CHECK(U_SUCCESS(status)) << "uset_openPattern: " << u_errorName(status);
+    uset_freeze(assigned_);
+    const UNormalizer2* base[] = {unorm2_getNFCInstance(&status), unorm2_getNFDInstance(&status),
+                                  unorm2_getNFKCInstance(&status), unorm2_getNFKDInstance(&status)};
+    HS_CHECK(U_SUCCESS(status)) << "ICU normalizer data missing: " << u_errorName(status);
+    for (size_t i = 0; i < 4; ++i) {
+      filtered_[i] = unorm2_openFiltered(base[i], assigned_, &status);
+      HS_CHECK(U_SUCCESS(status)) << "unorm2_openFiltered: " << u_errorName(status);
+    }
   }
-  HS_CHECK(U_SUCCESS(status) && n != nullptr) << "ICU normalizer data missing: " << u_errorName(status);
-  return n;
+  const UNormalizer2* get(NormalizationForm form) const { return filtered_[static_cast<size_t>(form)]; }
+
+ private:
+  USet* assigned_ = nullptr;  // lives as long as the process, like the normalizers using it
+  UNormalizer2* filtered_[4] = {};
+};
+
+const UNormalizer2* normalizer_instance(NormalizationForm form) {
+  static const LegacyNormalizers normalizers;
+  return normalizers.get(form);
+}
+
+// Lowercase mappings Unicode 16 added (Rust's char::to_lowercase has them; ICU 72 stops at
+// Unicode 15, where these code points are unassigned).
+char32_t unicode16_lowercase(char32_t c) {
+  if (c >= 0x10D50 && c <= 0x10D65) return c + 0x20;  // Garay
+  if (c >= 0x16EA0 && c <= 0x16EB8) return c + 0x1B;  // Kirat Rai
+  switch (c) {
+    case 0x1C89: return 0x1C8A;
+    case 0xA7CB: return 0x0264;
+    case 0xA7CC: return 0xA7CD;
+    case 0xA7CE: return 0xA7CF;
+    case 0xA7D2: return 0xA7D3;
+    case 0xA7D4: return 0xA7D5;
+    case 0xA7DA: return 0xA7DB;
+    case 0xA7DC: return 0x019B;
+    default: return 0;
+  }
 }
 
 }  // namespace
@@ -65,6 +103,18 @@ bool is_numeric(char32_t c) {
 
 bool is_alphanumeric(char32_t c) {
   return u_hasBinaryProperty(static_cast<UChar32>(c), UCHAR_ALPHABETIC) || is_numeric(c);
+}
+
+bool is_unicode9_mark(char32_t c) {
+  // Three code points changed category after Unicode 9: U+1CF2/U+1CF3 were spacing marks
+  // then, U+111C9 was punctuation.
+  if (c == 0x1CF2 || c == 0x1CF3) return true;
+  if (c == 0x111C9) return false;
+  const auto cp = static_cast<UChar32>(c);
+  if ((U_GET_GC_MASK(cp) & U_GC_M_MASK) == 0) return false;
+  UVersionInfo age;
+  u_charAge(cp, age);
+  return age[0] < 9 || (age[0] == 9 && age[1] == 0);
 }
 
 bool is_word_char(char32_t c) {
@@ -88,6 +138,10 @@ std::string to_lowercase(std::string_view text) {
     size_t length = 0;
     const char32_t c = decode_utf8(text, pos, &length);
     pos += length;
+    if (const char32_t lower = unicode16_lowercase(c)) {
+      append_utf8(out, lower);
+      continue;
+    }
     // Each code point is mapped alone, as Rust's char::to_lowercase does; a lone capital
     // sigma has no cased letter before it, so ICU's context rule cannot fire.
     UChar src[2];

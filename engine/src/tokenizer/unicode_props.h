@@ -14,6 +14,9 @@ bool is_whitespace(char32_t c);
 bool is_numeric(char32_t c);
 // Rust char::is_alphanumeric: Alphabetic or numeric.
 bool is_alphanumeric(char32_t c);
+// A combining mark (general category M) by Unicode 9 data, which tokenizers' StripAccents
+// uses (unicode-normalization-alignments).
+bool is_unicode9_mark(char32_t c);
 // Rust `regex` \w: Alphabetic, Mark, Nd, Pc or Join_Control.
 bool is_word_char(char32_t c);
 
@@ -22,7 +25,8 @@ bool is_word_char(char32_t c);
 std::string to_lowercase(std::string_view text);
 
 enum class NormalizationForm { kNfc, kNfd, kNfkc, kNfkd };
-// Unicode normalization of valid UTF-8 text.
+// Unicode normalization of valid UTF-8 text with tokenizers' Unicode 9 tables: characters
+// assigned later pass through unchanged.
 std::string normalize_unicode(std::string_view text, NormalizationForm form);
 
 }  // namespace hotswap::tok
