@@ -1,42 +1,84 @@
+// The reference kernel: for each query, every visible key's score is materialised, softmaxed
+// and applied in double precision, one branch at a time. Slow and obviously correct; the
+// fast kernel is held to it.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "attention/layer_attention.h"
+#include "attention/sequence_attention.h"
+#include "core/check.h"
 
 namespace hotswap {
+namespace {
 
-void eager_attention_reference(const LayerAttentionCall& c) {
+enum class Branch { kDense, kStreaming };
+
+// out[x] = sum_p softmax(q . k_p * scale)_p v_p[x] over the keys the branch lets query t see.
+void reference_branch(const LayerAttentionCall& c, const float* q, int t, int kv_head, Branch branch,
+                      const StreamingRule& rule, std::vector<double>& scores, std::vector<double>& out) {
+  const int d = c.head_dim;
+  scores.assign(static_cast<size_t>(t) + 1, 0.0);
+  double max_score = -INFINITY;
+  for (int p = 0; p <= t; ++p) {
+    if (branch == Branch::kStreaming && !rule.visible(p, t)) continue;
+    const float* k = c.kv.key(p, kv_head);
+    double s = 0;
+    for (int x = 0; x < d; ++x) s += static_cast<double>(q[x]) * k[x];
+    scores[p] = s * c.scale;
+    max_score = std::max(max_score, scores[p]);
+  }
+  double sum = 0;
+  for (int p = 0; p <= t; ++p) {
+    if (branch == Branch::kStreaming && !rule.visible(p, t)) {
+      scores[p] = 0;
+      continue;
+    }
+    sum += (scores[p] = std::exp(scores[p] - max_score));
+  }
+  out.assign(static_cast<size_t>(d), 0.0);
+  for (int p = 0; p <= t; ++p) {
+    if (scores[p] == 0) continue;
+    const double w = scores[p] / sum;
+    const float* v = c.kv.value(p, kv_head);
+    for (int x = 0; x < d; ++x) out[x] += w * v[x];
+  }
+}
+
+void reference(const LayerAttentionCall& c, bool dense_only) {
+  HS_CHECK(c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0) << "H " << c.num_heads << " Hkv " << c.num_kv_heads;
   const int group = c.num_heads / c.num_kv_heads;
   const int d = c.head_dim;
-  std::vector<float> scores;
+  const AttentionImpl impl = dense_only || c.seq == nullptr ? AttentionImpl::kEager : c.seq->impl;
+  const StreamingRule rule = c.seq != nullptr ? c.seq->rule : StreamingRule{};
+  std::vector<double> scores, dense, streaming;
   for (int i = 0; i < c.num_tokens; ++i) {
     const int t = c.first_position + i;
-    scores.resize(static_cast<size_t>(t) + 1);
     for (int h = 0; h < c.num_heads; ++h) {
       const int kvh = h / group;
       const float* q = c.q + (static_cast<size_t>(i) * c.num_heads + h) * d;
-      float max_score = -INFINITY;
-      for (int p = 0; p <= t; ++p) {
-        const float* k = c.kv.key(p, kvh);
-        float s = 0;
-        for (int x = 0; x < d; ++x) s += q[x] * k[x];
-        scores[p] = s * c.scale;
-        max_score = std::max(max_score, scores[p]);
-      }
-      float sum = 0;
-      for (int p = 0; p <= t; ++p) sum += (scores[p] = std::exp(scores[p] - max_score));
       float* out = c.out + (static_cast<size_t>(i) * c.num_heads + h) * d;
-      std::fill(out, out + d, 0.0f);
-      for (int p = 0; p <= t; ++p) {
-        const float w = scores[p] / sum;
-        const float* v = c.kv.value(p, kvh);
-        for (int x = 0; x < d; ++x) out[x] += w * v[x];
+      if (impl == AttentionImpl::kEager) {
+        reference_branch(c, q, t, kvh, Branch::kDense, rule, scores, dense);
+        for (int x = 0; x < d; ++x) out[x] = static_cast<float>(dense[x]);
+      } else if (impl == AttentionImpl::kStreaming) {
+        reference_branch(c, q, t, kvh, Branch::kStreaming, rule, scores, streaming);
+        for (int x = 0; x < d; ++x) out[x] = static_cast<float>(streaming[x]);
+      } else {
+        HS_CHECK(impl == AttentionImpl::kMixed && c.seq->gates) << "reference kernel: unsupported pattern";
+        const double a = c.seq->gates->gate(c.layer, h);
+        reference_branch(c, q, t, kvh, Branch::kDense, rule, scores, dense);
+        reference_branch(c, q, t, kvh, Branch::kStreaming, rule, scores, streaming);
+        for (int x = 0; x < d; ++x) out[x] = static_cast<float>(a * dense[x] + (1.0 - a) * streaming[x]);
       }
     }
   }
 }
 
-void attend(const LayerAttentionCall& call) { eager_attention_reference(call); }
+}  // namespace
+
+void attention_reference(const LayerAttentionCall& call) { reference(call, /*dense_only=*/false); }
+
+void eager_attention_reference(const LayerAttentionCall& call) { reference(call, /*dense_only=*/true); }
 
 }  // namespace hotswap

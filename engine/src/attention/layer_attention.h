@@ -43,10 +43,22 @@ struct LayerAttentionCall {
   float* out = nullptr;        // [num_tokens, H, d]
 };
 
-// Dispatches to the kernel for the sequence's pattern. Thread-safe for distinct outputs.
+// Dispatches to the kernel for the sequence's pattern: the paged online-softmax kernel
+// (attention/paged_attention.h), or the reference kernel when seq->kernel says so or the
+// fast kernel does not support the shape. Runs its own OpenMP parallel region over heads,
+// query tokens and (for long single-token decodes) context splits; thread-safe for
+// distinct outputs.
 void attend(const LayerAttentionCall& call);
 
-// Dense causal attention, materialising the scores: the oracle for every other kernel.
+// The same for several sequences of one layer at once (a decode batch): one parallel
+// region over all their heads, tokens and splits. Equivalent to attend() on each call.
+void attend_many(const LayerAttentionCall* calls, int num_calls);
+
+// The pattern of call.seq (eager, streaming or mixed) computed by materialising every
+// score in double precision: the oracle the fast kernel is tested against.
+void attention_reference(const LayerAttentionCall& call);
+
+// Dense causal attention, materialising the scores, whatever call.seq says.
 void eager_attention_reference(const LayerAttentionCall& call);
 
 }  // namespace hotswap

@@ -1,19 +1,28 @@
 // One sequence's logical -> physical block map. Logical block i holds positions
 // [i*block_size, (i+1)*block_size). Append-only; an entry becomes kNoBlock when its block
-// was released (streaming) and no query will read it again.
+// was released (streaming) and no query will read it again. Owned by the sequence; only
+// KvCacheManager changes it (engine thread).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "kv_cache/kv_layout.h"
+#include "kv_cache/prefix_key.h"
 
 namespace hotswap {
 
 struct BlockTable {
   std::vector<int32_t> blocks;
-  int num_tokens = 0;  // positions written so far
+  int num_tokens = 0;  // positions reserved by prepare_write (written by the step that follows)
 
+  // Prefix-cache keys of the leading full blocks whose keys are known (matched or
+  // published); prefix_keys[i] belongs to logical block i.
+  std::vector<PrefixKey> prefix_keys;
+  // Logical blocks below this index were already considered for streaming release.
+  int release_cursor = 0;
+
+  bool empty() const { return blocks.empty() && num_tokens == 0; }
   int num_held() const {
     int n = 0;
     for (int32_t b : blocks) n += b != kNoBlock;

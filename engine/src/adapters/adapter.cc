@@ -1,0 +1,75 @@
+#include "adapters/adapter.h"
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace hotswap {
+
+const char* adapter_type_name(AdapterType type) {
+  switch (type) {
+    case AdapterType::kMixed: return "mixed";
+    case AdapterType::kNsa: return "nsa";
+  }
+  return "unknown";
+}
+
+std::shared_ptr<const Adapter> Adapter::make_mixed(std::string name, std::string sha256, size_t source_bytes,
+                                                   std::shared_ptr<const MixedAdapter> params,
+                                                   std::string base_model_name) {
+  // make_shared cannot reach the private constructor.
+  std::shared_ptr<Adapter> a(new Adapter());
+  a->type_ = AdapterType::kMixed;
+  a->name_ = std::move(name);
+  a->sha256_ = std::move(sha256);
+  a->source_bytes_ = source_bytes;
+  a->base_model_name_ = std::move(base_model_name);
+  a->mixed_ = std::move(params);
+  return a;
+}
+
+int Adapter::num_layers() const { return mixed_ ? mixed_->num_layers : 0; }
+
+std::shared_ptr<const Adapter> Adapter::with_name(std::string name) const {
+  std::shared_ptr<Adapter> a(new Adapter(*this));
+  a->name_ = std::move(name);
+  return a;
+}
+
+std::string Adapter::description() const {
+  std::ostringstream s;
+  s << adapter_type_name(type_) << " adapter";
+  if (!name_.empty()) s << " '" << name_ << "'";
+  if (mixed_) {
+    const MixedAdapter& m = *mixed_;
+    s << ": " << m.num_layers << " layers, gates per "
+      << (m.num_per_query_head_layers == m.num_layers ? "query head"
+          : m.num_per_query_head_layers == 0         ? "KV head"
+                                                     : "KV or query head")
+      << ", sink_window_size " << m.window.sink_window_size << ", recent_window_size "
+      << m.window.recent_window_size << ", block_size " << m.window.block_size;
+    if (!m.model_name.empty()) {
+      s << ", trained for '" << m.model_name << "'";
+      if (!base_model_name_.empty() && base_model_name_ != m.model_name) {
+        s << " (differs from the base model '" << base_model_name_ << "')";
+      }
+    }
+  }
+  return s.str();
+}
+
+std::string Adapter::parameters_json() const {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  if (mixed_) {
+    const MixedAdapter& m = *mixed_;
+    j["sink_window_size"] = m.window.sink_window_size;
+    j["recent_window_size"] = m.window.recent_window_size;
+    j["block_size"] = m.window.block_size;
+    j["gates_per"] = m.num_per_query_head_layers == 0               ? "kv_head"
+                     : m.num_per_query_head_layers == m.num_layers ? "query_head"
+                                                                   : "kv_or_query_head";
+    if (!m.model_name.empty()) j["model_name"] = m.model_name;
+  }
+  return j.dump();
+}
+
+}  // namespace hotswap

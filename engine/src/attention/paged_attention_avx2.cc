@@ -1,0 +1,128 @@
+// AVX2 + FMA build of the paged attention kernel (paged_attention_simd.inc). The target
+// pragma comes after every #include (see paged_attention_avx512.cc).
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "attention/paged_attention_kernel.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+#define HS_INLINE inline __attribute__((always_inline))
+
+namespace hotswap::attention_detail {
+namespace {
+
+struct Simd {
+  static HS_INLINE float hsum(__m256 v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+  }
+  static HS_INLINE float hmax(__m256 v) {
+    __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_max_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+  }
+
+  // exp(x) as in the AVX-512 build; 2^n is built in the exponent bits (n in [-126, 127]
+  // after the clamps).
+  static HS_INLINE __m256 exp(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.33654f));
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    const __m256 e = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(e, _mm256_castsi256_ps(pow2));
+  }
+
+  static HS_INLINE float dot(const float* a, const float* b, int d) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= d; i += 16) {
+      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    if (i + 8 <= d) {
+      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+      i += 8;
+    }
+    float s = hsum(_mm256_add_ps(acc0, acc1));
+    for (; i < d; ++i) s += a[i] * b[i];
+    return s;
+  }
+
+  static HS_INLINE void axpy(float s, const float* x, float* y, int d) {
+    const __m256 vs = _mm256_set1_ps(s);
+    int i = 0;
+    for (; i + 8 <= d; i += 8) {
+      _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vs, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    }
+    for (; i < d; ++i) y[i] += s * x[i];
+  }
+
+  static HS_INLINE void scale_add(float* acc, float c, const float* t, int d) {
+    const __m256 vc = _mm256_set1_ps(c);
+    int i = 0;
+    for (; i + 8 <= d; i += 8) {
+      _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(_mm256_loadu_ps(acc + i), vc, _mm256_loadu_ps(t + i)));
+    }
+    for (; i < d; ++i) acc[i] = acc[i] * c + t[i];
+  }
+
+  static HS_INLINE void zero(float* y, int d) {
+    int i = 0;
+    for (; i + 8 <= d; i += 8) _mm256_storeu_ps(y + i, _mm256_setzero_ps());
+    for (; i < d; ++i) y[i] = 0.0f;
+  }
+
+  static HS_INLINE float max(const float* s, int n) {
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(s + i));
+    float r = hmax(m);
+    for (; i < n; ++i) r = s[i] > r ? s[i] : r;
+    return r;
+  }
+
+  static HS_INLINE float exp_shift_sum(const float* s, float m, float* p, int n) {
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 sum = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 e = exp(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
+      _mm256_storeu_ps(p + i, e);
+      sum = _mm256_add_ps(sum, e);
+    }
+    float total = hsum(sum);
+    for (; i < n; ++i) total += (p[i] = __builtin_expf(s[i] - m));
+    return total;
+  }
+};
+
+#include "attention/paged_attention_simd.inc"
+
+}  // namespace
+}  // namespace hotswap::attention_detail
+
+#pragma GCC pop_options
+
+namespace hotswap::attention_detail {
+
+ItemKernel avx2_item_kernel() { return &run_item; }
+
+}  // namespace hotswap::attention_detail

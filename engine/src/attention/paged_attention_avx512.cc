@@ -1,0 +1,139 @@
+// AVX-512 build of the paged attention kernel (paged_attention_simd.inc). The target pragma
+// comes after every #include, so no inline function from a header is compiled for AVX-512;
+// this code runs only when kernels::active_isa() says the CPU has it.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "attention/paged_attention_kernel.h"
+
+#pragma GCC push_options
+// GCC 12's AVX-512 intrinsics self-initialise their "undefined" operands, which
+// -Wuninitialized reports at every inlined use.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2")
+
+#define HS_INLINE inline __attribute__((always_inline))
+
+namespace hotswap::attention_detail {
+namespace {
+
+struct Simd {
+  static HS_INLINE __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+
+  // exp(x) for x in about [-87, 88]: Cephes' expf polynomial on x - n*ln2, scaled by 2^n
+  // with vscalefps; relative error ~1e-7. Inputs below -87.3 give ~1e-38 instead of less,
+  // which is below every softmax weight that matters.
+  static HS_INLINE __m512 exp(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    const __m512 e = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(e, n);
+  }
+
+  static HS_INLINE float dot(const float* a, const float* b, int d) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= d; i += 32) {
+      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+    }
+    if (i + 16 <= d) {
+      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+      i += 16;
+    }
+    if (i < d) {
+      const __mmask16 m = mask(d - i);
+      acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  }
+
+  static HS_INLINE void axpy(float s, const float* x, float* y, int d) {
+    const __m512 vs = _mm512_set1_ps(s);
+    int i = 0;
+    for (; i + 16 <= d; i += 16) {
+      _mm512_storeu_ps(y + i, _mm512_fmadd_ps(vs, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    }
+    if (i < d) {
+      const __mmask16 m = mask(d - i);
+      _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(vs, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+  }
+
+  // acc = acc * c + t
+  static HS_INLINE void scale_add(float* acc, float c, const float* t, int d) {
+    const __m512 vc = _mm512_set1_ps(c);
+    int i = 0;
+    for (; i + 16 <= d; i += 16) {
+      _mm512_storeu_ps(acc + i, _mm512_fmadd_ps(_mm512_loadu_ps(acc + i), vc, _mm512_loadu_ps(t + i)));
+    }
+    if (i < d) {
+      const __mmask16 m = mask(d - i);
+      _mm512_mask_storeu_ps(acc + i, m,
+                            _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, acc + i), vc, _mm512_maskz_loadu_ps(m, t + i)));
+    }
+  }
+
+  static HS_INLINE void zero(float* y, int d) {
+    int i = 0;
+    for (; i + 16 <= d; i += 16) _mm512_storeu_ps(y + i, _mm512_setzero_ps());
+    if (i < d) _mm512_mask_storeu_ps(y + i, mask(d - i), _mm512_setzero_ps());
+  }
+
+  static HS_INLINE float max(const float* s, int n) {
+    const __m512 lowest = _mm512_set1_ps(-INFINITY);
+    __m512 m = lowest;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(s + i));
+    if (i < n) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(lowest, mask(n - i), s + i));
+    return _mm512_reduce_max_ps(m);
+  }
+
+  // p[j] = exp(s[j] - m); returns the sum of p.
+  static HS_INLINE float exp_shift_sum(const float* s, float m, float* p, int n) {
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 sum = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m512 e = exp(_mm512_sub_ps(_mm512_loadu_ps(s + i), vm));
+      _mm512_storeu_ps(p + i, e);
+      sum = _mm512_add_ps(sum, e);
+    }
+    if (i < n) {
+      const __mmask16 k = mask(n - i);
+      const __m512 e = _mm512_maskz_mov_ps(k, exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + i), vm)));
+      _mm512_mask_storeu_ps(p + i, k, e);
+      sum = _mm512_add_ps(sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+  }
+};
+
+#include "attention/paged_attention_simd.inc"
+
+}  // namespace
+}  // namespace hotswap::attention_detail
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+namespace hotswap::attention_detail {
+
+ItemKernel avx512_item_kernel() { return &run_item; }
+
+}  // namespace hotswap::attention_detail

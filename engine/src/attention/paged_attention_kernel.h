@@ -1,0 +1,62 @@
+// Internal to attention/: the ISA-independent description of one work item of the paged
+// kernel and the per-ISA entry points that run it (paged_attention_{avx512,avx2,scalar}.cc,
+// all compiled from paged_attention_simd.inc). paged_attention.cc builds the items, picks the
+// ISA and merges/finalises the results.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace hotswap::attention_detail {
+
+inline constexpr int kTileKeys = 128;  // positions scored per online-softmax update
+inline constexpr int kMaxGroup = 64;   // query heads per KV head the fast kernel handles
+
+// A run of key positions [begin, end) that a query walks; `in_window` says whether the
+// streaming branch sees these keys (the dense branch sees every walked key).
+struct Segment {
+  int begin = 0;
+  int end = 0;
+  bool in_window = false;
+};
+
+// One work item: the `group` query heads of KV head `kv_head` for one query token, over the
+// keys of `segments`.
+struct ItemArgs {
+  const float* q = nullptr;       // [group, head_dim], RoPE applied
+  float scale = 1.0f;
+  int group = 1;
+  int head_dim = 0;
+  const float* k = nullptr;       // layer base, [num_blocks, num_kv_heads, block_size, head_dim]
+  const float* v = nullptr;
+  const int32_t* blocks = nullptr;
+  int block_size = 0;
+  int num_kv_heads = 0;
+  int kv_head = 0;
+  const Segment* segments = nullptr;
+  int num_segments = 0;
+  const uint8_t* need_dense = nullptr;   // [group]: head h needs the dense branch
+  const uint8_t* need_window = nullptr;  // [group]: head h needs the streaming branch
+};
+
+// Per item output: for branch b (0 dense, 1 streaming) and head h, at
+// state + (b * group + h) * state_stride(head_dim): [m, l, acc[0..head_dim)] -- running max,
+// sum of exp(score - m) and sum of exp(score - m) * v. A branch that saw no key has
+// m = -inf, l = 0, acc = 0.
+inline size_t state_stride(int head_dim) { return static_cast<size_t>(head_dim) + 2; }
+inline size_t state_floats(int group, int head_dim) { return 2 * static_cast<size_t>(group) * state_stride(head_dim); }
+// Scratch one item needs (per thread).
+inline size_t scratch_floats(int group, int head_dim) {
+  return 3 * static_cast<size_t>(group) * kTileKeys + 2 * static_cast<size_t>(group) * head_dim + 2 * group;
+}
+
+using ItemKernel = void (*)(const ItemArgs& args, float* state, float* scratch);
+
+ItemKernel scalar_item_kernel();
+ItemKernel avx2_item_kernel();
+ItemKernel avx512_item_kernel();
+
+// Called by the kernels when a walked key lives in a released page: a broken invariant.
+[[noreturn]] void released_page_read(int position);
+
+}  // namespace hotswap::attention_detail

@@ -1,0 +1,47 @@
+// Portable build of the paged attention kernel (paged_attention_simd.inc): plain loops the
+// compiler may vectorise for the baseline target; libm's expf.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "attention/paged_attention_kernel.h"
+
+#define HS_INLINE inline __attribute__((always_inline))
+
+namespace hotswap::attention_detail {
+namespace {
+
+struct Simd {
+  static HS_INLINE float dot(const float* a, const float* b, int d) {
+    float s = 0.0f;
+    for (int i = 0; i < d; ++i) s += a[i] * b[i];
+    return s;
+  }
+  static HS_INLINE void axpy(float s, const float* x, float* y, int d) {
+    for (int i = 0; i < d; ++i) y[i] += s * x[i];
+  }
+  static HS_INLINE void scale_add(float* acc, float c, const float* t, int d) {
+    for (int i = 0; i < d; ++i) acc[i] = acc[i] * c + t[i];
+  }
+  static HS_INLINE void zero(float* y, int d) {
+    for (int i = 0; i < d; ++i) y[i] = 0.0f;
+  }
+  static HS_INLINE float max(const float* s, int n) {
+    float m = -INFINITY;
+    for (int i = 0; i < n; ++i) m = s[i] > m ? s[i] : m;
+    return m;
+  }
+  static HS_INLINE float exp_shift_sum(const float* s, float m, float* p, int n) {
+    float total = 0.0f;
+    for (int i = 0; i < n; ++i) total += (p[i] = std::exp(s[i] - m));
+    return total;
+  }
+};
+
+#include "attention/paged_attention_simd.inc"
+
+}  // namespace
+
+ItemKernel scalar_item_kernel() { return &run_item; }
+
+}  // namespace hotswap::attention_detail

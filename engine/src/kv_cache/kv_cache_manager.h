@@ -1,0 +1,126 @@
+// The paged KV cache: the storage, the block pool, and every change to a sequence's block
+// table. Engine thread only; not thread-safe, no locks. The forward pass reads and writes
+// KV bytes through view()/write_kv() for the blocks prepare_write() reserved; only this
+// class allocates, shares, copies or frees blocks.
+//
+// A sequence's life: match_prefix (reuse cached prompt blocks) -> per step:
+// prepare_write (reserve the positions the step writes) -> forward -> publish_full_blocks
+// (offer finished blocks to later prompts) -> release_invisible (streaming: drop pages no
+// future query can see) ... -> free. fork() gives n>1 samples the prompt's blocks;
+// copy-on-write keeps them apart when they write into a shared block.
+//
+// When the pool is full nothing is evicted from a running sequence: prepare_write reports
+// ResourceExhausted and changes nothing, and the scheduler decides (wait or preempt with
+// free + recompute). blocks_needed/can_allocate/peak_blocks are the queries it plans with.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "attention/layer_attention.h"
+#include "engine/status.h"
+#include "kv_cache/block_pool.h"
+#include "kv_cache/block_table.h"
+#include "kv_cache/kv_layout.h"
+#include "kv_cache/kv_storage.h"
+#include "kv_cache/streaming_rule.h"
+
+namespace hotswap {
+
+struct KvCacheStats {
+  int64_t num_blocks = 0;
+  int64_t num_used = 0;         // held by at least one sequence
+  int64_t num_free = 0;         // allocatable, including num_cached_free
+  int64_t num_cached_free = 0;  // free but still holding a published prefix
+  int64_t num_cached = 0;       // blocks findable by prefix (in use or free)
+  int block_size = 0;
+  size_t bytes_per_block = 0;   // K and V, all layers
+};
+
+class KvCacheManager {
+ public:
+  // `layout.num_blocks` blocks are allocated up front (zeroed).
+  explicit KvCacheManager(const KvLayout& layout);
+
+  // Layout for a capacity in bytes (if capacity_bytes > 0) or else tokens (rounded up to
+  // whole blocks). Throws LoadError when the capacity holds no block or a dimension is < 1.
+  static KvLayout plan_layout(int num_layers, int num_kv_heads, int head_dim, int block_size,
+                              int64_t capacity_tokens, int64_t capacity_bytes);
+
+  const KvLayout& layout() const { return storage_.layout(); }
+  int block_size() const { return storage_.layout().block_size; }
+  KvStorage& storage() { return storage_; }
+  const KvStorage& storage() const { return storage_; }
+
+  // ---- Reading and writing KV (the forward pass) ----
+  // One layer of the cache through the table; valid until the table changes.
+  PagedKvView view(const BlockTable& table, int layer) const;
+  // Stores the K and V of one position, [num_kv_heads, head_dim] each, RoPE applied to k.
+  // The position must have been reserved by prepare_write.
+  void write_kv(const BlockTable& table, int layer, int pos, const float* k, const float* v);
+  // The same for `count` consecutive positions: k, v are [count, num_kv_heads, head_dim].
+  void write_kv(const BlockTable& table, int layer, int first_pos, int count, const float* k, const float* v);
+
+  // ---- Allocation ----
+  // Blocks prepare_write(table, first_pos, count) would take from the pool: new pages plus
+  // copies of shared blocks the write lands in.
+  int64_t blocks_needed(const BlockTable& table, int first_pos, int count) const;
+  bool can_allocate(int64_t num_blocks) const { return num_blocks <= pool_.num_free(); }
+  // Makes positions [first_pos, first_pos + count) writable: allocates missing pages and
+  // copies (copy-on-write) any block in the range that another table shares. first_pos must
+  // be <= table.num_tokens (no holes). On success num_tokens >= first_pos + count. On
+  // ResourceExhausted nothing changed.
+  Status prepare_write(BlockTable& table, int first_pos, int count);
+  // Returns every block of the table to the pool and resets the table.
+  void free(BlockTable& table);
+  // n>1 sampling: `child` (empty) shares all of `parent`'s blocks. Either side's next write
+  // into a shared partially filled block copies it first.
+  void fork(const BlockTable& parent, BlockTable& child);
+
+  // ---- Streaming release ----
+  // Releases the pages that lie wholly in [rule.sink_end, rule.local_start(next_query_pos)):
+  // no query at next_query_pos or later can see them. Returns how many were released.
+  // Call after a step with next_query_pos = table.num_tokens.
+  int release_invisible(BlockTable& table, const StreamingRule& rule, int next_query_pos);
+  // Convenience: no rule (the pattern keeps all KV) releases nothing.
+  int release_invisible(BlockTable& table, const std::optional<StreamingRule>& rule, int next_query_pos) {
+    return rule ? release_invisible(table, *rule, next_query_pos) : 0;
+  }
+
+  // ---- Prefix sharing ----
+  // For a new (empty) table: attaches the longest run of cached full blocks that begins
+  // `tokens` under `cache_namespace` and returns the number of tokens they hold (a multiple
+  // of block_size, always < tokens.size() so the last prompt token is computed for its
+  // logits). table.num_tokens is set to that; the caller starts computing there.
+  int match_prefix(BlockTable& table, std::string_view cache_namespace, std::span<const int32_t> tokens);
+  // After the step that computed them: publishes every full block of positions
+  // [0, min(table.num_tokens, tokens.size())) that is not published yet, so later prompts
+  // with the same prefix (same namespace) share it. `tokens` are the sequence's token ids
+  // by position (prompt then generated). Returns how many blocks were newly published.
+  int publish_full_blocks(BlockTable& table, std::string_view cache_namespace, std::span<const int32_t> tokens);
+
+  // ---- Accounting ----
+  KvCacheStats stats() const;
+  int64_t num_blocks() const { return pool_.num_blocks(); }
+  int64_t num_free_blocks() const { return pool_.num_free(); }
+  int64_t num_used_blocks() const { return pool_.num_used(); }
+  int ref_count(int32_t block) const { return pool_.ref_count(block); }
+  int64_t blocks_for_positions(int64_t num_positions) const {
+    return (num_positions + block_size() - 1) / block_size();
+  }
+  // The most blocks one sequence holds while growing to num_positions positions, computed
+  // in steps of at most max_step_tokens (prefill chunk) with `rule` releasing pages (or no
+  // rule: all kept). If this exceeds num_blocks() the request can never run.
+  int64_t peak_blocks(const std::optional<StreamingRule>& rule, int64_t num_positions,
+                      int64_t max_step_tokens) const;
+
+ private:
+  void copy_block(int32_t from, int32_t to);
+
+  KvStorage storage_;
+  BlockPool pool_;
+};
+
+}  // namespace hotswap

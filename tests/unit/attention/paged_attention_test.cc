@@ -1,0 +1,329 @@
+#include "attention/paged_attention.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "adapters/mixed_adapter_codec.h"
+#include "attention/layer_attention.h"
+#include "attention/sequence_attention.h"
+#include "kernels/isa.h"
+#include "kv_cache/kv_layout.h"
+
+namespace hotswap {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// One layer of a paged cache holding `context` positions in randomly permuted physical
+// blocks. Every slot no query may read (spare blocks, slots after the context, released
+// pages) holds NaN, so reading one poisons the output.
+struct PagedFixture {
+  int num_kv_heads, head_dim, block_size, context;
+  std::vector<float> k, v;
+  std::vector<int32_t> blocks;
+
+  PagedFixture(int hkv, int d, int bs, int ctx, std::mt19937& rng)
+      : num_kv_heads(hkv), head_dim(d), block_size(bs), context(ctx) {
+    const int logical = (ctx + bs - 1) / bs;
+    const int physical = logical + 3;  // spare blocks, never referenced
+    const size_t n = static_cast<size_t>(physical) * hkv * bs * d;
+    k.assign(n, kNaN);
+    v.assign(n, kNaN);
+    std::vector<int32_t> perm(static_cast<size_t>(physical));
+    for (int i = 0; i < physical; ++i) perm[i] = i;
+    std::shuffle(perm.begin(), perm.end(), rng);
+    blocks.assign(perm.begin(), perm.begin() + logical);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    PagedKvView view = this->view();
+    for (int p = 0; p < ctx; ++p) {
+      for (int h = 0; h < hkv; ++h) {
+        const size_t off = view.offset(p, h);
+        for (int x = 0; x < d; ++x) {
+          k[off + x] = normal(rng);
+          v[off + x] = normal(rng);
+        }
+      }
+    }
+  }
+
+  PagedKvView view() const {
+    return PagedKvView{k.data(), v.data(), blocks.data(), static_cast<int>(blocks.size()), block_size, num_kv_heads,
+                       head_dim};
+  }
+
+  // Marks the pages of [begin, end) released, as KvCacheManager::release_invisible does.
+  void release_pages(int first_page, int end_page) {
+    for (int i = first_page; i < end_page; ++i) blocks[i] = kNoBlock;
+  }
+};
+
+struct Case {
+  int num_heads, num_kv_heads, head_dim, block_size, context, num_tokens;
+};
+
+std::string describe(const Case& c, const char* pattern) {
+  return std::string(pattern) + " H=" + std::to_string(c.num_heads) + " Hkv=" + std::to_string(c.num_kv_heads) +
+         " d=" + std::to_string(c.head_dim) + " B=" + std::to_string(c.block_size) + " ctx=" +
+         std::to_string(c.context) + " tokens=" + std::to_string(c.num_tokens);
+}
+
+double g_worst_error = 0;  // largest error any comparison saw, printed by the tests
+
+// Max over output rows (token, head) of max|fast - ref| / max|ref|.
+double relative_error(const std::vector<float>& fast, const std::vector<float>& ref, int d) {
+  double worst = 0;
+  for (size_t row = 0; row < ref.size() / d; ++row) {
+    double diff = 0, scale = 0;
+    for (int x = 0; x < d; ++x) {
+      const size_t i = row * d + x;
+      if (!std::isfinite(fast[i])) return INFINITY;
+      diff = std::max(diff, std::abs(static_cast<double>(fast[i]) - ref[i]));
+      scale = std::max(scale, std::abs(static_cast<double>(ref[i])));
+    }
+    worst = std::max(worst, diff / std::max(scale, 1e-30));
+  }
+  g_worst_error = std::max(g_worst_error, worst);
+  return worst;
+}
+
+// Runs the fast kernel and the reference on the same call; returns the relative error.
+double compare(const Case& c, const SequenceAttention* seq, int layer, std::mt19937& rng, PagedFixture* kv_in = nullptr) {
+  PagedFixture local = kv_in ? *kv_in : PagedFixture(c.num_kv_heads, c.head_dim, c.block_size, c.context, rng);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> q(static_cast<size_t>(c.num_tokens) * c.num_heads * c.head_dim);
+  for (float& x : q) x = normal(rng);
+  std::vector<float> out_fast(q.size(), kNaN), out_ref(q.size(), kNaN);
+  LayerAttentionCall call;
+  call.layer = layer;
+  call.q = q.data();
+  call.num_tokens = c.num_tokens;
+  call.first_position = c.context - c.num_tokens;
+  call.num_heads = c.num_heads;
+  call.num_kv_heads = c.num_kv_heads;
+  call.head_dim = c.head_dim;
+  call.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  call.kv = local.view();
+  call.seq = seq;
+  call.out = out_fast.data();
+  attend(call);
+  call.out = out_ref.data();
+  attention_reference(call);
+  return relative_error(out_fast, out_ref, c.head_dim);
+}
+
+ModelShape shape_of(const Case& c, int layers) {
+  ModelShape s;
+  s.num_layers = layers;
+  s.num_heads = c.num_heads;
+  s.num_kv_heads = c.num_kv_heads;
+  s.head_dim = c.head_dim;
+  s.hidden_size = c.num_heads * c.head_dim;
+  return s;
+}
+
+SequenceAttention streaming(int sink, int recent, int block, const ModelShape& shape) {
+  AttentionChoice choice;
+  choice.impl = AttentionImpl::kStreaming;
+  choice.sink_window_size = sink;
+  choice.recent_window_size = recent;
+  choice.block_size = block;
+  Result<SequenceAttention> r = resolve_attention(choice, nullptr, shape);
+  EXPECT_TRUE(r.is_ok()) << r.status().message();
+  return r.value();
+}
+
+// A mixed adapter with random gates that include exact 0s and 1s; per_query_head gives H
+// distinct gates per layer instead of Hkv.
+std::shared_ptr<const Adapter> random_mixed_adapter(const ModelShape& shape, bool per_query_head, int sink, int recent,
+                                                    int block, std::mt19937& rng) {
+  std::uniform_real_distribution<float> uni(0.0f, 1.0f);
+  std::string doc = "{\"sink_window_size\":" + std::to_string(sink) + ",\"recent_window_size\":" +
+                    std::to_string(recent) + ",\"block_size\":" + std::to_string(block) + ",\"adapter_weight_dict\":{";
+  const int n = per_query_head ? shape.num_heads : shape.num_kv_heads;
+  for (int l = 0; l < shape.num_layers; ++l) {
+    doc += (l ? "," : "") + std::string("\"model.layers.") + std::to_string(l) + ".self_attn.adapter.weight\":[";
+    for (int i = 0; i < n; ++i) {
+      const float u = uni(rng);
+      const float g = u < 0.25f ? 0.0f : u < 0.5f ? 1.0f : uni(rng);
+      doc += (i ? "," : "") + std::to_string(g);
+    }
+    doc += "]";
+  }
+  doc += "}}";
+  Result<std::shared_ptr<const Adapter>> a = parse_mixed_adapter(doc, shape, "random");
+  EXPECT_TRUE(a.is_ok()) << a.status().message();
+  return a.value();
+}
+
+SequenceAttention mixed(std::shared_ptr<const Adapter> adapter, const ModelShape& shape,
+                        std::optional<float> threshold = std::nullopt) {
+  AttentionChoice choice;
+  choice.impl = AttentionImpl::kMixed;
+  choice.gate_threshold = threshold;
+  Result<SequenceAttention> r = resolve_attention(choice, std::move(adapter), shape);
+  EXPECT_TRUE(r.is_ok()) << r.status().message();
+  return r.value();
+}
+
+std::vector<kernels::Isa> supported_isas() {
+  std::vector<kernels::Isa> isas = {kernels::Isa::kScalar};
+  if (kernels::best_supported_isa() >= kernels::Isa::kAvx2) isas.push_back(kernels::Isa::kAvx2);
+  if (kernels::best_supported_isa() >= kernels::Isa::kAvx512) isas.push_back(kernels::Isa::kAvx512);
+  return isas;
+}
+
+class IsaRestorer {
+ public:
+  IsaRestorer() : saved_(kernels::active_isa()) {}
+  ~IsaRestorer() { kernels::set_active_isa(saved_); }
+
+ private:
+  kernels::Isa saved_;
+};
+
+constexpr double kTolerance = 1e-5;
+
+TEST(PagedAttention, EagerMatchesReferenceAtPageBoundariesAndLongContexts) {
+  IsaRestorer restore;
+  std::mt19937 rng(1);
+  for (kernels::Isa isa : supported_isas()) {
+    kernels::set_active_isa(isa);
+    for (int bs : {1, 16, 7}) {
+      for (int ctx : {1, 2, bs - 1, bs, bs + 1, 2 * bs, 2 * bs + 1, 127, 128, 129, 1000, 5003}) {
+        if (ctx < 1) continue;
+        const Case c{8, 2, 64, bs, ctx, 1};
+        EXPECT_LT(compare(c, nullptr, 0, rng), kTolerance) << describe(c, "eager") << " isa " << kernels::isa_name(isa);
+      }
+    }
+  }
+}
+
+TEST(PagedAttention, RandomShapesPatternsAndContextsMatchReference) {
+  IsaRestorer restore;
+  std::mt19937 rng(7);
+  const std::vector<std::pair<int, int>> heads = {{1, 1}, {4, 4}, {4, 2}, {8, 2}, {12, 3}, {32, 8}, {16, 1}, {14, 2}};
+  const std::vector<int> dims = {8, 16, 24, 40, 64, 80, 128};
+  const std::vector<int> block_sizes = {1, 2, 5, 16, 32};
+  for (kernels::Isa isa : supported_isas()) {
+    kernels::set_active_isa(isa);
+    for (int trial = 0; trial < 60; ++trial) {
+      const auto [h, hkv] = heads[rng() % heads.size()];
+      const int d = dims[rng() % dims.size()];
+      const int bs = block_sizes[rng() % block_sizes.size()];
+      const int ctx = trial % 10 == 0 ? 4000 + static_cast<int>(rng() % 1200) : 1 + static_cast<int>(rng() % 700);
+      // Decode (1 token) or a prefill chunk; short chunks on long contexts keep the
+      // double-precision reference affordable.
+      const int max_chunk = ctx > 1000 ? 4 : 40;
+      const int tokens = trial % 3 == 0 ? 1 : 1 + static_cast<int>(rng() % std::min(ctx, max_chunk));
+      const Case c{h, hkv, d, bs, ctx, tokens};
+      const ModelShape shape = shape_of(c, 3);
+      const int sink = static_cast<int>(rng() % 40);
+      const int recent = 1 + static_cast<int>(rng() % 100);
+      const int wblock = std::vector<int>{1, 1, 4, 16, 64}[rng() % 5];
+      const int layer = static_cast<int>(rng() % 3);
+      const std::string isa_name = kernels::isa_name(isa);
+
+      EXPECT_LT(compare(c, nullptr, layer, rng), kTolerance) << describe(c, "eager") << " " << isa_name;
+      const SequenceAttention s = streaming(sink, recent, wblock, shape);
+      EXPECT_LT(compare(c, &s, layer, rng), kTolerance)
+          << describe(c, "streaming") << " S=" << sink << " R=" << recent << " Bw=" << wblock << " " << isa_name;
+      const SequenceAttention m = mixed(random_mixed_adapter(shape, trial % 2 == 1, sink, recent, wblock, rng), shape);
+      EXPECT_LT(compare(c, &m, layer, rng), kTolerance)
+          << describe(c, "mixed") << " S=" << sink << " R=" << recent << " Bw=" << wblock << " " << isa_name;
+      const SequenceAttention mt = mixed(m.adapter, shape, 0.5f);
+      EXPECT_LT(compare(c, &mt, layer, rng), kTolerance) << describe(c, "mixed threshold 0.5") << " " << isa_name;
+    }
+  }
+  std::printf("worst relative error so far: %.3g\n", g_worst_error);
+}
+
+TEST(PagedAttention, ContextSplitsMergeExactlyForManyThreads) {
+#ifdef _OPENMP
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(16);  // forces flash-decoding splits for a single decode token
+#endif
+  std::mt19937 rng(3);
+  for (int ctx : {600, 1025, 4096, 5000}) {
+    const Case c{4, 1, 64, 16, ctx, 1};
+    const ModelShape shape = shape_of(c, 1);
+    EXPECT_LT(compare(c, nullptr, 0, rng), kTolerance) << describe(c, "eager split");
+    const SequenceAttention s = streaming(64, 1024, 16, shape);
+    EXPECT_LT(compare(c, &s, 0, rng), kTolerance) << describe(c, "streaming split");
+    const SequenceAttention m = mixed(random_mixed_adapter(shape, false, 4, 300, 1, rng), shape);
+    EXPECT_LT(compare(c, &m, 0, rng), kTolerance) << describe(c, "mixed split");
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(saved);
+#endif
+}
+
+TEST(PagedAttention, StreamingNeverReadsReleasedPages) {
+  std::mt19937 rng(11);
+  const Case c{8, 2, 32, 16, 3000, 1};
+  const ModelShape shape = shape_of(c, 1);
+  for (int wblock : {1, 16, 64}) {
+    const SequenceAttention s = streaming(20, 100, wblock, shape);
+    PagedFixture kv(c.num_kv_heads, c.head_dim, c.block_size, c.context, rng);
+    // Release what the cache would: whole pages in [sink_end, local_start(t)).
+    const int t = c.context - 1;
+    const int first = (s.rule.sink_end + c.block_size - 1) / c.block_size;
+    const int end = s.rule.local_start(t) / c.block_size;
+    kv.release_pages(first, end);
+    ASSERT_GT(end - first, 100);
+    EXPECT_LT(compare(c, &s, 0, rng, &kv), kTolerance) << "window block " << wblock;
+  }
+}
+
+TEST(PagedAttention, StreamingWithWindowsCoveringEverythingIsEager) {
+  std::mt19937 rng(5);
+  const Case c{4, 2, 16, 16, 300, 300};
+  const ModelShape shape = shape_of(c, 1);
+  const SequenceAttention s = streaming(0, 300, 1, shape);
+  PagedFixture kv(c.num_kv_heads, c.head_dim, c.block_size, c.context, rng);
+  std::vector<float> q(static_cast<size_t>(c.num_tokens) * c.num_heads * c.head_dim);
+  std::normal_distribution<float> normal;
+  for (float& x : q) x = normal(rng);
+  std::vector<float> a(q.size()), b(q.size());
+  LayerAttentionCall call{0, q.data(), c.num_tokens, 0, c.num_heads, c.num_kv_heads, c.head_dim, 0.25f, kv.view(), &s, a.data()};
+  attend(call);
+  call.seq = nullptr;
+  call.out = b.data();
+  attend(call);
+  EXPECT_EQ(a, b);  // the same keys in the same tiles: bit-identical
+}
+
+TEST(PagedAttention, KernelNameNamesTheIsaAndTheReferenceFallback) {
+  IsaRestorer restore;
+  ModelShape shape{1, 8, 2, 64, 512, ""};
+  kernels::set_active_isa(kernels::Isa::kScalar);
+  EXPECT_STREQ(attention_kernel_name(nullptr, shape), "paged_flash_scalar");
+  SequenceAttention ref;
+  ref.kernel = AttentionKernel::kReference;
+  EXPECT_STREQ(attention_kernel_name(&ref, shape), "reference");
+  ModelShape huge_group{1, 256, 2, 64, 512, ""};
+  EXPECT_STREQ(attention_kernel_name(nullptr, huge_group), "reference");
+  if (kernels::best_supported_isa() == kernels::Isa::kAvx512) {
+    kernels::set_active_isa(kernels::Isa::kAvx512);
+    EXPECT_STREQ(attention_kernel_name(nullptr, shape), "paged_flash_avx512");
+  }
+}
+
+TEST(PagedAttention, GroupsBeyondTheFastKernelFallBackToTheReference) {
+  std::mt19937 rng(9);
+  const Case c{130, 1, 8, 4, 50, 3};  // 130 query heads per KV head > kMaxGroup
+  EXPECT_LT(compare(c, nullptr, 0, rng), kTolerance);
+}
+
+}  // namespace
+}  // namespace hotswap
