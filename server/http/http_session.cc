@@ -177,6 +177,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     auto message = parser_->release();
     request_.body = std::move(message.body());
     keep_alive_ = message.keep_alive();
+    http11_ = message.version() >= 11;
     stream_.expires_never();  // handler time is not the client's time
 
     const RouteMatch match = ctx_->router->match(request_.method, request_.path);
@@ -283,8 +284,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     head_->set(http::field::cache_control, "no-cache");
     head_->set("x-request-id", request_.request_id);
     for (auto& [name, value] : head.headers) head_->set(name, value);
-    head_->keep_alive(keep_alive_ && !draining());
-    head_->chunked(true);
+    // HTTP/1.0 has no chunked coding: the body then ends when the connection closes.
+    head_->keep_alive(keep_alive_ && !draining() && http11_);
+    if (http11_) head_->chunked(true);
     head_serializer_.emplace(*head_);
     pending_bytes_ = std::move(bytes);
     pending_end_ = end;
@@ -295,11 +297,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void write_chunk(std::string_view bytes, bool end) {
     out_.clear();
-    if (!bytes.empty()) out_ = chunk_frame(bytes);
+    if (!bytes.empty()) out_ = http11_ ? chunk_frame(bytes) : std::string(bytes);
     if (end) {
-      out_ += kLastChunk;
+      if (http11_) out_ += kLastChunk;
       stream_done_ = true;
     }
+    if (out_.empty()) return on_stream_written({}, 0);
     writing_ = true;
     stream_.expires_after(milliseconds(config().timeouts.write_ms));
     net::async_write(stream_, net::buffer(out_), beast::bind_front_handler(&HttpSession::on_stream_written, shared_from_this()));
@@ -436,6 +439,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   AccessInfo access_;
   Clock::time_point started_;
   bool keep_alive_ = false;
+  bool http11_ = true;
   std::size_t body_limit_ = 0;
   Next next_ = Next::kRead;
   bool exchange_open_ = false;

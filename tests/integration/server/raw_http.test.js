@@ -152,6 +152,18 @@ describe('connections', () => {
     assert.match(text, /^HTTP\/1\.1 200 OK/);
     assert.match(text, /"status":"ok"/);
   });
+
+  test('HTTP/1.0 streaming: no chunked coding, the body ends at close', async () => {
+    const body = JSON.stringify({ model, prompt: 'old client', max_tokens: 3, temperature: 0, stream: true });
+    const text = await rawExchange(server.url,
+      `POST /v1/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      { waitMs: 60_000 });
+    const [head, payload] = text.split('\r\n\r\n', 2);
+    assert.match(head, /^HTTP\/1\.1 200 OK/);
+    assert.doesNotMatch(head, /Transfer-Encoding/i);
+    assert.equal(sseData(text.slice(head.length + 4)).at(-1), '[DONE]');
+    assert.ok(payload.startsWith('data: '));
+  });
 });
 
 describe('API key', () => {
