@@ -47,16 +47,6 @@ void check_ids(std::span<const int32_t> ids, size_t vocab) {
   }
 }
 
-// "a ranks before b" for top-p: higher logit, then lower token id.
-struct RanksBefore {
-  const float* logits;
-  bool operator()(int32_t a, int32_t b) const {
-    const float va = sampling::rank_key(logits[a]);
-    const float vb = sampling::rank_key(logits[b]);
-    return va > vb || (va == vb && a < b);
-  }
-};
-
 // Fast path: the kTopPCandidates best tokens, ranked exactly by select_top. If their mass
 // already reaches top_p the nucleus is a prefix of them, and the last one it needs is the
 // cutoff. nullopt when the nucleus is larger (flat distributions).
@@ -137,7 +127,7 @@ int32_t top_p_cutoff_by_histogram(std::span<const float> logits, float max_logit
     }
   }
   HS_CHECK(!s.boundary.empty()) << "top_p boundary bucket " << boundary_bucket << " is empty";
-  std::sort(s.boundary.begin(), s.boundary.end(), RanksBefore{l});
+  std::sort(s.boundary.begin(), s.boundary.end(), sampling::RanksBefore{l});
   double cumulative = mass_above;
   for (int32_t id : s.boundary) {
     cumulative += probs[id];
@@ -188,7 +178,7 @@ void apply_presence_frequency_penalties(std::span<float> logits, std::span<const
   for (int32_t id : output_ids) ++counts[id];
   for (int32_t id : output_ids) {
     if (counts[id] == 0) continue;  // already applied for this token
-    // Two subtractions, in vLLM's order, so results match it bit for bit.
+    // Two subtractions in vLLM's order, so the float arithmetic matches vLLM's.
     logits[id] -= frequency * static_cast<float>(counts[id]);
     logits[id] -= presence;
     counts[id] = 0;

@@ -27,6 +27,24 @@ using F32x16 = float __attribute__((vector_size(kLanes * sizeof(float))));
 // nth_element over an index array is cheaper.
 constexpr int kHeapMaxK = 1024;
 
+// Replaces the worst entry of a select_top heap (its front) with `id`, which ranks before
+// it, and sifts it down; returns the new worst value. Kept out of line so the scan loop
+// that calls it rarely stays small enough to live in registers.
+[[gnu::noinline]] float replace_worst(std::vector<int32_t>& heap, int32_t id, const RanksBefore& ranks_before) {
+  const size_t size = heap.size();
+  size_t pos = 0;
+  for (;;) {
+    size_t child = 2 * pos + 1;
+    if (child >= size) break;
+    if (child + 1 < size && ranks_before(heap[child], heap[child + 1])) ++child;  // the worse child
+    if (!ranks_before(id, heap[child])) break;
+    heap[pos] = heap[child];
+    pos = child;
+  }
+  heap[pos] = id;
+  return rank_key(ranks_before.row[heap.front()]);
+}
+
 double exp_sum_span(const float* p, size_t len, float shift) {
   float lane[kLanes] = {};
   size_t i = 0;
@@ -110,12 +128,7 @@ void select_top(std::span<const float> row, int k, std::vector<int32_t>& out) {
   if (k == 0) return;
   const float* p = row.data();
   const size_t n = row.size();
-  // Strict order "a ranks before b": higher value, then lower index.
-  auto ranks_before = [p](int32_t a, int32_t b) {
-    const float va = rank_key(p[a]);
-    const float vb = rank_key(p[b]);
-    return va > vb || (va == vb && a < b);
-  };
+  const RanksBefore ranks_before{p};
 
   if (k > kHeapMaxK) {
     out.resize(n);
@@ -127,27 +140,27 @@ void select_top(std::span<const float> row, int k, std::vector<int32_t>& out) {
   }
 
   // Heap ordered by ranks_before, so front() is the worst of the current k best. Entries are
-  // scanned in index order, so a newcomer equal to the worst ranks after it and is skipped.
+  // scanned in index order, so a newcomer equal to the worst ranks after it and is skipped;
+  // so is NaN, since no comparison with it is true.
   out.resize(static_cast<size_t>(k));
   std::iota(out.begin(), out.end(), 0);
   std::make_heap(out.begin(), out.end(), ranks_before);
   float worst = rank_key(p[out.front()]);
-  auto offer = [&](size_t i) {
-    if (!(p[i] > worst)) return;  // false for NaN
-    std::pop_heap(out.begin(), out.end(), ranks_before);
-    out.back() = static_cast<int32_t>(i);
-    std::push_heap(out.begin(), out.end(), ranks_before);
-    worst = rank_key(p[out.front()]);
-  };
   size_t i = static_cast<size_t>(k);
-  for (; i < n && i % kSkipBlock != 0; ++i) offer(i);
+  for (; i < n && i % kSkipBlock != 0; ++i) {
+    if (p[i] > worst) worst = replace_worst(out, static_cast<int32_t>(i), ranks_before);
+  }
   for (; i + kSkipBlock <= n; i += kSkipBlock) {
     int any = 0;
     for (size_t j = 0; j < kSkipBlock; ++j) any |= p[i + j] > worst;
     if (!any) continue;
-    for (size_t j = 0; j < kSkipBlock; ++j) offer(i + j);
+    for (size_t j = i; j < i + kSkipBlock; ++j) {
+      if (p[j] > worst) worst = replace_worst(out, static_cast<int32_t>(j), ranks_before);
+    }
   }
-  for (; i < n; ++i) offer(i);
+  for (; i < n; ++i) {
+    if (p[i] > worst) worst = replace_worst(out, static_cast<int32_t>(i), ranks_before);
+  }
   std::sort(out.begin(), out.end(), ranks_before);
 }
 

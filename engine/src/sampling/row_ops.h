@@ -1,7 +1,7 @@
 // Reductions and selections over one float32 logits row [vocab], shared by the logits
 // processors, the Sampler and compute_logprobs. Written so that GCC/Clang vectorise the hot
-// loops at -O2/-O3 without -ffast-math: fixed-width lane accumulators instead of scalar
-// reductions, and a polynomial exp instead of libm calls. Every function is deterministic
+// loops at -O2/-O3 without -ffast-math: fixed-width lane accumulators (or generic vectors)
+// instead of scalar reductions, and a polynomial exp instead of libm calls. Every function is deterministic
 // for a given build: same row in, same result out, independent of call history.
 //
 // Conventions: -inf marks a masked-out token and has probability 0. NaN is a model bug: it
@@ -29,7 +29,7 @@ inline float fast_exp(float x) {
   constexpr float kLn2Lo = -2.12194440e-4f;
   constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const bool underflow = x < kMinArg;
-  float xc = x < kMinArg ? kMinArg : (x > kMaxArg ? kMaxArg : x);
+  const float xc = x < kMinArg ? kMinArg : (x > kMaxArg ? kMaxArg : x);
   const float n = (xc * kLog2e + kRoundMagic) - kRoundMagic;  // round(x / ln 2)
   const float r = (xc - n * kLn2Hi) - n * kLn2Lo;           // |r| <= ln2 / 2
   // Cephes expf minimax polynomial for e^r on [-ln2/2, ln2/2].
@@ -48,6 +48,17 @@ inline float fast_exp(float x) {
 // The value used to order logits: NaN ranks as -inf, keeping comparators strict weak orders.
 inline float rank_key(float x) { return x == x ? x : -std::numeric_limits<float>::infinity(); }
 
+// Strict weak order "token a ranks before token b" in a row: higher rank_key, then lower
+// index (a tie keeps the lower token id, as torch.argmax does).
+struct RanksBefore {
+  const float* row;
+  bool operator()(int32_t a, int32_t b) const {
+    const float va = rank_key(row[a]);
+    const float vb = rank_key(row[b]);
+    return va > vb || (va == vb && a < b);
+  }
+};
+
 // Largest value in row; -inf for an empty or fully masked row.
 float max_value(std::span<const float> row);
 
@@ -64,8 +75,7 @@ double sum_exp(std::span<const float> row, float shift);
 inline constexpr int kSumBlock = 256;
 void block_sum_exp(std::span<const float> row, float shift, std::vector<double>& block_sums);
 
-// Indices of the k largest entries, ordered by value descending and, among equal values,
-// by index ascending (so a tie keeps the lower token id, as torch.argmax does).
+// Indices of the k best entries in RanksBefore order (value descending, ties by index).
 // Requires 0 <= k <= row.size(). out is overwritten; its capacity is reused.
 void select_top(std::span<const float> row, int k, std::vector<int32_t>& out);
 

@@ -103,5 +103,15 @@ TEST(SelectTop, IncludesMaskedEntriesWhenKExceedsFiniteCount) {
   EXPECT_EQ(got, (std::vector<int32_t>{1, 3, 0}));
 }
 
+TEST(SelectTop, NanRanksAsMaskedSoOrderingStaysWellDefined) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> row = {1.0f, nan, 3.0f, nan, 2.0f, -kInf};
+  std::vector<int32_t> got;
+  select_top(row, 6, got);
+  EXPECT_EQ(got, (std::vector<int32_t>{2, 4, 0, 1, 3, 5}));
+  select_top(row, 2, got);
+  EXPECT_EQ(got, (std::vector<int32_t>{2, 4}));
+}
+
 }  // namespace
 }  // namespace hotswap::sampling
