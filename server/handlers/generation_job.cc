@@ -145,7 +145,6 @@ bool GenerationJob::all_finished() const {
 }
 
 void GenerationJob::take_events() {
-  const Clock::time_point now = Clock::now();
   for (std::size_t i = 0; i < spec_.choices.size(); ++i) {
     ChoiceState& s = states_[i];
     if (s.finish) continue;
@@ -155,23 +154,22 @@ void GenerationJob::take_events() {
     s.usage = stream->usage();
     int new_tokens = 0;
     for (const TokenEvent& e : events) {
-      if (e.token_id >= 0) ++new_tokens;
+      if (e.token_id >= 0) {
+        ++new_tokens;
+        // Latencies from the engine's emission times, not from when the session drained them.
+        if (spec_.metrics) {
+          if (!s.first_token_seen)
+            spec_.metrics->observe_time_to_first_token(std::chrono::duration<double>(e.emitted_at - spec_.submitted_at).count());
+          else
+            spec_.metrics->observe_inter_token_latency(std::chrono::duration<double>(e.emitted_at - s.last_token_at).count(), 1);
+        }
+        s.first_token_seen = true;
+        s.last_token_at = e.emitted_at;
+      }
       if (e.finish) {
         s.finish = e.finish;
         s.error = e.error;
       }
-    }
-    // Latencies as seen by the server: tokens drained together share one arrival time.
-    if (new_tokens > 0 && spec_.metrics) {
-      if (!s.first_token_seen) {
-        spec_.metrics->observe_time_to_first_token(std::chrono::duration<double>(now - spec_.submitted_at).count());
-        if (new_tokens > 1) spec_.metrics->observe_inter_token_latency(0.0, new_tokens - 1);
-      } else {
-        const double gap = std::chrono::duration<double>(now - s.last_token_at).count();
-        spec_.metrics->observe_inter_token_latency(gap / new_tokens, new_tokens);
-      }
-      s.first_token_seen = true;
-      s.last_token_at = now;
     }
     s.tokens += new_tokens;
     if (s.finish && spec_.metrics) spec_.metrics->record_attention_kernel(s.usage.attention_kernel);

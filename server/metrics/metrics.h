@@ -48,7 +48,7 @@ class Metrics {
 
   void record_request(const std::string& route, int status, double seconds);
   void observe_time_to_first_token(double seconds);
-  // `times` tokens that arrived together after `seconds` each (see GenerationJob).
+  // `times` observations of `seconds` (engine emission times, TokenEvent::emitted_at).
   void observe_inter_token_latency(double seconds, int64_t times);
   void record_attention_kernel(const std::string& kernel);
   void record_cancelled_by_client();
