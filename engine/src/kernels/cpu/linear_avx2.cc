@@ -41,6 +41,32 @@ struct Avx2 {
     return _mm_cvtss_f32(s);
   }
 
+  static HS_INLINE __m256i mask8(int count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static HS_INLINE V load_partial(const float* p, int count) { return _mm256_maskload_ps(p, mask8(count)); }
+  static HS_INLINE void store_partial(float* p, V v, int count) { _mm256_maskstore_ps(p, mask8(count), v); }
+
+  // In place: r[c][t] becomes r[t][c].
+  static HS_INLINE void transpose(V r[8]) {
+    V t[8], u[8];
+    for (int a = 0; a < 4; ++a) {
+      t[2 * a] = _mm256_unpacklo_ps(r[2 * a], r[2 * a + 1]);
+      t[2 * a + 1] = _mm256_unpackhi_ps(r[2 * a], r[2 * a + 1]);
+    }
+    // u[4b + c], 128-bit lane l: rows 4b..4b+3 of column 4l + c.
+    for (int b = 0; b < 2; ++b) {
+      u[4 * b + 0] = _mm256_shuffle_ps(t[4 * b], t[4 * b + 2], 0x44);
+      u[4 * b + 1] = _mm256_shuffle_ps(t[4 * b], t[4 * b + 2], 0xee);
+      u[4 * b + 2] = _mm256_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0x44);
+      u[4 * b + 3] = _mm256_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0xee);
+    }
+    for (int c = 0; c < 4; ++c) {
+      r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+      r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+  }
+
   template <DType D>
   static HS_INLINE void load_step(const uint8_t* p, V& lo, V& hi) {
     if constexpr (D == DType::kF32) {

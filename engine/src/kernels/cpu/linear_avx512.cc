@@ -41,6 +41,34 @@ struct Avx512 {
   static HS_INLINE V add(V a, V b) { return _mm512_add_ps(a, b); }
   static HS_INLINE V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static HS_INLINE float reduce_add(V v) { return _mm512_reduce_add_ps(v); }
+  static HS_INLINE V load_partial(const float* p, int count) { return _mm512_maskz_loadu_ps(mask16(count), p); }
+  static HS_INLINE void store_partial(float* p, V v, int count) { _mm512_mask_storeu_ps(p, mask16(count), v); }
+
+  // In place: r[c][t] becomes r[t][c]. Unpacks within 128-bit lanes, then 4-float groups,
+  // then 128-bit lanes twice (64 shuffles for 256 floats).
+  static HS_INLINE void transpose(V r[16]) {
+    V t[16], u[16];
+    for (int a = 0; a < 8; ++a) {
+      t[2 * a] = _mm512_unpacklo_ps(r[2 * a], r[2 * a + 1]);
+      t[2 * a + 1] = _mm512_unpackhi_ps(r[2 * a], r[2 * a + 1]);
+    }
+    // u[4b + c], 128-bit lane l: rows 4b..4b+3 of column 4l + c.
+    for (int b = 0; b < 4; ++b) {
+      u[4 * b + 0] = _mm512_shuffle_ps(t[4 * b], t[4 * b + 2], 0x44);
+      u[4 * b + 1] = _mm512_shuffle_ps(t[4 * b], t[4 * b + 2], 0xee);
+      u[4 * b + 2] = _mm512_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0x44);
+      u[4 * b + 3] = _mm512_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0xee);
+    }
+    for (int c = 0; c < 4; ++c) {
+      const V v_lo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), w_lo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
+      const V v_hi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+      const V w_hi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+      r[c] = _mm512_shuffle_f32x4(v_lo, v_hi, 0x88);
+      r[4 + c] = _mm512_shuffle_f32x4(w_lo, w_hi, 0x88);
+      r[8 + c] = _mm512_shuffle_f32x4(v_lo, v_hi, 0xdd);
+      r[12 + c] = _mm512_shuffle_f32x4(w_lo, w_hi, 0xdd);
+    }
+  }
 
   static HS_INLINE __mmask16 mask16(int n) {
     return n >= 16 ? static_cast<__mmask16>(0xffff) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
@@ -135,21 +163,21 @@ void gemm_tile_bf16(const uint16_t* xp, const uint16_t* wt, int64_t k_pairs, flo
   constexpr int64_t panel_rows = kPanelRows<Avx512>;
   constexpr int kCols = Avx512::kTileCols;
   __m512 acc[kCols][kVecs];
-  for (int r = 0; r < kCols; ++r)
-    for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_setzero_ps();
+  HS_UNROLL for (int r = 0; r < kCols; ++r)
+    HS_UNROLL for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_setzero_ps();
   for (int64_t q = 0; q < k_pairs; ++q) {
     __m512bh xv[kVecs];
-    for (int v = 0; v < kVecs; ++v)
+    HS_UNROLL for (int v = 0; v < kVecs; ++v)
       xv[v] = reinterpret_cast<__m512bh>(_mm512_load_si512(xp + (q * panel_rows + v * 16) * 2));
-    for (int r = 0; r < kCols; ++r) {
+    HS_UNROLL for (int r = 0; r < kCols; ++r) {
       uint32_t pair;
       std::memcpy(&pair, wt + r * kWStrideBf16 + 2 * q, sizeof pair);
       const __m512bh b = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(pair)));
-      for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xv[v], b);
+      HS_UNROLL for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xv[v], b);
     }
   }
-  for (int r = 0; r < kCols; ++r) {
-    for (int v = 0; v < kVecs; ++v) {
+  HS_UNROLL for (int r = 0; r < kCols; ++r) {
+    HS_UNROLL for (int v = 0; v < kVecs; ++v) {
       float* p = ct + r * ldc + v * 16;
       _mm512_store_ps(p, accumulate ? _mm512_add_ps(_mm512_load_ps(p), acc[r][v]) : acc[r][v]);
     }
@@ -186,7 +214,7 @@ void avx512_gemm_cols_bf16(const uint16_t* xp, int64_t m, const WeightMatrix& w,
         }
       }
     }
-    store_transposed(ct, m_pad, m, nc, w.n, jc, bias, y);
+    store_transposed<Avx512>(ct, m_pad, m, nc, w.n, jc, bias, y);
   }
 }
 
