@@ -14,7 +14,9 @@ namespace hotswap {
 
 // One per sequence, created when the request is admitted and kept for its lifetime. Owns
 // the sequence's RNG, so a seeded request's tokens depend only on its seed and its own
-// logits, never on the batch it shares a step with or on other requests' draws.
+// logits, never on the batch it shares a step with or on other requests' draws. Results are
+// reproducible for a given build; another compiler or -march may round exp/sums differently
+// and so, rarely, pick a different token at a probability boundary.
 // Not thread-safe: one thread samples a given sequence at a time (different Samplers may
 // run on different threads concurrently).
 class Sampler {
