@@ -104,14 +104,10 @@ std::vector<LiteralMatcher::Match> LiteralMatcher::find_all(std::string_view tex
 }
 
 int32_t AddedVocabulary::add(const AddedToken& token, std::optional<int32_t> model_id, size_t model_vocab_size) {
-  if (token.special && !token.content.empty() && !special_contents_.contains(token.content)) {
-    special_tokens_.push_back(token);
-    special_contents_.insert(token.content);
-  }
   if (token.content.empty()) return -1;
   const auto existing = by_content_.find(token.content);
   if (existing != by_content_.end()) {
-    // An identical token is ignored (a content always keeps the id it first got).
+    // An identical token is ignored; a content always keeps the id it first got.
     const auto known = by_id_.find(existing->second);
     if (known != by_id_.end() && known->second == token) return existing->second;
   }
@@ -120,35 +116,42 @@ int32_t AddedVocabulary::add(const AddedToken& token, std::optional<int32_t> mod
     new_id = existing->second;
   } else if (model_id) {
     new_id = *model_id;
-  } else if (by_content_.empty()) {
-    new_id = static_cast<int32_t>(model_vocab_size);
   } else {
-    // Past the model's range, continue after the largest added id; tokenizers does the same.
-    int32_t max_added = 0;
-    for (const auto& [content, id] : by_content_) max_added = std::max(max_added, id);
+    // New ids start at the model's size, or continue after the largest added id already
+    // past it; tokenizers does the same.
     const auto vocab_size = static_cast<int32_t>(model_vocab_size);
-    new_id = (max_added >= vocab_size || vocab_size == 0) ? max_added + 1 : vocab_size;
+    new_id = vocab_size;
+    if (!by_id_.empty()) {
+      const int32_t max_added = max_id();
+      if (max_added >= vocab_size || vocab_size == 0) new_id = max_added + 1;
+    }
+  }
+  if (token.normalized && normalize_) {
+    std::string normalized = normalize_(token.content);
+    if (normalized != token.content) normalized_forms_[new_id] = std::move(normalized);
   }
   by_content_[token.content] = new_id;
+  if (token.special) special_contents_.insert(token.content);
   by_id_[new_id] = token;
-  if (!special_contents_.contains(token.content)) plain_tokens_.push_back(token);
   return new_id;
 }
 
-void AddedVocabulary::build_matchers(const std::function<std::string(const std::string&)>& normalize,
-                                     const std::function<std::optional<int32_t>(std::string_view)>& model_id) {
-  auto register_token = [&](const AddedToken& token) {
-    std::optional<int32_t> id = id_of(token.content);
-    if (!id) id = model_id(token.content);
-    if (!id) return;
+void AddedVocabulary::build_matchers() {
+  // tokenizers walks a hash map here, so which of two tokens with the same pattern wins is
+  // unspecified there; ascending ids make it deterministic.
+  std::vector<int32_t> ids;
+  ids.reserve(by_id_.size());
+  for (const auto& [id, token] : by_id_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (int32_t id : ids) {
+    const AddedToken& token = by_id_.at(id);
     if (token.normalized) {
-      normalized_matcher_.add(normalize(token.content), *id);
+      const auto form = normalized_forms_.find(id);
+      normalized_matcher_.add(form != normalized_forms_.end() ? form->second : token.content, id);
     } else {
-      raw_matcher_.add(token.content, *id);
+      raw_matcher_.add(token.content, id);
     }
-  };
-  for (const AddedToken& t : special_tokens_) register_token(t);
-  for (const AddedToken& t : plain_tokens_) register_token(t);
+  }
 }
 
 std::vector<Segment> AddedVocabulary::split(std::string_view text, bool raw) const {
@@ -184,6 +187,13 @@ std::vector<Segment> AddedVocabulary::split(std::string_view text, bool raw) con
 const AddedToken* AddedVocabulary::token(int32_t id) const {
   const auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : &it->second;
+}
+
+const std::string* AddedVocabulary::decode_form(int32_t id) const {
+  const auto it = by_id_.find(id);
+  if (it == by_id_.end()) return nullptr;
+  const auto form = normalized_forms_.find(id);
+  return form != normalized_forms_.end() ? &form->second : &it->second.content;
 }
 
 std::optional<int32_t> AddedVocabulary::id_of(std::string_view content) const {

@@ -60,29 +60,35 @@ class LiteralMatcher {
 
 class AddedVocabulary {
  public:
-  // Registers one added_tokens entry as tokenizers' add_tokens / add_special_tokens does and
-  // returns the id it gets. `model_id` is the content's id in the model vocabulary, if any;
-  // `model_vocab_size` is the model's number of entries (where new ids start).
+  // Rewrites the content of a normalized=true token the way the tokenizer's normalizer
+  // does; empty when the tokenizer has no normalizer.
+  using NormalizeFn = std::function<std::string(const std::string&)>;
+  explicit AddedVocabulary(NormalizeFn normalize) : normalize_(std::move(normalize)) {}
+
+  // Registers one added_tokens entry as tokenizers' add_tokens does and returns the id it
+  // gets (-1 for empty content). `model_id` is the content's id in the model vocabulary, if
+  // any; `model_vocab_size` is the model's number of entries (where new ids start).
   int32_t add(const AddedToken& token, std::optional<int32_t> model_id, size_t model_vocab_size);
-  // Builds the matchers. `normalize` gives the pattern of a normalized=true token;
-  // `model_id` looks content up in the model vocabulary.
-  void build_matchers(const std::function<std::string(const std::string&)>& normalize,
-                      const std::function<std::optional<int32_t>(std::string_view)>& model_id);
+  // Builds the matchers from the registered tokens; call once, after the last add().
+  void build_matchers();
 
   // Splits `text` on the normalized=false tokens (`raw`) or on the normalized=true ones.
   std::vector<Segment> split(std::string_view text, bool raw) const;
 
   const AddedToken* token(int32_t id) const;
+  // The string decode() uses for an added token: its normalized form when normalization
+  // changed it (so the decoder can invert it), else its content. nullptr if not added.
+  const std::string* decode_form(int32_t id) const;
   std::optional<int32_t> id_of(std::string_view content) const;
   bool is_special_content(std::string_view content) const;
   int32_t max_id() const;
 
  private:
+  NormalizeFn normalize_;
   std::unordered_map<int32_t, AddedToken> by_id_;
   std::unordered_map<std::string, int32_t> by_content_;
+  std::unordered_map<int32_t, std::string> normalized_forms_;
   std::unordered_set<std::string> special_contents_;
-  std::vector<AddedToken> special_tokens_;  // registration order
-  std::vector<AddedToken> plain_tokens_;    // registration order
   LiteralMatcher raw_matcher_;
   LiteralMatcher normalized_matcher_;
 };

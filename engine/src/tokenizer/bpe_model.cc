@@ -36,7 +36,7 @@ struct QueuedMerge {
 
 }  // namespace
 
-std::unique_ptr<BpeModel> BpeModel::from_json(const JsonField& model) {
+std::unique_ptr<BpeModel> BpeModel::from_json(const JsonField& model, BpeTables& tables) {
   std::unique_ptr<BpeModel> bpe(new BpeModel());
   if (const auto dropout = model.find("dropout")) {
     if (!dropout->json().is_number()) dropout->fail("expected a number, found " + json_kind(dropout->json()));
@@ -50,16 +50,17 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const JsonField& model) {
   bpe->byte_fallback_ = model.get_bool("byte_fallback", false);
   bpe->ignore_merges_ = model.get_bool("ignore_merges", false);
 
-  const JsonField vocab = model.at("vocab");
-  if (!vocab.is_object()) vocab.fail("expected an object mapping tokens to ids, found " + json_kind(vocab.json()));
-  bpe->vocab_.reserve(vocab.json().size());
-  for (const auto& [token, id_value] : vocab.json().items()) {
-    const JsonField id_field(id_value, vocab.where() + "[\"" + token + "\"]", vocab.source());
-    const int64_t id = id_field.as_int();
-    if (id < 0 || id > INT32_MAX) id_field.fail("token id " + std::to_string(id) + " is out of range");
-    if (!is_valid_utf8(token)) id_field.fail("token is not valid UTF-8");
-    bpe->vocab_.insert_or_assign(token, static_cast<int32_t>(id));
+  if (!tables.has_vocab) {
+    // Not diverted by the streaming parser: absent or not an object; report it.
+    const JsonField vocab = model.at("vocab");
+    vocab.fail("expected an object mapping tokens to ids, found " + json_kind(vocab.json()));
   }
+  bpe->vocab_.reserve(tables.vocab.size());
+  for (auto& [token, id] : tables.vocab) {
+    if (!is_valid_utf8(token)) model.fail("vocab token is not valid UTF-8");
+    bpe->vocab_.insert_or_assign(std::move(token), static_cast<int32_t>(id));
+  }
+  tables.vocab = {};
   bpe->vocab_r_.reserve(bpe->vocab_.size());
   for (const auto& [token, id] : bpe->vocab_) {
     bpe->vocab_r_[id] = &token;
@@ -80,43 +81,44 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const JsonField& model) {
     }
   }
 
-  const JsonField merges = model.at("merges");
-  const size_t num_merges = merges.array_size();
+  if (!tables.has_merges) {
+    const JsonField merges = model.at("merges");
+    merges.fail("expected an array of merges, found " + json_kind(merges.json()));
+  }
+  const size_t num_merges = tables.merges.size();
   bpe->merges_ = MergeTable(num_merges);
   const size_t prefix_len = bpe->continuing_subword_prefix_ ? bpe->continuing_subword_prefix_->size() : 0;
+  auto fail = [&model](size_t rank, const std::string& what) {
+    model.fail("merges[" + std::to_string(rank) + "]: " + what);
+  };
   std::string merged;
   for (size_t rank = 0; rank < num_merges; ++rank) {
-    const nlohmann::json& entry = merges.json()[rank];
-    std::string_view left;
-    std::string_view right;
-    if (entry.is_string()) {
+    const BpeTables::Merge& entry = tables.merges[rank];
+    std::string_view left = entry.left;
+    std::string_view right = entry.right;
+    if (!entry.is_pair) {
       // "a b": exactly one space, as tokenizers requires.
-      const auto& line = entry.get_ref<const std::string&>();
-      const size_t space = line.find(' ');
-      if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos) {
-        merges.at(rank).fail("expected \"<left> <right>\" with exactly one space, found \"" + line + "\"");
+      const size_t space = left.find(' ');
+      if (space == std::string_view::npos || left.find(' ', space + 1) != std::string_view::npos) {
+        fail(rank, "expected \"<left> <right>\" with exactly one space, found \"" + entry.left + "\"");
       }
-      left = std::string_view(line).substr(0, space);
-      right = std::string_view(line).substr(space + 1);
-    } else if (entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string()) {
-      left = entry[0].get_ref<const std::string&>();
-      right = entry[1].get_ref<const std::string&>();
-    } else {
-      merges.at(rank).fail("expected \"<left> <right>\" or [\"<left>\", \"<right>\"], found " + json_kind(entry));
+      right = left.substr(space + 1);
+      left = left.substr(0, space);
     }
     const auto left_id = bpe->find(left);
     const auto right_id = bpe->find(right);
-    if (!left_id) merges.at(rank).fail("token '" + std::string(left) + "' is not in the vocabulary");
-    if (!right_id) merges.at(rank).fail("token '" + std::string(right) + "' is not in the vocabulary");
+    if (!left_id) fail(rank, "token '" + std::string(left) + "' is not in the vocabulary");
+    if (!right_id) fail(rank, "token '" + std::string(right) + "' is not in the vocabulary");
     if (right.size() < prefix_len) {
-      merges.at(rank).fail("token '" + std::string(right) + "' is shorter than continuing_subword_prefix");
+      fail(rank, "token '" + std::string(right) + "' is shorter than continuing_subword_prefix");
     }
     merged.assign(left);
     merged.append(right.substr(prefix_len));
     const auto new_id = bpe->find(merged);
-    if (!new_id) merges.at(rank).fail("merged token '" + merged + "' is not in the vocabulary");
+    if (!new_id) fail(rank, "merged token '" + merged + "' is not in the vocabulary");
     bpe->merges_.insert(*left_id, *right_id, {static_cast<int32_t>(rank), *new_id});
   }
+  tables.merges = {};
   return bpe;
 }
 

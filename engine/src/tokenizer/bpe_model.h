@@ -15,14 +15,17 @@
 
 #include "tokenizer/json_field.h"
 #include "tokenizer/merge_table.h"
+#include "tokenizer/tokenizer_json.h"
 #include "tokenizer/word_cache.h"
 
 namespace hotswap::tok {
 
 class BpeModel {
  public:
-  // `model` is the "model" object of tokenizer.json; throws LoadError naming the field.
-  static std::unique_ptr<BpeModel> from_json(const JsonField& model);
+  // `model` is the "model" object of tokenizer.json; `tables` its vocab and merges when the
+  // streaming parser took them out of the DOM (else they are read from `model`). Consumes
+  // `tables`. Throws LoadError naming the field.
+  static std::unique_ptr<BpeModel> from_json(const JsonField& model, BpeTables& tables);
 
   // Appends the ids of one pre-token (non-empty, valid UTF-8) to `ids`.
   void tokenize(std::string_view word, std::vector<int32_t>& ids) const;

@@ -2,6 +2,10 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <unicode/uchar.h>
+#include <unicode/uscript.h>
+
+#include <cstdio>
 
 #include <memory>
 #include <stdexcept>
@@ -26,6 +30,8 @@ constexpr std::string_view kNonSpaceClassBody =
 constexpr std::string_view kWordClassBody = R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D})";
 constexpr std::string_view kHexClassBody = "0-9a-fA-F";
 
+std::string translate_property(std::string_view name, bool negated, bool in_class);
+
 // Rewrites the escapes whose meaning differs between Oniguruma and PCRE2; everything else
 // is copied as written.
 std::string translate_pattern(std::string_view pattern) {
@@ -35,6 +41,15 @@ std::string translate_pattern(std::string_view pattern) {
   size_t class_start = 0;  // index in `pattern` just past '[' or '[^'
   for (size_t i = 0; i < pattern.size(); ++i) {
     const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size() && (pattern[i + 1] == 'p' || pattern[i + 1] == 'P') &&
+        i + 2 < pattern.size() && pattern[i + 2] == '{') {
+      const size_t close = pattern.find('}', i + 3);
+      if (close != std::string_view::npos) {
+        out += translate_property(pattern.substr(i + 3, close - i - 3), pattern[i + 1] == 'P', in_class);
+        i = close;
+        continue;
+      }
+    }
     if (c == '\\' && i + 1 < pattern.size()) {
       const char e = pattern[i + 1];
       std::string_view body;
@@ -73,6 +88,121 @@ std::string translate_pattern(std::string_view pattern) {
     out += c;
   }
   return out;
+}
+
+// Oniguruma's Unicode tables are those of Unicode 16; PCRE2 10.42's are Unicode 14. Letters,
+// marks, digits and punctuation assigned since are added to \p{...} classes explicitly:
+// Unicode 15.0 from ICU's data, 15.1 and 16.0 (newer than ICU 72) from this table.
+struct AssignedRange {
+  char32_t first;
+  char32_t last;
+  uint32_t categories;  // ICU general-category mask; a group mask (M, P) means "some of it"
+};
+constexpr AssignedRange kSinceUnicode15_1[] = {
+    {0x1C89, 0x1C89, U_GC_LU_MASK},   {0x1C8A, 0x1C8A, U_GC_LL_MASK},   {0xA7CB, 0xA7CC, U_GC_LU_MASK},
+    {0xA7CD, 0xA7CD, U_GC_LL_MASK},   {0xA7DA, 0xA7DA, U_GC_LU_MASK},   {0xA7DB, 0xA7DB, U_GC_LL_MASK},
+    {0xA7DC, 0xA7DC, U_GC_LU_MASK},   {0x105C0, 0x105F3, U_GC_LO_MASK}, {0x10D4A, 0x10D4D, U_GC_LO_MASK},
+    {0x10D4E, 0x10D4E, U_GC_LM_MASK}, {0x10D4F, 0x10D4F, U_GC_LO_MASK}, {0x10D50, 0x10D65, U_GC_LU_MASK},
+    {0x10D6F, 0x10D6F, U_GC_LM_MASK}, {0x10D70, 0x10D85, U_GC_LL_MASK}, {0x10EC2, 0x10EC4, U_GC_LO_MASK},
+    {0x11380, 0x11389, U_GC_LO_MASK}, {0x1138B, 0x1138B, U_GC_LO_MASK}, {0x1138E, 0x1138E, U_GC_LO_MASK},
+    {0x11390, 0x113B5, U_GC_LO_MASK}, {0x113B7, 0x113B7, U_GC_LO_MASK}, {0x113D1, 0x113D1, U_GC_LO_MASK},
+    {0x113D3, 0x113D3, U_GC_LO_MASK}, {0x11BC0, 0x11BE0, U_GC_LO_MASK}, {0x13460, 0x143FA, U_GC_LO_MASK},
+    {0x16100, 0x1611D, U_GC_LO_MASK}, {0x16D40, 0x16D42, U_GC_LM_MASK}, {0x16D43, 0x16D6A, U_GC_LO_MASK},
+    {0x16D6B, 0x16D6C, U_GC_LM_MASK}, {0x18CFF, 0x18CFF, U_GC_LO_MASK}, {0x1E5D0, 0x1E5ED, U_GC_LO_MASK},
+    {0x1E5F0, 0x1E5F0, U_GC_LO_MASK}, {0x2EBF0, 0x2EE5D, U_GC_LO_MASK},
+    {0x0897, 0x0897, U_GC_M_MASK},    {0x10D69, 0x10D6D, U_GC_M_MASK},  {0x10EFC, 0x10EFC, U_GC_M_MASK},
+    {0x113B8, 0x113C0, U_GC_M_MASK},  {0x113C2, 0x113C2, U_GC_M_MASK},  {0x113C5, 0x113C5, U_GC_M_MASK},
+    {0x113C7, 0x113CA, U_GC_M_MASK},  {0x113CC, 0x113D0, U_GC_M_MASK},  {0x113D2, 0x113D2, U_GC_M_MASK},
+    {0x113E1, 0x113E2, U_GC_M_MASK},  {0x11F5A, 0x11F5A, U_GC_M_MASK},  {0x1611E, 0x1612F, U_GC_M_MASK},
+    {0x1E5EE, 0x1E5EF, U_GC_M_MASK},
+    {0x10D40, 0x10D49, U_GC_ND_MASK}, {0x116D0, 0x116E3, U_GC_ND_MASK}, {0x11BF0, 0x11BF9, U_GC_ND_MASK},
+    {0x16130, 0x16139, U_GC_ND_MASK}, {0x16D70, 0x16D79, U_GC_ND_MASK}, {0x1CCF0, 0x1CCF9, U_GC_ND_MASK},
+    {0x1E5F1, 0x1E5FA, U_GC_ND_MASK},
+    {0x1B4E, 0x1B4F, U_GC_P_MASK},    {0x1B7F, 0x1B7F, U_GC_P_MASK},    {0x10D6E, 0x10D6E, U_GC_P_MASK},
+    {0x113D4, 0x113D5, U_GC_P_MASK},  {0x113D7, 0x113D8, U_GC_P_MASK},  {0x11BE1, 0x11BE1, U_GC_P_MASK},
+    {0x16D6D, 0x16D6F, U_GC_P_MASK},  {0x1E5FF, 0x1E5FF, U_GC_P_MASK},
+};
+
+// Code points ICU knows as assigned in Unicode 15.0 (after PCRE2's Unicode 14).
+const std::vector<char32_t>& unicode15_code_points() {
+  static const std::vector<char32_t> points = [] {
+    std::vector<char32_t> out;
+    for (UChar32 c = 0; c <= 0x10FFFF; ++c) {
+      UVersionInfo age;
+      u_charAge(c, age);
+      if (age[0] == 15 && age[1] == 0) out.push_back(static_cast<char32_t>(c));
+    }
+    return out;
+  }();
+  return points;
+}
+
+void append_range(std::string& out, char32_t first, char32_t last) {
+  char buffer[40];
+  if (first == last) {
+    std::snprintf(buffer, sizeof(buffer), "\\x{%X}", static_cast<unsigned>(first));
+  } else {
+    std::snprintf(buffer, sizeof(buffer), "\\x{%X}-\\x{%X}", static_cast<unsigned>(first),
+                  static_cast<unsigned>(last));
+  }
+  out += buffer;
+}
+
+// Class members (no brackets) for the code points assigned after Unicode 14 that match
+// `accepts`; `table_mask` selects the entries of kSinceUnicode15_1.
+template <typename Accepts>
+std::string newer_members(Accepts&& accepts, uint32_t table_mask) {
+  std::string out;
+  const std::vector<char32_t>& points = unicode15_code_points();
+  for (size_t i = 0; i < points.size();) {
+    if (!accepts(points[i])) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j + 1 < points.size() && points[j + 1] == points[j] + 1 && accepts(points[j + 1])) ++j;
+    append_range(out, points[i], points[j]);
+    i = j + 1;
+  }
+  for (const AssignedRange& r : kSinceUnicode15_1) {
+    if ((r.categories & table_mask) == r.categories) append_range(out, r.first, r.last);
+  }
+  return out;
+}
+
+// \p{name} / \P{name}: for a general category, PCRE2's class plus the newer code points;
+// a script name means Script in Oniguruma but Script_Extensions in PCRE2, so it becomes
+// \p{sc:name} (plus Unicode 15.0's additions).
+std::string translate_property(std::string_view name, bool negated, bool in_class) {
+  const std::string plain = std::string(negated ? "\\P{" : "\\p{") + std::string(name) + "}";
+  const bool caret = !name.empty() && name[0] == '^';
+  const std::string bare(caret ? name.substr(1) : name);
+  const bool negative = negated != caret;
+  std::string core;
+  std::string extra;
+  const int32_t gc_mask = u_getPropertyValueEnum(UCHAR_GENERAL_CATEGORY_MASK, bare.c_str());
+  const int32_t script = u_getPropertyValueEnum(UCHAR_SCRIPT, bare.c_str());
+  if (gc_mask != UCHAR_INVALID_CODE) {
+    const auto mask = static_cast<uint32_t>(gc_mask);
+    const char* short_name =
+        u_getPropertyValueName(UCHAR_GENERAL_CATEGORY_MASK, gc_mask, U_SHORT_PROPERTY_NAME);
+    core = "\\p{" + std::string(short_name != nullptr ? short_name : bare.c_str()) + "}";
+    extra = newer_members([mask](char32_t c) { return (U_GET_GC_MASK(static_cast<UChar32>(c)) & mask) != 0; }, mask);
+  } else if (script != UCHAR_INVALID_CODE) {
+    core = "\\p{sc:" + bare + "}";
+    extra = newer_members(
+        [script](char32_t c) {
+          UErrorCode status = U_ZERO_ERROR;
+          return uscript_getScript(static_cast<UChar32>(c), &status) == script && U_SUCCESS(status);
+        },
+        0);
+  } else {
+    return plain;  // a binary property or something PCRE2 reads the same way
+  }
+  if (!negative) return in_class ? core + extra : "[" + core + extra + "]";
+  // A negated class cannot be spliced into another class; the plain form is the closest.
+  if (in_class) return plain;
+  return "[^" + core + extra + "]";
 }
 
 std::string escape_literal(std::string_view text) {

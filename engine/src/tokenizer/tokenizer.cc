@@ -15,6 +15,7 @@
 #include "tokenizer/post_processors.h"
 #include "tokenizer/pre_tokenizers.h"
 #include "tokenizer/tokenizer_config.h"
+#include "tokenizer/tokenizer_json.h"
 #include "tokenizer/utf8.h"
 
 namespace hotswap {
@@ -44,9 +45,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(const std::string& tokenizer_jso
 std::unique_ptr<Tokenizer> Tokenizer::build(const std::string& tokenizer_json, const std::string& json_source,
                                             const std::string& config_json, const std::string& config_source) {
   std::unique_ptr<Tokenizer> tokenizer(new Tokenizer());
-  const nlohmann::json parsed = tok::parse_json(tokenizer_json, json_source);
-  const JsonField root(parsed, "", json_source);
-  if (!root.is_object()) root.fail("expected an object, found " + tok::json_kind(parsed));
+  tok::TokenizerJson parsed = tok::parse_tokenizer_json(tokenizer_json, json_source);
+  const JsonField root(parsed.document, "", json_source);
+  if (!root.is_object()) root.fail("expected an object, found " + tok::json_kind(parsed.document));
   if (const auto version = root.find("version"); version && version->as_string() != "1.0") {
     version->fail("unknown tokenizer.json version '" + version->as_string() + "' (expected 1.0)");
   }
@@ -61,7 +62,7 @@ std::unique_ptr<Tokenizer> Tokenizer::build(const std::string& tokenizer_json, c
   if (model_type != "BPE") {
     model.at("type").fail("unsupported model type '" + model_type + "' (supported: BPE)");
   }
-  tokenizer->model_ = tok::BpeModel::from_json(model);
+  tokenizer->model_ = tok::BpeModel::from_json(model, parsed.tables);
   if (const auto f = root.find("normalizer")) tokenizer->normalizer_ = tok::make_normalizer(*f);
   if (const auto f = root.find("pre_tokenizer")) tokenizer->pre_tokenizer_ = tok::make_pre_tokenizer(*f);
   if (const auto f = root.find("post_processor")) tokenizer->post_processor_ = tok::make_post_processor(*f);
@@ -69,7 +70,16 @@ std::unique_ptr<Tokenizer> Tokenizer::build(const std::string& tokenizer_json, c
 
   // tokenizers re-derives each added token's id (an existing vocabulary entry keeps its id,
   // new ones continue after the vocabulary) and only warns when the file says otherwise.
-  tokenizer->added_ = std::make_unique<tok::AddedVocabulary>();
+  const tok::Normalizer* normalizer = tokenizer->normalizer_.get();
+  tok::AddedVocabulary::NormalizeFn normalize;
+  if (normalizer != nullptr) {
+    normalize = [normalizer](const std::string& content) {
+      std::string text = content;
+      normalizer->normalize(text);
+      return text;
+    };
+  }
+  tokenizer->added_ = std::make_unique<tok::AddedVocabulary>(std::move(normalize));
   const tok::BpeModel& bpe = *tokenizer->model_;
   if (const auto list = root.find("added_tokens")) {
     for (size_t i = 0; i < list->array_size(); ++i) {
@@ -81,21 +91,15 @@ std::unique_ptr<Tokenizer> Tokenizer::build(const std::string& tokenizer_json, c
       token.rstrip = entry.get_bool("rstrip", false);
       token.single_word = entry.get_bool("single_word", false);
       token.normalized = entry.get_bool("normalized", !token.special);
-      const int32_t id = tokenizer->added_->add(token, bpe.token_to_id(token.content), bpe.vocab_entries());
+      const std::optional<int32_t> in_model = bpe.token_to_id(token.content);
+      const int32_t id = tokenizer->added_->add(token, in_model, bpe.vocab_entries());
       if (const auto expected = entry.find("id"); expected && id >= 0 && expected->as_int() != id) {
         spdlog::warn("{}: added token '{}' is listed with id {} but gets id {}", json_source, token.content,
                      expected->as_int(), id);
       }
     }
   }
-  const tok::Normalizer* normalizer = tokenizer->normalizer_.get();
-  tokenizer->added_->build_matchers(
-      [normalizer](const std::string& content) {
-        std::string text = content;
-        if (normalizer != nullptr) normalizer->normalize(text);
-        return text;
-      },
-      [&bpe](std::string_view content) { return bpe.token_to_id(content); });
+  tokenizer->added_->build_matchers();
 
   tokenizer->vocab_size_ = std::max(bpe.max_id(), tokenizer->added_->max_id()) + 1;
   tokenizer->config_ = tok::parse_tokenizer_config(config_json, config_source);
@@ -140,12 +144,8 @@ void Tokenizer::encode_piece(std::string_view piece, bool at_sequence_start, std
 }
 
 const std::string* Tokenizer::token_for_decode(int32_t id, bool skip_special_tokens) const {
-  const std::string* token = nullptr;
-  if (const tok::AddedToken* added = added_->token(id)) {
-    token = &added->content;
-  } else {
-    token = model_->id_to_token(id);
-  }
+  const std::string* token = added_->decode_form(id);
+  if (token == nullptr) token = model_->id_to_token(id);
   if (token != nullptr && skip_special_tokens && added_->is_special_content(*token)) return nullptr;
   return token;
 }
