@@ -23,11 +23,25 @@ std::shared_ptr<const Adapter> Adapter::make_mixed(std::string name, std::string
   a->sha256_ = std::move(sha256);
   a->source_bytes_ = source_bytes;
   a->base_model_name_ = std::move(base_model_name);
+  a->num_layers_ = params ? params->num_layers : 0;
   a->mixed_ = std::move(params);
   return a;
 }
 
-int Adapter::num_layers() const { return mixed_ ? mixed_->num_layers : 0; }
+std::shared_ptr<const Adapter> Adapter::make_nsa(std::string name, std::string sha256, size_t source_bytes,
+                                                 std::shared_ptr<const NsaAdapter> params, int num_layers,
+                                                 std::string description, std::string parameters_json) {
+  std::shared_ptr<Adapter> a(new Adapter());
+  a->type_ = AdapterType::kNsa;
+  a->name_ = std::move(name);
+  a->sha256_ = std::move(sha256);
+  a->source_bytes_ = source_bytes;
+  a->num_layers_ = num_layers;
+  a->nsa_ = std::move(params);
+  a->nsa_description_ = std::move(description);
+  a->nsa_parameters_json_ = std::move(parameters_json);
+  return a;
+}
 
 std::shared_ptr<const Adapter> Adapter::with_name(std::string name) const {
   std::shared_ptr<Adapter> a(new Adapter(*this));
@@ -36,6 +50,7 @@ std::shared_ptr<const Adapter> Adapter::with_name(std::string name) const {
 }
 
 std::string Adapter::description() const {
+  if (type_ == AdapterType::kNsa) return nsa_description_;
   std::ostringstream s;
   s << adapter_type_name(type_) << " adapter";
   if (!name_.empty()) s << " '" << name_ << "'";
@@ -58,6 +73,7 @@ std::string Adapter::description() const {
 }
 
 std::string Adapter::parameters_json() const {
+  if (type_ == AdapterType::kNsa) return nsa_parameters_json_;
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
   if (mixed_) {
     const MixedAdapter& m = *mixed_;

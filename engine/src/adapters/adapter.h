@@ -11,6 +11,8 @@
 
 namespace hotswap {
 
+struct NsaAdapter;  // adapters/nsa_adapter.h (issue 5); only held here, never read
+
 enum class AdapterType { kMixed, kNsa };
 
 const char* adapter_type_name(AdapterType type);  // "mixed" | "nsa"
@@ -22,6 +24,12 @@ class Adapter {
                                                    std::shared_ptr<const MixedAdapter> params,
                                                    std::string base_model_name = {});
 
+  // An nsa adapter. Its parameters live in the nsa module, so that module also supplies the
+  // description and parameters JSON this class reports.
+  static std::shared_ptr<const Adapter> make_nsa(std::string name, std::string sha256, size_t source_bytes,
+                                                 std::shared_ptr<const NsaAdapter> params, int num_layers,
+                                                 std::string description, std::string parameters_json);
+
   AdapterType type() const { return type_; }
   const std::string& name() const { return name_; }
   const std::string& sha256() const { return sha256_; }
@@ -29,10 +37,12 @@ class Adapter {
   // uploaded under two names shares cache entries and a replaced document never does.
   const std::string& version() const { return sha256_; }
   size_t source_bytes() const { return source_bytes_; }
-  int num_layers() const;
+  int num_layers() const { return num_layers_; }
 
   // Non-null iff type() == kMixed.
   const std::shared_ptr<const MixedAdapter>& mixed() const { return mixed_; }
+  // Non-null iff type() == kNsa.
+  const std::shared_ptr<const NsaAdapter>& nsa() const { return nsa_; }
 
   // The same adapter under another name (registration assigns names after parsing).
   std::shared_ptr<const Adapter> with_name(std::string name) const;
@@ -51,8 +61,12 @@ class Adapter {
   std::string name_;
   std::string sha256_;
   size_t source_bytes_ = 0;
+  int num_layers_ = 0;
   std::string base_model_name_;
   std::shared_ptr<const MixedAdapter> mixed_;
+  std::shared_ptr<const NsaAdapter> nsa_;
+  std::string nsa_description_;      // nsa: supplied by make_nsa
+  std::string nsa_parameters_json_;
 };
 
 }  // namespace hotswap

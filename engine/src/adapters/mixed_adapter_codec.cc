@@ -1,5 +1,7 @@
 #include "adapters/mixed_adapter_codec.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -104,7 +106,7 @@ class DomBuilder : public nlohmann::json_sax<Json> {
     return true;
   }
 
-  bool parse_error(std::size_t position, const std::string& last_token,
+  bool parse_error(std::size_t position, const std::string& /*last_token*/,
                    const nlohmann::detail::exception& ex) override {
     if (!error.empty()) return false;
     // Inside a gate list: frames are [top] (, [adapter_weight_dict]), [list].
@@ -112,10 +114,8 @@ class DomBuilder : public nlohmann::json_sax<Json> {
       const Frame& list = frames_.back();
       const Frame& owner = frames_[frames_.size() - 2];
       const std::optional<int> layer = owner.is_array ? std::nullopt : parse_layer_key(owner.key);
-      std::string token = last_token.substr(0, 40);
-      if (token.starts_with("N")) token = "NaN";
-      if (token.starts_with("I") || token.starts_with("-I")) token = token[0] == '-' ? "-Infinity" : "Infinity";
-      const bool not_finite = token == "NaN" || token.ends_with("Infinity") || ex.id == 406;
+      const std::string token = literal_at(position);
+      const bool not_finite = token == "NaN" || token == "Infinity" || token == "-Infinity" || ex.id == 406;
       if (layer && not_finite) {
         error = "key " + quote(owner.key) + " (layer " + std::to_string(*layer) + "): element " +
                 std::to_string(list.value->size()) + " must be a finite number in [0, 1], got " + token;
@@ -125,6 +125,8 @@ class DomBuilder : public nlohmann::json_sax<Json> {
     error = "adapter document is not valid JSON (byte " + std::to_string(position) + "): " + ex.what();
     return false;
   }
+
+  explicit DomBuilder(std::string_view input) : input_(input) {}
 
  private:
   struct Frame {
@@ -167,6 +169,20 @@ class DomBuilder : public nlohmann::json_sax<Json> {
     return true;
   }
 
+  // The bare literal or number around the byte where the lexer stopped (it reports the
+  // position just past the character it could not accept).
+  std::string literal_at(size_t position) const {
+    auto part_of_literal = [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '+' || c == '.';
+    };
+    size_t end = std::min(position, input_.size());
+    size_t begin = end;
+    while (begin > 0 && part_of_literal(input_[begin - 1])) --begin;
+    while (end < input_.size() && part_of_literal(input_[end])) ++end;
+    return std::string(input_.substr(begin, std::min<size_t>(end - begin, 40)));
+  }
+
+  std::string_view input_;
   std::vector<Frame> frames_;
 };
 
@@ -238,7 +254,7 @@ Result<std::shared_ptr<const Adapter>> parse_mixed_adapter(std::string_view json
   HS_CHECK(shape.num_layers > 0 && shape.num_kv_heads > 0 && shape.num_heads % shape.num_kv_heads == 0)
       << "invalid model shape L=" << shape.num_layers << " H=" << shape.num_heads << " Hkv=" << shape.num_kv_heads;
 
-  DomBuilder dom;
+  DomBuilder dom(json);
   bool parsed = false;
   try {
     parsed = Json::sax_parse(json.begin(), json.end(), &dom);
