@@ -1,0 +1,76 @@
+#include "attention/nsa/nsa_sequence_state.h"
+
+#include "core/check.h"
+
+namespace hotswap {
+
+NsaSequenceState::NsaSequenceState(std::shared_ptr<const NsaAdapter> adapter, CompressedBlockPool& pool)
+    : adapter_(std::move(adapter)), pool_(&pool) {
+  HS_CHECK(adapter_ != nullptr) << "NsaSequenceState needs an adapter";
+  HS_CHECK(pool.num_kv_heads() == adapter_->num_kv_heads && pool.head_dim() == adapter_->head_dim)
+      << "compressed-block pool is for Hkv=" << pool.num_kv_heads() << " d=" << pool.head_dim()
+      << ", the adapter for Hkv=" << adapter_->num_kv_heads << " d=" << adapter_->head_dim;
+  layers_.resize(static_cast<size_t>(adapter_->num_layers));
+}
+
+NsaSequenceState::~NsaSequenceState() { reset(); }
+
+void NsaSequenceState::reset() {
+  for (Layer& l : layers_) {
+    for (int32_t page : l.pages) pool_->release(page);
+    l = Layer{};
+  }
+}
+
+int64_t NsaSequenceState::num_pages() const {
+  int64_t n = 0;
+  for (const Layer& l : layers_) n += static_cast<int64_t>(l.pages.size());
+  return n;
+}
+
+Status NsaSequenceState::grow(int layer, int64_t num_entries) {
+  Layer& l = layers_[static_cast<size_t>(layer)];
+  const int64_t e = pool_->entries_per_page();
+  const int64_t want = (num_entries + e - 1) / e;
+  while (static_cast<int64_t>(l.pages.size()) < want) {
+    const std::optional<int32_t> page = pool_->allocate();
+    if (!page) {
+      return Status::resource_exhausted("nsa compressed-block cache is full (" +
+                                        std::to_string(pool_->num_pages_in_use()) + " of " +
+                                        std::to_string(pool_->max_pages()) + " pages in use)");
+    }
+    l.pages.push_back(*page);
+  }
+  return Status::ok();
+}
+
+Status NsaSequenceState::reserve(int64_t num_positions) {
+  const int64_t entries = adapter_->config.num_compressed_blocks(num_positions);
+  for (int layer = 0; layer < num_layers(); ++layer) {
+    if (Status s = grow(layer, entries); !s) return s;
+  }
+  return Status::ok();
+}
+
+void NsaSequenceState::ensure_pages(int layer, int64_t num_entries) {
+  const Status s = grow(layer, num_entries);
+  HS_CHECK(s.is_ok()) << s.message() << "; reserve() pages before the forward pass when the pool is capped";
+}
+
+const float* NsaSequenceState::compressed_key(int layer, int64_t j, int kv_head) const {
+  const Layer& l = layers_[static_cast<size_t>(layer)];
+  HS_CHECK(j >= 0 && j < l.num_entries) << "compressed block " << j << " of layer " << layer << " does not exist";
+  const int64_t e = pool_->entries_per_page();
+  return pool_->keys(l.pages[static_cast<size_t>(j / e)]) +
+         (static_cast<int64_t>(kv_head) * e + j % e) * pool_->head_dim();
+}
+
+const float* NsaSequenceState::compressed_value(int layer, int64_t j, int kv_head) const {
+  const Layer& l = layers_[static_cast<size_t>(layer)];
+  HS_CHECK(j >= 0 && j < l.num_entries) << "compressed block " << j << " of layer " << layer << " does not exist";
+  const int64_t e = pool_->entries_per_page();
+  return pool_->values(l.pages[static_cast<size_t>(j / e)]) +
+         (static_cast<int64_t>(kv_head) * e + j % e) * pool_->head_dim();
+}
+
+}  // namespace hotswap

@@ -1,0 +1,76 @@
+// The NSA state of one sequence under one adapter (specs/attention.md `nsa`): per layer, the
+// compressed-block cache (compressed keys and values of every KV head, in pages of a
+// CompressedBlockPool) and, for compress_rope "pre", the un-rotated keys of the last l
+// positions (the only ones a future block can still need; a block is compressed the moment
+// it completes, so older un-rotated keys are never read again).
+//
+// Invariant per layer after nsa_attend() has seen positions [0, P): the cache holds exactly
+// num_compressed_blocks(P) = floor((P - l)/s) + 1 entries per KV head (0 while P < l), each
+// computed once. Calls must arrive in position order per layer, starting at 0.
+//
+// Owned by the sequence (one per running sequence that uses `nsa`), destroyed or reset with
+// it, which returns every page to the pool. The pool must outlive it. Engine thread only;
+// nsa_attend()'s worker threads write the pages it reserved before they start.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "adapters/nsa_adapter.h"
+#include "attention/nsa/compressed_block_pool.h"
+#include "engine/status.h"
+
+namespace hotswap {
+
+class NsaSequenceState {
+ public:
+  // `pool` must have the adapter's num_kv_heads and head_dim.
+  NsaSequenceState(std::shared_ptr<const NsaAdapter> adapter, CompressedBlockPool& pool);
+  ~NsaSequenceState();
+  NsaSequenceState(const NsaSequenceState&) = delete;
+  NsaSequenceState& operator=(const NsaSequenceState&) = delete;
+
+  // Makes sure every layer has pages for the entries of `num_positions` positions, so that
+  // nsa_attend() up to that length needs no allocation. ResourceExhausted (and nothing held
+  // beyond what was) when a capped pool runs out. nsa_attend() also allocates on its own;
+  // the scheduler calls this next to the KV slot allocation when the pool is capped.
+  Status reserve(int64_t num_positions);
+
+  // Releases every page and forgets every position (preemption, recompute).
+  void reset();
+
+  const NsaAdapter& adapter() const { return *adapter_; }
+  CompressedBlockPool& pool() const { return *pool_; }
+  int num_layers() const { return static_cast<int>(layers_.size()); }
+  // Positions of `layer` nsa_attend() has seen, and the compressed entries per KV head.
+  int64_t num_positions(int layer) const { return layers_[static_cast<size_t>(layer)].num_positions; }
+  int64_t num_compressed(int layer) const { return layers_[static_cast<size_t>(layer)].num_entries; }
+  int64_t num_pages() const;  // all layers
+
+  // Compressed key / value of block j of KV head h in `layer` (j < num_compressed(layer)).
+  const float* compressed_key(int layer, int64_t j, int kv_head) const;
+  const float* compressed_value(int layer, int64_t j, int kv_head) const;
+
+  // --- for nsa_attend() (attention/nsa/nsa_attention.cc) ---
+  struct Layer {
+    int64_t num_positions = 0;
+    int64_t num_entries = 0;
+    std::vector<int32_t> pages;  // page i holds entries [i*E, (i+1)*E)
+    // "pre" only: [Hkv, l, d]; position p's un-rotated key at slot p % l.
+    std::vector<float> recent_keys;
+  };
+  Layer& layer(int l) { return layers_[static_cast<size_t>(l)]; }
+  // Pages for `num_entries` entries of `layer`; HS_CHECK-fails when a capped pool is full
+  // (the scheduler reserves first in that case).
+  void ensure_pages(int layer, int64_t num_entries);
+
+ private:
+  Status grow(int layer, int64_t num_entries);
+
+  std::shared_ptr<const NsaAdapter> adapter_;
+  CompressedBlockPool* pool_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace hotswap
