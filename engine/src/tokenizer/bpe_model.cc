@@ -57,7 +57,7 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const JsonField& model, BpeTables&
   }
   bpe->vocab_.reserve(tables.vocab.size());
   for (auto& [token, id] : tables.vocab) {
-    if (!is_valid_utf8(token)) model.fail("vocab token is not valid UTF-8");
+    if (!is_valid_utf8(token)) model.fail_child("vocab", "a token is not valid UTF-8");
     bpe->vocab_.insert_or_assign(std::move(token), static_cast<int32_t>(id));
   }
   tables.vocab = {};
@@ -89,11 +89,15 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const JsonField& model, BpeTables&
   bpe->merges_ = MergeTable(num_merges);
   const size_t prefix_len = bpe->continuing_subword_prefix_ ? bpe->continuing_subword_prefix_->size() : 0;
   auto fail = [&model](size_t rank, const std::string& what) {
-    model.fail("merges[" + std::to_string(rank) + "]: " + what);
+    model.fail_child("merges[" + std::to_string(rank) + "]", what);
   };
   std::string merged;
   for (size_t rank = 0; rank < num_merges; ++rank) {
     const BpeTables::Merge& entry = tables.merges[rank];
+    if (entry.is_pair != tables.merges[0].is_pair) {
+      // tokenizers reads the list as all "a b" strings or all pairs, never a mix.
+      fail(rank, "mixes \"<left> <right>\" strings and [\"<left>\", \"<right>\"] pairs in one list");
+    }
     std::string_view left = entry.left;
     std::string_view right = entry.right;
     if (!entry.is_pair) {

@@ -31,6 +31,10 @@ void JsonField::fail(const std::string& what) const {
   throw LoadError(*source_, (where_.empty() ? std::string("top level") : where_) + ": " + what);
 }
 
+void JsonField::fail_child(const std::string& child, const std::string& what) const {
+  throw LoadError(*source_, child_path(child) + ": " + what);
+}
+
 void JsonField::expect_object() const {
   if (!value_->is_object()) fail("expected an object, found " + json_kind(*value_));
 }

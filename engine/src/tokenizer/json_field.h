@@ -47,6 +47,9 @@ class JsonField {
 
   // Throws LoadError(source, "<where>: <what>").
   [[noreturn]] void fail(const std::string& what) const;
+  // Throws LoadError(source, "<where>.<child>: <what>") for a part of this value that has no
+  // JsonField of its own (an entry of a table the streaming parser took out).
+  [[noreturn]] void fail_child(const std::string& child, const std::string& what) const;
 
  private:
   void expect_object() const;

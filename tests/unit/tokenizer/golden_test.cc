@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "real_tokenizers.h"
+
 namespace hotswap {
 namespace {
 
@@ -32,17 +34,15 @@ std::string printable(const std::string& text) {
 class GoldenTokenizer : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    const std::string dir = kSourceDir + "/.cache/tokenizers/" + GetParam();
-    ASSERT_TRUE(std::filesystem::exists(dir + "/tokenizer.json"))
-        << dir << "/tokenizer.json is missing: run scripts/fetch-tokenizers.sh";
-    tokenizer_ = Tokenizer::load(dir);
+    tokenizer_ = test_support::real_tokenizer(GetParam());
+    ASSERT_NE(tokenizer_, nullptr);
     const std::string fixture = kSourceDir + "/tests/golden/tokenizers/" + GetParam() + ".json";
     ASSERT_TRUE(std::filesystem::exists(fixture)) << fixture << " is missing";
     cases_ = nlohmann::json::parse(slurp(fixture)).at("cases");
     ASSERT_FALSE(cases_.empty());
   }
 
-  std::unique_ptr<Tokenizer> tokenizer_;
+  const Tokenizer* tokenizer_ = nullptr;
   nlohmann::json cases_;
 };
 
