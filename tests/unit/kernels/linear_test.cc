@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -177,6 +179,16 @@ TEST_P(LinearTest, Bf16DotPrecisionChangesResultsOnlyWhereItApplies) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, LinearTest, testing::ValuesIn(cases_on_this_cpu()), case_name);
+
+// Run by CTest as kernels_test_isa_env_* with HOTSWAP_ISA set (see CMakeLists.txt); must be
+// the first use of the kernels in the process, since the variable is read once.
+TEST(LinearIsa, HotswapIsaEnvironmentVariableLowersTheIsa) {
+  const char* env = std::getenv("HOTSWAP_ISA");
+  if (env == nullptr) GTEST_SKIP() << "HOTSWAP_ISA not set";
+  const Isa wanted = std::string(env) == "scalar" ? Isa::kScalar : std::string(env) == "avx2" ? Isa::kAvx2 : Isa::kAvx512;
+  EXPECT_EQ(active_isa(), std::min(wanted, best_supported_isa()));
+  EXPECT_STREQ(linear_isa(), isa_name(active_isa()));
+}
 
 TEST(LinearIsa, ForcingAHigherIsaThanSupportedSelectsTheBest) {
   EXPECT_EQ(set_active_isa(Isa::kAvx512), best_supported_isa());
