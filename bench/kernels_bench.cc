@@ -58,11 +58,11 @@ double now_seconds() {
 }
 
 struct AlignedDelete {
-  void operator()(void* p) const { ::operator delete(p, std::align_val_t{64}); }
+  void operator()(void* p) const { ::operator delete (p, std::align_val_t{64}); }
 };
 using AlignedBytes = std::unique_ptr<uint8_t, AlignedDelete>;
 AlignedBytes aligned_bytes(size_t n) {
-  return AlignedBytes(static_cast<uint8_t*>(::operator new(n, std::align_val_t{64})));
+  return AlignedBytes(static_cast<uint8_t*>(::operator new (n, std::align_val_t{64})));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -107,9 +107,12 @@ float sum_scalar(const float* p, size_t n) {
 template <bool kPrefetch>
 float sum_best(const float* p, size_t n) {
   switch (best_supported_isa()) {
-    case Isa::kAvx512: return sum_avx512<kPrefetch>(p, n);
-    case Isa::kAvx2: return sum_avx2<kPrefetch>(p, n);
-    case Isa::kScalar: break;
+    case Isa::kAvx512:
+      return sum_avx512<kPrefetch>(p, n);
+    case Isa::kAvx2:
+      return sum_avx2<kPrefetch>(p, n);
+    case Isa::kScalar:
+      break;
   }
   return sum_scalar(p, n);
 }
@@ -181,7 +184,8 @@ __attribute__((target("avx512f"))) void fma_loop_avx512(int64_t iters) {
       "jnz 1b\n"
       : "+r"(iters)
       :
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "cc");
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+        "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "cc");
 }
 
 __attribute__((target("avx2,fma"))) void fma_loop_avx2(int64_t iters) {
@@ -205,7 +209,8 @@ __attribute__((target("avx2,fma"))) void fma_loop_avx2(int64_t iters) {
       "jnz 1b\n"
       : "+r"(iters)
       :
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "cc");
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+        "xmm12", "xmm13", "cc");
 }
 
 double measure_fma_peak_gflops() {
@@ -378,7 +383,9 @@ void register_benchmarks() {
     }
   }
   for (const LinearCase& c : cases)
-    benchmark::RegisterBenchmark(("linear/" + case_name(c)).c_str(), BM_Linear, c)->UseRealTime()->MinTime(0.3);
+    benchmark::RegisterBenchmark(("linear/" + case_name(c)).c_str(), BM_Linear, c)
+        ->UseRealTime()
+        ->MinTime(0.3);
 }
 
 void print_summary() {

@@ -17,7 +17,9 @@ inline std::vector<Isa> isas_on_this_cpu() {
   return isas;
 }
 
-inline std::string isa_param_name(const testing::TestParamInfo<Isa>& info) { return isa_name(info.param); }
+inline std::string isa_param_name(const testing::TestParamInfo<Isa>& info) {
+  return isa_name(info.param);
+}
 
 // Forces GetParam()'s ISA for the test and restores the best one afterwards.
 class ForcedIsaTest : public testing::TestWithParam<Isa> {

@@ -116,7 +116,9 @@ class LinearTest : public testing::TestWithParam<Case> {
 
 constexpr double kTolerance = 1e-5;
 
-TEST_P(LinearTest, ReportsTheForcedIsa) { EXPECT_STREQ(linear_isa(), isa_name(GetParam().isa)); }
+TEST_P(LinearTest, ReportsTheForcedIsa) {
+  EXPECT_STREQ(linear_isa(), isa_name(GetParam().isa));
+}
 
 TEST_P(LinearTest, MatchesReferenceOnOddShapes) {
   const int64_t sizes[] = {1, 3, 17, 31, 33, 100, 257};
@@ -151,7 +153,8 @@ TEST_P(LinearTest, ZeroInnerDimensionGivesBias) {
 // keep the exact path.
 TEST_P(LinearTest, Bf16DotPrecisionStaysWithinItsBound) {
   set_linear_precision(LinearPrecision::kBf16Dot);
-  const bool dot = GetParam().dtype == DType::kBF16 && GetParam().isa == Isa::kAvx512 && cpu_has_avx512_bf16();
+  const bool dot =
+      GetParam().dtype == DType::kBF16 && GetParam().isa == Isa::kAvx512 && cpu_has_avx512_bf16();
   const double tol = dot ? 1.0 / 256 : kTolerance;
   EXPECT_STREQ(linear_isa(), dot || (GetParam().isa == Isa::kAvx512 && cpu_has_avx512_bf16())
                                  ? "avx512_bf16"
@@ -171,7 +174,8 @@ TEST_P(LinearTest, Bf16DotPrecisionChangesResultsOnlyWhereItApplies) {
   linear(x.data(), 32, w.view, nullptr, exact.data());
   set_linear_precision(LinearPrecision::kBf16Dot);
   linear(x.data(), 32, w.view, nullptr, dot.data());
-  const bool applies = GetParam().dtype == DType::kBF16 && GetParam().isa == Isa::kAvx512 && cpu_has_avx512_bf16();
+  const bool applies =
+      GetParam().dtype == DType::kBF16 && GetParam().isa == Isa::kAvx512 && cpu_has_avx512_bf16();
   if (applies)
     EXPECT_NE(exact, dot);
   else
@@ -185,7 +189,9 @@ INSTANTIATE_TEST_SUITE_P(AllIsas, LinearTest, testing::ValuesIn(cases_on_this_cp
 TEST(LinearIsa, HotswapIsaEnvironmentVariableLowersTheIsa) {
   const char* env = std::getenv("HOTSWAP_ISA");
   if (env == nullptr) GTEST_SKIP() << "HOTSWAP_ISA not set";
-  const Isa wanted = std::string(env) == "scalar" ? Isa::kScalar : std::string(env) == "avx2" ? Isa::kAvx2 : Isa::kAvx512;
+  const Isa wanted = std::string(env) == "scalar" ? Isa::kScalar
+                     : std::string(env) == "avx2" ? Isa::kAvx2
+                                                  : Isa::kAvx512;
   EXPECT_EQ(active_isa(), std::min(wanted, best_supported_isa()));
   EXPECT_STREQ(linear_isa(), isa_name(active_isa()));
 }

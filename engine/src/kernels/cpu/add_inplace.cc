@@ -27,14 +27,15 @@ HS_TARGET_AVX512 void add_avx512(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 mask =
         static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << static_cast<unsigned>(n - i)) - 1);
-    _mm512_mask_storeu_ps(y + i, mask,
-                          _mm512_add_ps(_mm512_maskz_loadu_ps(mask, y + i), _mm512_maskz_loadu_ps(mask, x + i)));
+    _mm512_mask_storeu_ps(
+        y + i, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, y + i), _mm512_maskz_loadu_ps(mask, x + i)));
   }
 }
 
 HS_TARGET_AVX2 void add_avx2(float* y, const float* x, int64_t n) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
   add_scalar(y + i, x + i, n - i);
 }
 

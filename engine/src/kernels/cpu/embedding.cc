@@ -39,9 +39,12 @@ HS_TARGET_AVX512 void widen_row_avx512(const uint8_t* src, int64_t dim, float* o
 template <DType D>
 void widen_row(const uint8_t* src, int64_t dim, float* out) {
   switch (active_isa()) {
-    case Isa::kAvx512: return widen_row_avx512<D>(src, dim, out);
-    case Isa::kAvx2: return widen_row_avx2<D>(src, dim, out);
-    case Isa::kScalar: return widen_row_scalar<D>(src, dim, out);
+    case Isa::kAvx512:
+      return widen_row_avx512<D>(src, dim, out);
+    case Isa::kAvx2:
+      return widen_row_avx2<D>(src, dim, out);
+    case Isa::kScalar:
+      return widen_row_scalar<D>(src, dim, out);
   }
 }
 
@@ -51,12 +54,17 @@ void embedding_lookup(const TensorView& table, int32_t id, float* out) {
   HS_CHECK(table.shape.size() == 2) << "embedding table must be 2-D, got " << shape_string(table.shape);
   HS_CHECK(id >= 0 && id < table.shape[0]) << "token id " << id << " outside vocab " << table.shape[0];
   const int64_t dim = table.shape[1];
-  const auto* row = static_cast<const uint8_t*>(table.data) + id * dim * static_cast<int64_t>(dtype_size(table.dtype));
+  const auto* row =
+      static_cast<const uint8_t*>(table.data) + id * dim * static_cast<int64_t>(dtype_size(table.dtype));
   switch (table.dtype) {
-    case DType::kF32: return widen_row<DType::kF32>(row, dim, out);
-    case DType::kBF16: return widen_row<DType::kBF16>(row, dim, out);
-    case DType::kF16: return widen_row<DType::kF16>(row, dim, out);
-    default: HS_CHECK(false) << "embedding table dtype " << dtype_name(table.dtype) << " unsupported";
+    case DType::kF32:
+      return widen_row<DType::kF32>(row, dim, out);
+    case DType::kBF16:
+      return widen_row<DType::kBF16>(row, dim, out);
+    case DType::kF16:
+      return widen_row<DType::kF16>(row, dim, out);
+    default:
+      HS_CHECK(false) << "embedding table dtype " << dtype_name(table.dtype) << " unsupported";
   }
 }
 

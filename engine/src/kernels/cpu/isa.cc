@@ -48,7 +48,9 @@ Isa best_supported_isa() {
   return best;
 }
 
-Isa active_isa() { return active_slot().load(std::memory_order_relaxed); }
+Isa active_isa() {
+  return active_slot().load(std::memory_order_relaxed);
+}
 
 Isa set_active_isa(Isa isa) {
   const Isa best = best_supported_isa();
@@ -64,9 +66,12 @@ bool cpu_has_avx512_bf16() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::kScalar: return "scalar";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kAvx512: return "avx512";
+    case Isa::kScalar:
+      return "scalar";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kAvx512:
+      return "avx512";
   }
   return "?";
 }

@@ -33,9 +33,12 @@ std::atomic<LinearPrecision> g_precision{LinearPrecision::kF32};
 
 const LinearKernels& kernels_for(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512: return detail::avx512_linear_kernels();
-    case Isa::kAvx2: return detail::avx2_linear_kernels();
-    case Isa::kScalar: break;
+    case Isa::kAvx512:
+      return detail::avx512_linear_kernels();
+    case Isa::kAvx2:
+      return detail::avx2_linear_kernels();
+    case Isa::kScalar:
+      break;
   }
   return detail::scalar_linear_kernels();
 }
@@ -98,8 +101,8 @@ void run_packed(const LinearKernels& kern, const float* x, int64_t m, const Weig
   constexpr int64_t kRowChunk = 512;
   const int64_t panel_rows = kern.gemm_panel_rows, tile = kern.gemm_tile_cols;
   const int64_t max_panels = (std::min(m, kRowChunk) + panel_rows - 1) / panel_rows;
-  Packed* xp = detail::thread_scratch_as<Packed>(ScratchSlot::kLinearX,
-                                                 static_cast<size_t>(max_panels * panel_rows * packed_row_elems));
+  Packed* xp = detail::thread_scratch_as<Packed>(
+      ScratchSlot::kLinearX, static_cast<size_t>(max_panels * panel_rows * packed_row_elems));
   const int64_t tiles = (w.n + tile - 1) / tile;
   parallel_run(threads, [&](int index, int count) {
     const Range cols = split(tiles, count, index, tile, w.n);
@@ -159,12 +162,14 @@ void linear(const float* x, int64_t m, const TensorView& w, const float* bias, f
       for (int64_t j = 0; j < wm.n; ++j) y[i * wm.n + j] = bias ? bias[j] : 0.0f;
     return;
   }
-  HS_CHECK(x != nullptr && w.data != nullptr) << "linear: null x or weight data, weight " << shape_string(w.shape);
+  HS_CHECK(x != nullptr && w.data != nullptr)
+      << "linear: null x or weight data, weight " << shape_string(w.shape);
 
   const LinearKernels& kern = kernels_for(active_isa());
   const int threads = thread_count(m * wm.n * wm.k);
   if (use_bf16_dot(kern, wm, m)) return run_packed_bf16_form(kern, x, m, wm, bias, y, threads);
-  if (kern.gemm_cols != nullptr && m >= kMinPackedRows) return run_packed_form(kern, x, m, wm, bias, y, threads);
+  if (kern.gemm_cols != nullptr && m >= kMinPackedRows)
+    return run_packed_form(kern, x, m, wm, bias, y, threads);
   run_dot_form(kern, x, m, wm, bias, y, threads);
 }
 
@@ -176,8 +181,12 @@ const char* linear_isa() {
   return isa_name(isa);
 }
 
-void set_linear_precision(LinearPrecision precision) { g_precision.store(precision, std::memory_order_relaxed); }
+void set_linear_precision(LinearPrecision precision) {
+  g_precision.store(precision, std::memory_order_relaxed);
+}
 
-LinearPrecision linear_precision() { return g_precision.load(std::memory_order_relaxed); }
+LinearPrecision linear_precision() {
+  return g_precision.load(std::memory_order_relaxed);
+}
 
 }  // namespace hotswap::kernels

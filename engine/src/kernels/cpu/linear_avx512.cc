@@ -41,8 +41,12 @@ struct Avx512 {
   static HS_INLINE V add(V a, V b) { return _mm512_add_ps(a, b); }
   static HS_INLINE V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static HS_INLINE float reduce_add(V v) { return _mm512_reduce_add_ps(v); }
-  static HS_INLINE V load_partial(const float* p, int count) { return _mm512_maskz_loadu_ps(mask16(count), p); }
-  static HS_INLINE void store_partial(float* p, V v, int count) { _mm512_mask_storeu_ps(p, mask16(count), v); }
+  static HS_INLINE V load_partial(const float* p, int count) {
+    return _mm512_maskz_loadu_ps(mask16(count), p);
+  }
+  static HS_INLINE void store_partial(float* p, V v, int count) {
+    _mm512_mask_storeu_ps(p, mask16(count), v);
+  }
 
   // In place: r[c][t] becomes r[t][c]. Unpacks within 128-bit lanes, then 4-float groups,
   // then 128-bit lanes twice (64 shuffles for 256 floats).
@@ -60,7 +64,8 @@ struct Avx512 {
       u[4 * b + 3] = _mm512_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0xee);
     }
     for (int c = 0; c < 4; ++c) {
-      const V v_lo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), w_lo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
+      const V v_lo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88),
+              w_lo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
       const V v_hi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
       const V w_hi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
       r[c] = _mm512_shuffle_f32x4(v_lo, v_hi, 0x88);
@@ -163,21 +168,29 @@ void gemm_tile_bf16(const uint16_t* xp, const uint16_t* wt, int64_t k_pairs, flo
   constexpr int64_t panel_rows = kPanelRows<Avx512>;
   constexpr int kCols = Avx512::kTileCols;
   __m512 acc[kCols][kVecs];
-  HS_UNROLL for (int r = 0; r < kCols; ++r)
-    HS_UNROLL for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_setzero_ps();
+#pragma GCC unroll 32
+  for (int r = 0; r < kCols; ++r) {
+#pragma GCC unroll 32
+    for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
   for (int64_t q = 0; q < k_pairs; ++q) {
     __m512bh xv[kVecs];
-    HS_UNROLL for (int v = 0; v < kVecs; ++v)
+#pragma GCC unroll 32
+    for (int v = 0; v < kVecs; ++v)
       xv[v] = reinterpret_cast<__m512bh>(_mm512_load_si512(xp + (q * panel_rows + v * 16) * 2));
-    HS_UNROLL for (int r = 0; r < kCols; ++r) {
+#pragma GCC unroll 32
+    for (int r = 0; r < kCols; ++r) {
       uint32_t pair;
       std::memcpy(&pair, wt + r * kWStrideBf16 + 2 * q, sizeof pair);
       const __m512bh b = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(pair)));
-      HS_UNROLL for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xv[v], b);
+#pragma GCC unroll 32
+      for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xv[v], b);
     }
   }
-  HS_UNROLL for (int r = 0; r < kCols; ++r) {
-    HS_UNROLL for (int v = 0; v < kVecs; ++v) {
+#pragma GCC unroll 32
+  for (int r = 0; r < kCols; ++r) {
+#pragma GCC unroll 32
+    for (int v = 0; v < kVecs; ++v) {
       float* p = ct + r * ldc + v * 16;
       _mm512_store_ps(p, accumulate ? _mm512_add_ps(_mm512_load_ps(p), acc[r][v]) : acc[r][v]);
     }

@@ -12,8 +12,10 @@ constexpr int kRows = 4;  // W rows per pass: four independent sums hide the add
 
 inline float load_weight(DType dtype, const void* base, int64_t i) {
   switch (dtype) {
-    case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
-    case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    case DType::kBF16:
+      return bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    case DType::kF16:
+      return f16_to_f32(static_cast<const uint16_t*>(base)[i]);
     default: {
       float f;  // F32 data inside a safetensors file may be only 2-byte aligned
       std::memcpy(&f, static_cast<const uint8_t*>(base) + i * 4, sizeof f);
@@ -22,7 +24,9 @@ inline float load_weight(DType dtype, const void* base, int64_t i) {
   }
 }
 
-int64_t scalar_dot_x_stride(int64_t k) { return k; }
+int64_t scalar_dot_x_stride(int64_t k) {
+  return k;
+}
 
 void scalar_prepare_dot_x(const float* x, int64_t m, int64_t k, DType, float* xd) {
   std::memcpy(xd, x, static_cast<size_t>(m * k) * sizeof(float));

@@ -70,8 +70,8 @@ HS_TARGET_AVX512 void rms_norm_row_avx512(const float* x, int64_t dim, const voi
     a1 = _mm512_fmadd_ps(v1, v1, a1);
   }
   for (; c < dim; c += 16) {
-    const __m512 v = _mm512_maskz_loadu_ps(static_cast<__mmask16>(dim - c >= 16 ? 0xffff : (1u << (dim - c)) - 1),
-                                           x + c);
+    const __m512 v =
+        _mm512_maskz_loadu_ps(static_cast<__mmask16>(dim - c >= 16 ? 0xffff : (1u << (dim - c)) - 1), x + c);
     a0 = _mm512_fmadd_ps(v, v, a0);
   }
   const float r = inv_rms(_mm512_reduce_add_ps(_mm512_add_ps(a0, a1)), dim, eps);
@@ -91,9 +91,12 @@ using RowFn = void (*)(const float*, int64_t, const void*, float, float*);
 template <DType D>
 RowFn row_fn(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512: return rms_norm_row_avx512<D>;
-    case Isa::kAvx2: return rms_norm_row_avx2<D>;
-    case Isa::kScalar: break;
+    case Isa::kAvx512:
+      return rms_norm_row_avx512<D>;
+    case Isa::kAvx2:
+      return rms_norm_row_avx2<D>;
+    case Isa::kScalar:
+      break;
   }
   return rms_norm_row_scalar<D>;
 }

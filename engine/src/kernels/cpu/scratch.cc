@@ -7,7 +7,7 @@ namespace hotswap::kernels::detail {
 namespace {
 
 struct AlignedFree {
-  void operator()(void* p) const { ::operator delete(p, std::align_val_t{64}); }
+  void operator()(void* p) const { ::operator delete (p, std::align_val_t{64}); }
 };
 
 struct Buffer {
@@ -24,7 +24,7 @@ void* thread_scratch(ScratchSlot slot, size_t bytes) {
     // Grow geometrically so a slowly increasing m does not reallocate on every call.
     const size_t grown = bytes + bytes / 2;
     b.data.reset();
-    b.data.reset(::operator new(grown, std::align_val_t{64}));
+    b.data.reset(::operator new (grown, std::align_val_t{64}));
     b.bytes = grown;
   }
   return b.data.get();

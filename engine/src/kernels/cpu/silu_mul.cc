@@ -77,7 +77,8 @@ HS_TARGET_AVX2 HS_ALWAYS_INLINE __m256 exp_avx2(__m256 x) {
   // the 8-bit exponent field (2^128 -> inf and 2^-127 -> tiny, as expf saturates).
   const __m256i ni = _mm256_cvtps_epi32(n);
   const __m256i half = _mm256_srai_epi32(ni, 1);
-  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+  const __m256 s1 =
+      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
   const __m256 s2 = _mm256_castsi256_ps(
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
   return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
@@ -98,9 +99,12 @@ using SiluFn = void (*)(const float*, const float*, float*, int64_t);
 
 SiluFn silu_fn(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512: return silu_mul_avx512;
-    case Isa::kAvx2: return silu_mul_avx2;
-    case Isa::kScalar: break;
+    case Isa::kAvx512:
+      return silu_mul_avx512;
+    case Isa::kAvx2:
+      return silu_mul_avx2;
+    case Isa::kScalar:
+      break;
   }
   return silu_mul_scalar;
 }

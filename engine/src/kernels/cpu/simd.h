@@ -17,8 +17,8 @@
 
 // GCC 12's AVX-512 intrinsics self-initialise "undefined" operands, which -Wuninitialized
 // reports at every inlined use; files with AVX-512 code open with this.
-#define HS_SILENCE_GCC12_AVX512_WARNINGS                                 \
-  _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")                  \
+#define HS_SILENCE_GCC12_AVX512_WARNINGS                \
+  _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
       _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
 
 namespace hotswap::kernels::detail {
@@ -26,7 +26,8 @@ namespace hotswap::kernels::detail {
 // count (<= 16) elements of a D array at p, as float32; lanes >= count are zero and unread.
 template <DType D>
 HS_TARGET_AVX512 HS_ALWAYS_INLINE __m512 widen16_avx512(const void* p, int count) {
-  const __mmask16 mask = count >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << count) - 1);
+  const __mmask16 mask =
+      count >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << count) - 1);
   if constexpr (D == DType::kF32) {
     return _mm512_maskz_loadu_ps(mask, p);
   } else if constexpr (D == DType::kF16) {
@@ -64,6 +65,8 @@ HS_ALWAYS_INLINE float widen_scalar(const void* p, int64_t i) {
   }
 }
 
-constexpr int64_t elem_bytes(DType d) { return d == DType::kF32 ? 4 : 2; }
+constexpr int64_t elem_bytes(DType d) {
+  return d == DType::kF32 ? 4 : 2;
+}
 
 }  // namespace hotswap::kernels::detail
