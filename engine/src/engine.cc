@@ -1,0 +1,408 @@
+// The engine: one thread owns the scheduler, the KV cache and the model step. Its loop
+// reads like the data path: admit → schedule → execute → sample → update → emit.
+// submit() and the stream's cancel() only hand work to that thread.
+#include "engine/engine.h"
+
+#include <omp.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "adapters/mixed_adapter_codec.h"
+#include "attention/sequence_attention.h"
+#include "chat/chat_template.h"
+#include "core/load_error.h"
+#include "kv_cache/kv_cache_manager.h"
+#include "model/model.h"
+#include "scheduler/scheduler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hotswap {
+namespace {
+
+struct PendingRequest {
+  GenerateRequest request;
+  std::shared_ptr<TokenStream> stream;
+  SequenceAttention attention;
+};
+
+class EngineImpl final : public Engine {
+ public:
+  explicit EngineImpl(const EngineConfig& config)
+      : config_(config),
+        model_(Model::load(config.model_dir)),
+        tokenizer_(Tokenizer::load(config.model_dir)),
+        kv_(KvCacheManager::plan_layout(model_->config().num_layers, model_->config().num_kv_heads,
+                                        model_->config().head_dim, config.kv_block_size, config.kv_cache_tokens,
+                                        config.kv_cache_bytes)),
+        scheduler_(kv_, SchedulerLimits{config.max_batch_tokens, config.max_running_sequences}) {
+    if (config_.num_threads > 0) omp_set_num_threads(config_.num_threads);
+    const ModelConfig& mc = model_->config();
+    info_.id = std::filesystem::path(config.model_dir).filename().string();
+    if (info_.id.empty()) info_.id = std::filesystem::path(config.model_dir).parent_path().filename().string();
+    info_.model_type = mc.model_type;
+    info_.vocab_size = mc.vocab_size;
+    info_.max_position_embeddings = mc.max_position_embeddings;
+    info_.eos_token_ids = mc.eos_token_ids;
+    info_.chat_template = tokenizer_->config().chat_template;
+    info_.bos_token = tokenizer_->config().bos_token;
+    info_.eos_token = tokenizer_->config().eos_token;
+    if (info_.eos_token_ids.empty() && !info_.eos_token.empty())
+      if (auto id = tokenizer_->token_to_id(info_.eos_token)) info_.eos_token_ids.push_back(*id);
+    if (!info_.chat_template.empty()) {
+      auto compiled = ChatTemplate::compile(info_.chat_template);
+      if (compiled) chat_template_ = std::make_unique<ChatTemplate>(std::move(compiled.value()));
+      else spdlog::warn("chat template does not compile: {}", compiled.status().message());
+    }
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~EngineImpl() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  Result<std::shared_ptr<TokenStream>> submit(GenerateRequest request) override {
+    if (Status s = validate(request); !s) return s;
+    auto attention = resolve(request);
+    if (!attention) return attention.status();
+    if (Status s = check_fits(request, attention.value()); !s) return s;
+    auto stream = std::make_shared<TokenStream>();
+    {
+      std::lock_guard lock(mu_);
+      if (draining_) return Status::unavailable("the server is shutting down and accepts no new requests");
+      if (static_cast<int>(inbox_.size()) + waiting_count_.load() >= config_.max_queue)
+        return Status::resource_exhausted("the request queue is full (" + std::to_string(config_.max_queue) +
+                                          " waiting); retry later");
+      inbox_.push_back({std::move(request), stream, std::move(attention.value())});
+    }
+    cv_.notify_all();
+    return stream;
+  }
+
+  void drain() override {
+    std::lock_guard lock(mu_);
+    draining_ = true;
+  }
+
+  bool wait_idle(int timeout_ms) override {
+    std::unique_lock lock(mu_);
+    return idle_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                             [&] { return inbox_.empty() && engine_idle_; });
+  }
+
+  EngineStats stats() const override {
+    std::lock_guard lock(stats_mu_);
+    return stats_;
+  }
+  const ModelInfo& model_info() const override { return info_; }
+
+  // Interim in-memory adapter table (mixed only, not persisted) until the registry lands.
+  Result<AdapterPutResult> put_adapter(const std::string& name, std::string_view body, AdapterEncoding) override {
+    auto parsed = parse_mixed_adapter(body, model_shape(), name);
+    if (!parsed) return parsed.status();
+    std::lock_guard lock(adapters_mu_);
+    const bool created = adapters_.count(name) == 0;
+    adapters_[name] = parsed.value();
+    return AdapterPutResult{describe(*parsed.value()), created};
+  }
+  Result<AdapterInfo> get_adapter(const std::string& name) const override {
+    std::lock_guard lock(adapters_mu_);
+    auto it = adapters_.find(name);
+    if (it == adapters_.end()) return Status::not_found("adapter '" + name + "' does not exist");
+    return describe(*it->second);
+  }
+  std::vector<AdapterInfo> list_adapters() const override {
+    std::lock_guard lock(adapters_mu_);
+    std::vector<AdapterInfo> out;
+    for (const auto& [name, a] : adapters_) out.push_back(describe(*a));
+    return out;
+  }
+  Status delete_adapter(const std::string& name) override {
+    std::lock_guard lock(adapters_mu_);
+    if (adapters_.erase(name) == 0) return Status::not_found("adapter '" + name + "' does not exist");
+    return Status::ok();
+  }
+  AdapterStats adapter_stats() const override {
+    std::lock_guard lock(adapters_mu_);
+    AdapterStats s;
+    s.registered = s.resident = static_cast<int64_t>(adapters_.size());
+    return s;
+  }
+
+  std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const override {
+    return tokenizer_->encode(text, add_special_tokens);
+  }
+  std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const override {
+    return tokenizer_->decode(ids, skip_special_tokens);
+  }
+  Result<std::string> render_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const override {
+    if (!chat_template_)
+      return Status::invalid_argument("model '" + info_.id + "' has no chat template; use /v1/completions instead");
+    nlohmann::json msgs = nlohmann::json::array();
+    for (const auto& m : messages) msgs.push_back({{"role", m.role}, {"content", m.content}});
+    nlohmann::json context = {{"messages", msgs},
+                              {"add_generation_prompt", add_generation_prompt},
+                              {"bos_token", info_.bos_token},
+                              {"eos_token", info_.eos_token}};
+    return chat_template_->render(context);
+  }
+
+ private:
+  Status validate(const GenerateRequest& r) const {
+    const ModelConfig& mc = model_->config();
+    if (r.prompt_ids.empty()) return Status::invalid_argument("the prompt is empty");
+    for (int32_t id : r.prompt_ids)
+      if (id < 0 || id >= mc.vocab_size)
+        return Status::invalid_argument("prompt token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                        std::to_string(mc.vocab_size) + ")");
+    const int max_prompt = config_.max_prompt_tokens > 0 ? config_.max_prompt_tokens : mc.max_position_embeddings;
+    if (static_cast<int>(r.prompt_ids.size()) > max_prompt)
+      return Status::invalid_argument("the prompt has " + std::to_string(r.prompt_ids.size()) +
+                                      " tokens; the limit is " + std::to_string(max_prompt));
+    if (r.stop.max_tokens < 1 || r.stop.max_tokens > config_.max_new_tokens)
+      return Status::invalid_argument("max_tokens must be between 1 and " + std::to_string(config_.max_new_tokens) +
+                                      ", got " + std::to_string(r.stop.max_tokens));
+    if (static_cast<int64_t>(r.prompt_ids.size()) + r.stop.max_tokens > mc.max_position_embeddings)
+      return Status::invalid_argument("prompt (" + std::to_string(r.prompt_ids.size()) + " tokens) plus max_tokens (" +
+                                      std::to_string(r.stop.max_tokens) + ") exceeds the model's context of " +
+                                      std::to_string(mc.max_position_embeddings) + " tokens");
+    const SamplingParams& s = r.sampling;
+    if (!(s.temperature >= 0)) return Status::invalid_argument("temperature must be >= 0");
+    if (!(s.top_p > 0 && s.top_p <= 1)) return Status::invalid_argument("top_p must be in (0, 1]");
+    if (s.top_k < 0) return Status::invalid_argument("top_k must be >= 0");
+    if (!(s.min_p >= 0 && s.min_p <= 1)) return Status::invalid_argument("min_p must be in [0, 1]");
+    if (!(s.repetition_penalty > 0)) return Status::invalid_argument("repetition_penalty must be > 0");
+    return Status::ok();
+  }
+
+  // A request whose KV footprint exceeds the whole cache would wait forever: refuse it now.
+  Status check_fits(const GenerateRequest& r, const SequenceAttention& attention) const {
+    const int64_t positions = static_cast<int64_t>(r.prompt_ids.size()) + r.stop.max_tokens;
+    const int64_t peak = kv_.peak_blocks(attention.release_rule, positions, config_.max_batch_tokens);
+    if (peak > kv_.num_blocks())
+      return Status::invalid_argument("the request needs up to " + std::to_string(peak) + " KV blocks (" +
+                                        std::to_string(positions) + " positions) but the cache holds " +
+                                        std::to_string(kv_.num_blocks()) + "; shorten the prompt or max_tokens");
+    return Status::ok();
+  }
+
+  static AdapterInfo describe(const Adapter& a) {
+    AdapterInfo info;
+    info.name = a.name();
+    info.type = adapter_type_name(a.type());
+    info.layers = a.num_layers();
+    info.parameters_json = a.parameters_json();
+    info.bytes = static_cast<int64_t>(a.source_bytes());
+    info.sha256 = a.sha256();
+    info.description = a.description();
+    info.resident = true;
+    return info;
+  }
+
+  Result<std::shared_ptr<const Adapter>> pin_adapter(const std::string& name) const {
+    std::lock_guard lock(adapters_mu_);
+    auto it = adapters_.find(name);
+    if (it == adapters_.end()) return Status::not_found("adapter '" + name + "' does not exist");
+    return it->second;
+  }
+
+  // The request pins the adapter version current at submission; later replacement or
+  // deletion does not affect it.
+  Result<SequenceAttention> resolve(const GenerateRequest& r) const {
+    AttentionChoice choice = r.attention;
+    if (choice.impl == AttentionImpl::kAuto && r.adapter.empty()) choice = config_.default_attention;
+    std::shared_ptr<const Adapter> adapter;
+    if (!r.adapter.empty()) {
+      auto pinned = pin_adapter(r.adapter);
+      if (!pinned) return pinned.status();
+      adapter = pinned.value();
+    }
+    return resolve_attention(choice, std::move(adapter), model_shape());
+  }
+
+  ModelShape model_shape() const {
+    const ModelConfig& c = model_->config();
+    return ModelShape{c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, c.hidden_size};
+  }
+
+  // ---- engine thread ----
+
+  void run() {
+    Workspace ws;
+    while (true) {
+      if (!admit_new_requests()) return;
+      cancel_requested();
+      StepPlan plan = scheduler_.schedule();
+      if (plan.empty()) {
+        publish_stats();
+        continue;
+      }
+      Logits logits = execute(plan, ws);
+      scheduler_.commit(plan);
+      sample_and_emit(plan, logits);
+      publish_stats();
+    }
+  }
+
+  // Moves the inbox into the scheduler; blocks while there is nothing to do. False = stop.
+  bool admit_new_requests() {
+    std::deque<PendingRequest> incoming;
+    {
+      std::unique_lock lock(mu_);
+      if (scheduler_.idle() && inbox_.empty()) {
+        engine_idle_ = true;
+        idle_cv_.notify_all();
+        cv_.wait(lock, [&] { return stopping_ || !inbox_.empty(); });
+      }
+      if (stopping_) return false;
+      engine_idle_ = false;
+      incoming.swap(inbox_);
+    }
+    for (auto& p : incoming) {
+      prompt_total_ += static_cast<int64_t>(p.request.prompt_ids.size());
+      auto seq = std::make_unique<Sequence>(next_id_++, std::move(p.request), std::move(p.stream),
+                                            std::move(p.attention), *tokenizer_, info_.eos_token_ids);
+      scheduler_.add(std::move(seq));
+    }
+    return true;
+  }
+
+  void cancel_requested() {
+    for (Sequence* seq : scheduler_.all())
+      if (seq->stream->cancelled()) finish(seq, FinishReason::kCancelled, "");
+  }
+
+  Logits execute(const StepPlan& plan, Workspace& ws) {
+    ForwardBatch batch;
+    for (const ScheduledChunk& c : plan.chunks) {
+      SequenceChunk chunk;
+      chunk.tokens = std::span<const int32_t>(c.seq->tokens).subspan(c.seq->num_computed, c.num_tokens);
+      chunk.first_position = c.seq->num_computed;
+      chunk.block_table = c.seq->blocks.blocks;
+      chunk.attention = &c.seq->attention;
+      chunk.logits = c.samples() ? LogitsWanted::kLast : LogitsWanted::kNone;
+      batch.chunks.push_back(chunk);
+    }
+    return model_->forward(batch, kv_.storage(), ws);
+  }
+
+  void sample_and_emit(const StepPlan& plan, Logits& logits) {
+    for (size_t i = 0; i < plan.chunks.size(); ++i) {
+      Sequence* seq = plan.chunks[i].seq;
+      if (logits.first_row[i] < 0) continue;  // a prefill chunk that does not reach the end
+      std::span<float> row(logits.data.data() + static_cast<size_t>(logits.first_row[i]) * logits.vocab_size,
+                           static_cast<size_t>(logits.vocab_size));
+      TokenEvent event;
+      std::vector<float> raw;
+      if (seq->request.top_logprobs >= 0) raw.assign(row.begin(), row.end());
+      const int32_t token = seq->sampler.sample(row, seq->prompt(), seq->output());
+      if (!raw.empty()) {
+        Logprobs lp = compute_logprobs(raw, token, seq->request.top_logprobs);
+        event.logprob = lp.chosen;
+        event.top_logprobs = std::move(lp.top);
+      }
+      seq->tokens.push_back(token);
+      event.token_id = token;
+      const std::string piece = seq->decoder.push(token);
+      StopDecision decision = seq->stop.on_token(token, piece);
+      event.text = std::move(decision.text_to_emit);
+      const auto now = Clock::now();
+      seq->last_token_time = now;
+      seq->first_token_sent = true;
+      if (decision.finish) {
+        // Bytes the decoder still holds (an incomplete character) end the text at a length stop.
+        if (*decision.finish == FinishReason::kLength) event.text += seq->decoder.flush();
+        event.finish = decision.finish;
+        seq->stream->push(std::move(event), usage(*seq));
+        ++generated_total_;
+        scheduler_.finish(seq);
+        continue;
+      }
+      seq->stream->push(std::move(event), usage(*seq));
+      ++generated_total_;
+    }
+  }
+
+  void finish(Sequence* seq, FinishReason reason, const std::string& error) {
+    TokenEvent event;
+    event.finish = reason;
+    event.error = error;
+    seq->stream->push(std::move(event), usage(*seq));
+    scheduler_.finish(seq);
+  }
+
+  StreamUsage usage(const Sequence& seq) const {
+    StreamUsage u;
+    u.prompt_tokens = seq.num_prompt_tokens;
+    u.completion_tokens = seq.num_generated();
+    u.cached_prompt_tokens = seq.num_cached_prompt;
+    u.attention_kernel = attention_kernel_name(&seq.attention, model_shape());
+    return u;
+  }
+
+  void publish_stats() {
+    std::lock_guard lock(stats_mu_);
+    stats_.waiting = scheduler_.num_waiting();
+    stats_.running = scheduler_.num_running();
+    stats_.kv_blocks_total = kv_.num_blocks();
+    stats_.kv_blocks_used = kv_.num_used_blocks();
+    stats_.generated_tokens_total = generated_total_;
+    stats_.prompt_tokens_total = prompt_total_;
+    ++stats_.steps_total;
+    waiting_count_ = stats_.waiting;
+  }
+
+  EngineConfig config_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<ChatTemplate> chat_template_;
+  ModelInfo info_;
+  KvCacheManager kv_;
+  Scheduler scheduler_;
+
+  mutable std::mutex adapters_mu_;
+  std::map<std::string, std::shared_ptr<const Adapter>> adapters_;
+
+  std::mutex mu_;  // guards inbox_, draining_, stopping_, engine_idle_
+  std::condition_variable cv_, idle_cv_;
+  std::deque<PendingRequest> inbox_;
+  bool draining_ = false, stopping_ = false, engine_idle_ = true;
+  std::atomic<int> waiting_count_{0};
+
+  mutable std::mutex stats_mu_;
+  EngineStats stats_;
+  int64_t generated_total_ = 0, prompt_total_ = 0;
+  uint64_t next_id_ = 1;
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> Engine::create(const EngineConfig& config) { return std::make_unique<EngineImpl>(config); }
+
+}  // namespace hotswap
+
+namespace hotswap {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+    case FinishReason::kError: return "error";
+  }
+  return "error";
+}
+
+}  // namespace hotswap

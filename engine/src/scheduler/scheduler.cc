@@ -1,0 +1,97 @@
+#include "scheduler/scheduler.h"
+
+#include <algorithm>
+
+#include "core/check.h"
+
+namespace hotswap {
+
+bool ScheduledChunk::samples() const { return seq->num_computed + num_tokens == static_cast<int>(seq->tokens.size()); }
+
+bool Scheduler::reserve(Sequence& seq, int num_tokens) {
+  return kv_.prepare_write(seq.blocks, seq.num_computed, num_tokens).is_ok();
+}
+
+void Scheduler::preempt(std::unique_ptr<Sequence>& victim, StepPlan& plan) {
+  kv_.free(victim->blocks);
+  victim->num_computed = 0;
+  victim->num_cached_prompt = 0;
+  plan.preempted.push_back(victim.get());
+  waiting_.push_front(std::move(victim));
+}
+
+StepPlan Scheduler::schedule() {
+  StepPlan plan;
+  int budget = limits_.max_batch_tokens;
+
+  // Running sequences: decodes first (one token each, latency-critical), then prefills.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
+      Sequence& seq = *running_[i];
+      if (seq.decoding() != (pass == 0)) continue;
+      const int n = std::min(seq.num_uncomputed(), budget);
+      // Make room by preempting the youngest sequences; possibly this one.
+      bool ok = reserve(seq, n);
+      while (!ok && running_.size() - 1 > i) {
+        auto& victim = running_.back();
+        std::erase_if(plan.chunks, [&](const ScheduledChunk& c) { return c.seq == victim.get(); });
+        preempt(victim, plan);
+        running_.pop_back();
+        ok = reserve(seq, n);
+      }
+      if (!ok) {
+        preempt(running_[i], plan);
+        running_.erase(running_.begin() + static_cast<long>(i));
+        break;  // indices moved; the rest waits for the next step
+      }
+      plan.chunks.push_back({&seq, n});
+      budget -= n;
+    }
+  }
+
+  // Admit waiting requests in arrival order while resources last.
+  while (!waiting_.empty() && budget > 0 && static_cast<int>(running_.size()) < limits_.max_running) {
+    Sequence& seq = *waiting_.front();
+    if (seq.num_computed == 0 && seq.blocks.blocks.empty()) {
+      seq.num_cached_prompt = kv_.match_prefix(seq.blocks, seq.attention.cache_namespace, seq.prompt());
+      seq.num_computed = seq.num_cached_prompt;
+    }
+    const int n = std::min(seq.num_uncomputed(), budget);
+    if (!reserve(seq, n)) break;  // the pool is full: wait for blocks to come back
+    plan.chunks.push_back({&seq, n});
+    budget -= n;
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+  return plan;
+}
+
+void Scheduler::commit(const StepPlan& plan) {
+  for (const ScheduledChunk& c : plan.chunks) {
+    Sequence& seq = *c.seq;
+    seq.num_computed += c.num_tokens;
+    // Full prompt blocks are now computed: later requests with the same prefix share them.
+    kv_.publish_full_blocks(seq.blocks, seq.attention.cache_namespace, seq.prompt());
+    // Streaming: pages no future query can see go back to the pool.
+    kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.num_computed);
+  }
+}
+
+void Scheduler::finish(Sequence* seq) {
+  kv_.free(seq->blocks);
+  auto same = [&](const std::unique_ptr<Sequence>& s) { return s.get() == seq; };
+  if (auto it = std::find_if(running_.begin(), running_.end(), same); it != running_.end()) {
+    running_.erase(it);
+    return;
+  }
+  if (auto it = std::find_if(waiting_.begin(), waiting_.end(), same); it != waiting_.end()) waiting_.erase(it);
+}
+
+std::vector<Sequence*> Scheduler::all() {
+  std::vector<Sequence*> out;
+  for (auto& s : running_) out.push_back(s.get());
+  for (auto& s : waiting_) out.push_back(s.get());
+  return out;
+}
+
+}  // namespace hotswap

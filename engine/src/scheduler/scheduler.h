@@ -1,0 +1,52 @@
+// Continuous batching policy. Engine thread only; no locks inside.
+//
+// Each step has a token budget. Running sequences that decode come first (one token
+// each), then running prefills continue in chunks, then waiting requests are admitted in
+// arrival order while the budget, the sequence limit and the KV pool allow. When the pool
+// cannot hold a running sequence's next tokens, the most recently admitted sequence is
+// preempted: its blocks are freed and it is recomputed later from its tokens, so nothing is
+// lost or corrupted.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "kv_cache/kv_cache_manager.h"
+#include "scheduler/sequence.h"
+#include "scheduler/step_plan.h"
+
+namespace hotswap {
+
+struct SchedulerLimits {
+  int max_batch_tokens = 512;
+  int max_running = 64;
+};
+
+class Scheduler {
+ public:
+  Scheduler(KvCacheManager& kv, SchedulerLimits limits) : kv_(kv), limits_(limits) {}
+
+  void add(std::unique_ptr<Sequence> seq) { waiting_.push_back(std::move(seq)); }
+  StepPlan schedule();
+  // After the step: the chunk's tokens are computed; prefix blocks become shareable.
+  void commit(const StepPlan& plan);
+  // Removes a sequence (finished or cancelled) and frees its blocks.
+  void finish(Sequence* seq);
+
+  std::vector<Sequence*> all();  // running then waiting
+  int num_waiting() const { return static_cast<int>(waiting_.size()); }
+  int num_running() const { return static_cast<int>(running_.size()); }
+  bool idle() const { return waiting_.empty() && running_.empty(); }
+
+ private:
+  bool reserve(Sequence& seq, int num_tokens);
+  void preempt(std::unique_ptr<Sequence>& victim, StepPlan& plan);
+
+  KvCacheManager& kv_;
+  SchedulerLimits limits_;
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
+};
+
+}  // namespace hotswap

@@ -1,0 +1,54 @@
+// The engine's mutable state for one request (the API-facing object is TokenStream).
+// Engine thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "attention/sequence_attention.h"
+#include "engine/generate_request.h"
+#include "engine/token_stream.h"
+#include "kv_cache/block_table.h"
+#include "sampling/sampler.h"
+#include "sampling/stop_checker.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hotswap {
+
+using Clock = std::chrono::steady_clock;
+
+struct Sequence {
+  Sequence(uint64_t id, GenerateRequest request, std::shared_ptr<TokenStream> stream, SequenceAttention attention,
+           const Tokenizer& tokenizer, std::vector<int32_t> eos_ids);
+
+  uint64_t id;
+  GenerateRequest request;
+  std::shared_ptr<TokenStream> stream;
+  SequenceAttention attention;
+
+  std::vector<int32_t> tokens;  // prompt followed by generated tokens
+  int num_prompt_tokens = 0;
+  int num_computed = 0;         // leading tokens whose K/V are in the cache
+  int num_cached_prompt = 0;    // prompt tokens served from shared prefix blocks
+  BlockTable blocks;
+
+  Sampler sampler;
+  StopChecker stop;
+  IncrementalDecoder decoder;
+
+  Clock::time_point arrival = Clock::now();
+  Clock::time_point last_token_time{};
+  bool first_token_sent = false;
+
+  int num_generated() const { return static_cast<int>(tokens.size()) - num_prompt_tokens; }
+  int num_uncomputed() const { return static_cast<int>(tokens.size()) - num_computed; }
+  bool decoding() const { return num_uncomputed() == 1 && num_generated() > 0; }
+  std::span<const int32_t> prompt() const { return {tokens.data(), static_cast<size_t>(num_prompt_tokens)}; }
+  std::span<const int32_t> output() const {
+    return {tokens.data() + num_prompt_tokens, static_cast<size_t>(num_generated())};
+  }
+};
+
+}  // namespace hotswap

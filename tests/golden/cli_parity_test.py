@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""The `hotswap` binary against transformers' fixtures, exactly as users call it:
+`hotswap logits --all-positions` (1e-4 max abs for f32; argmax equal and relative error
+< 2e-2 for bf16) and `hotswap generate --temperature 0 --ignore-eos --json` (token for
+token). Usage: cli_parity_test.py HOTSWAP_BINARY GOLDEN_DIR"""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+
+def run(binary, *args):
+    out = subprocess.run([binary, *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def main():
+    binary, golden = sys.argv[1], sys.argv[2]
+    models_dir = os.path.join(golden, "models")
+    failures, checks = [], 0
+    for name in sorted(os.listdir(models_dir)):
+        d = os.path.join(models_dir, name)
+        ref = json.load(open(os.path.join(d, "reference.json")))
+        f32 = ref["dtype"] == "float32"
+        for p in ref["prompts"]:
+            ids = p["ids"]
+            rows, vocab = p["shape"]
+            raw = open(os.path.join(d, p["logits_file"]), "rb").read()
+            expected = struct.unpack("<%df" % (rows * vocab), raw)
+            got = run(binary, "logits", "--model", d, "--prompt-ids", ",".join(map(str, ids)), "--all-positions")["logits"]
+            assert len(got) == rows, (name, len(got), rows)
+            max_abs = max_ref = 0.0
+            for r in range(rows):
+                e = expected[r * vocab:(r + 1) * vocab]
+                g = got[r]
+                if max(range(vocab), key=lambda i: (g[i], -i)) != max(range(vocab), key=lambda i: (e[i], -i)):
+                    failures.append(f"{name}: argmax differs at position {r} of {rows}")
+                max_abs = max(max_abs, max(abs(a - b) for a, b in zip(g, e)))
+                max_ref = max(max_ref, max(abs(b) for b in e))
+            ok = max_abs < 1e-4 if f32 else max_abs / max_ref < 2e-2
+            checks += 1
+            print(f"{name} logits len={rows}: max_abs={max_abs:.3g} rel={max_abs / max_ref:.3g} {'ok' if ok else 'FAIL'}")
+            if not ok:
+                failures.append(f"{name}: logits error {max_abs} for a {rows}-token prompt")
+        for g in ref["greedy"]:
+            out = run(binary, "generate", "--model", d, "--prompt-ids", ",".join(map(str, g["prompt_ids"])),
+                      "--max-tokens", str(len(g["output_ids"])), "--temperature", "0", "--ignore-eos", "--json")
+            checks += 1
+            ok = out["output_ids"] == g["output_ids"] and out["prompt_ids"] == g["prompt_ids"]
+            print(f"{name} greedy prompt={len(g['prompt_ids'])}: {'ok' if ok else 'FAIL'}")
+            if not ok:
+                failures.append(f"{name}: greedy differs for a {len(g['prompt_ids'])}-token prompt: {out['output_ids']}")
+    print(f"{checks - len(failures)} passed, {len(failures)} failed")
+    for f in failures:
+        print("FAIL:", f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
