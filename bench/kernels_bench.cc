@@ -6,9 +6,13 @@
 //  * linear(): GEMV reports weight GB/s and its fraction of the read bandwidth; GEMM reports
 //    GFLOP/s and its fraction of the FMA peak. Weights rotate over copies totalling >= 4x
 //    the L3 size, so GEMV streams from DRAM as in a real multi-layer model.
-// A summary table with the ratios is printed after the run.
+// The machine may be shared (other jobs compiling on the same 2 cores), so each rate is the
+// best call of the run, and the summary printed at the end compares best with best. It also
+// prints the load average and the share of the run's wall time our threads were on a CPU:
+// ratios taken while that share is low are not meaningful.
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -23,6 +27,8 @@
 
 #include "kernels/isa.h"
 #include "kernels/linear.h"
+#include "kernels/rms_norm.h"
+#include "kernels/silu_mul.h"
 
 // GCC 12's AVX-512 intrinsics self-initialise "undefined" operands; -Wuninitialized flags them.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -56,6 +62,23 @@ void on_all_threads(const Body& body) {
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
+
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Rate of one timed region (amount / wall seconds); keeps the best of several.
+class BestRate {
+ public:
+  void start() { t0_ = now_seconds(); }
+  void stop(double amount) { best_ = std::max(best_, amount / (now_seconds() - t0_)); }
+  double best() const { return best_; }
+
+ private:
+  double t0_ = 0, best_ = 0;
+};
 
 struct AlignedDelete {
   void operator()(void* p) const { ::operator delete (p, std::align_val_t{64}); }
@@ -120,7 +143,7 @@ float sum_best(const float* p, size_t n) {
 // Results of the timed loops go here so the compiler keeps them; one slot per thread.
 volatile float g_sink[256];
 
-double measure_read_bandwidth_gbs() {
+double measure_read_bandwidth() {
   constexpr size_t kBytes = size_t{1} << 30, kFloats = kBytes / 4;
   AlignedBytes buf = aligned_bytes(kBytes);
   auto* f = reinterpret_cast<float*>(buf.get());
@@ -132,23 +155,23 @@ double measure_read_bandwidth_gbs() {
     auto [b, e] = slice(t, nt);
     std::fill(f + b, f + e, 1.0f);
   });
-  double best = 0;
+  BestRate rate;
   for (int rep = 0; rep < 8; ++rep) {
-    const double t0 = now_seconds();
+    rate.start();
     on_all_threads([&](int t, int nt) {
       auto [b, e] = slice(t, nt);
       const size_t n = (e - b) / 64 * 64;
       g_sink[t % 256] = rep % 2 ? sum_best<true>(f + b, n) : sum_best<false>(f + b, n);
     });
-    best = std::max(best, kBytes / (now_seconds() - t0));
+    rate.stop(kBytes / 1e9);
   }
-  return best / 1e9;
+  return rate.best();
 }
 
-// Best seen so far (measured again before the summary).
-double read_bandwidth_gbs(bool remeasure = false) {
+// GB/s, best seen so far (measured again before the summary).
+double read_bandwidth(bool remeasure = false) {
   static double best = 0;
-  if (best == 0 || remeasure) best = std::max(best, measure_read_bandwidth_gbs());
+  if (best == 0 || remeasure) best = std::max(best, measure_read_bandwidth());
   return best;
 }
 
@@ -213,28 +236,27 @@ __attribute__((target("avx2,fma"))) void fma_loop_avx2(int64_t iters) {
         "xmm12", "xmm13", "cc");
 }
 
-double measure_fma_peak_gflops() {
+double measure_fma_peak() {
   const bool wide = best_supported_isa() == Isa::kAvx512;
   const double flops_per_iter = wide ? 16.0 * 16 * 2 : 12.0 * 8 * 2;
-  double best = 0;
+  BestRate rate;
   for (int rep = 0; rep < 5; ++rep) {
-    int threads = 1;
-    const double t0 = now_seconds();
-    on_all_threads([&](int t, int nt) {
-      if (t == 0) threads = nt;
+    rate.start();
+    on_all_threads([&](int, int) {
       if (wide)
         fma_loop_avx512(kFmaIters);
       else
         fma_loop_avx2(kFmaIters);
     });
-    best = std::max(best, threads * flops_per_iter * kFmaIters / (now_seconds() - t0));
+    rate.stop(bench_threads() * flops_per_iter * kFmaIters / 1e9);
   }
-  return best / 1e9;
+  return rate.best();
 }
 
-double fma_peak_gflops(bool remeasure = false) {
+// GFLOP/s, best seen so far (measured again before the summary).
+double fma_peak(bool remeasure = false) {
   static double best = 0;
-  if (best == 0 || remeasure) best = std::max(best, measure_fma_peak_gflops());
+  if (best == 0 || remeasure) best = std::max(best, measure_fma_peak());
   return best;
 }
 
@@ -242,10 +264,8 @@ double fma_peak_gflops(bool remeasure = false) {
 // Results kept for the summary printed after the run.
 
 struct Result {
-  double value;
-  const char* unit;
-  double ratio;
-  const char* of;
+  double rate = 0;
+  const char* unit = "";  // "GB/s": compared with the read bandwidth; "GFLOP/s": with the FMA peak
 };
 std::map<std::string, Result>& results() {
   static std::map<std::string, Result> r;
@@ -253,19 +273,17 @@ std::map<std::string, Result>& results() {
 }
 
 void BM_MemoryReadBandwidth(benchmark::State& state) {
-  double gbs = 0;
-  for (auto _ : state) gbs = read_bandwidth_gbs();
-  state.counters["GB/s"] = gbs;
+  double r = 0;
+  for (auto _ : state) r = read_bandwidth();
+  state.counters["GB/s"] = r;
   state.counters["threads"] = bench_threads();
-  results()["memory read bandwidth (1 GiB sum, all threads, best of 8)"] = {gbs, "GB/s", 1.0, "itself"};
 }
 
 void BM_FmaPeak(benchmark::State& state) {
-  double gflops = 0;
-  for (auto _ : state) gflops = fma_peak_gflops();
-  state.counters["GFLOP/s"] = gflops;
+  double r = 0;
+  for (auto _ : state) r = fma_peak();
+  state.counters["GFLOP/s"] = r;
   state.counters["threads"] = bench_threads();
-  results()["f32 FMA peak (register-only loop, all threads, best of 5)"] = {gflops, "GFLOP/s", 1.0, "itself"};
 }
 
 // ---------------------------------------------------------------------------------------
@@ -326,35 +344,58 @@ void BM_Linear(benchmark::State& state, LinearCase c) {
   const WeightCopies& w = weights(c.dtype, c.n, c.k);
   std::vector<float> x(static_cast<size_t>(c.m * c.k)), y(static_cast<size_t>(c.m * c.n));
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 97) / 97.0f - 0.5f;
+  const double bytes = static_cast<double>(c.n * c.k) * dtype_size(c.dtype);
+  const double flops = 2.0 * static_cast<double>(c.m * c.n * c.k);
+  const double amount = (c.m == 1 ? bytes : flops) / 1e9;
   size_t copy = 0;
-  int64_t calls = 0;
-  double total = 0, best = 1e30;
+  BestRate rate;
   for (auto _ : state) {
-    const double t0 = now_seconds();
+    rate.start();
     linear(x.data(), c.m, w.views[copy], nullptr, y.data());
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
-    const double dt = now_seconds() - t0;
-    total += dt;
-    best = std::min(best, dt);
+    rate.stop(amount);
     copy = (copy + 1) % w.views.size();
-    ++calls;
   }
-  // Mean and best call: the machine is shared, so the summary compares best with best.
-  const double bytes = static_cast<double>(c.n * c.k) * dtype_size(c.dtype);
-  const double flops = 2.0 * static_cast<double>(c.m * c.n * c.k);
-  const double mean = total / static_cast<double>(std::max<int64_t>(calls, 1));
-  state.counters["GB/s"] = bytes / mean / 1e9;
-  state.counters["GB/s_best"] = bytes / best / 1e9;
-  state.counters["GFLOP/s"] = flops / mean / 1e9;
-  state.counters["GFLOP/s_best"] = flops / best / 1e9;
+  // The time column is the mean call; the counter is the best call.
+  state.counters[c.m == 1 ? "GB/s_best" : "GFLOP/s_best"] = rate.best();
   state.SetLabel(linear_isa());
-  if (c.m == 1)
-    results()[case_name(c)] = {bytes / best / 1e9, "GB/s", 0, "read bandwidth"};
-  else
-    results()[case_name(c)] = {flops / best / 1e9, "GFLOP/s", 0, "FMA peak"};
+  Result& r = results()[case_name(c)];
+  r.rate = std::max(r.rate, rate.best());
+  r.unit = c.m == 1 ? "GB/s" : "GFLOP/s";
   set_active_isa(best_supported_isa());
   set_linear_precision(LinearPrecision::kF32);
+}
+
+// ---------------------------------------------------------------------------------------
+// Element-wise helpers, bytes moved per second (float32 in and out).
+
+void BM_SiluMul(benchmark::State& state, Isa isa) {
+  set_active_isa(isa);
+  const int64_t n = state.range(0);
+  std::vector<float> gate(static_cast<size_t>(n), 0.3f), up(gate.size(), -1.2f), out(gate.size());
+  for (auto _ : state) {
+    silu_mul(gate.data(), up.data(), out.data(), n);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * n * 12);
+  state.SetLabel(isa_name(active_isa()));
+  set_active_isa(best_supported_isa());
+}
+
+void BM_RmsNorm(benchmark::State& state, Isa isa) {
+  set_active_isa(isa);
+  const int64_t rows = state.range(0), dim = state.range(1);
+  std::vector<float> x(static_cast<size_t>(rows * dim), 0.7f), y(x.size());
+  std::vector<uint16_t> weight(static_cast<size_t>(dim), f32_to_bf16(1.1f));
+  const TensorView w{DType::kBF16, {dim}, weight.data()};
+  for (auto _ : state) {
+    rms_norm(x.data(), rows, dim, w, 1e-6f, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * rows * dim * 8);
+  state.SetLabel(isa_name(active_isa()));
+  set_active_isa(best_supported_isa());
 }
 
 void register_benchmarks() {
@@ -382,33 +423,60 @@ void register_benchmarks() {
         cases.push_back({m, 2048, 2048, DType::kBF16, isa, LinearPrecision::kBf16Dot});
     }
   }
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kScalar}) {
+    if (isa > best_supported_isa()) continue;
+    const std::string suffix = std::string("/") + isa_name(isa);
+    benchmark::RegisterBenchmark(("elementwise/silu_mul" + suffix).c_str(), BM_SiluMul, isa)
+        ->Arg(11008)
+        ->Arg(512 * 11008)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("elementwise/rms_norm_bf16_weight" + suffix).c_str(), BM_RmsNorm, isa)
+        ->Args({1, 4096})
+        ->Args({512, 4096})
+        ->UseRealTime();
+  }
   for (const LinearCase& c : cases)
     benchmark::RegisterBenchmark(("linear/" + case_name(c)).c_str(), BM_Linear, c)
         ->UseRealTime()
         ->MinTime(0.3);
 }
 
-void print_summary() {
-  const double bandwidth = read_bandwidth_gbs(/*remeasure=*/true), peak = fma_peak_gflops(/*remeasure=*/true);
-  results()["memory read bandwidth (1 GiB sum, all threads, best of 8)"] = {bandwidth, "GB/s", 1.0, "itself"};
-  results()["f32 FMA peak (register-only loop, all threads, best of 5)"] = {peak, "GFLOP/s", 1.0, "itself"};
-  for (auto& [name, r] : results())
-    if (r.ratio == 0) r.ratio = r.value / (std::strcmp(r.unit, "GB/s") == 0 ? bandwidth : peak);
-  std::printf("\nRoofline summary: best call vs best roofline measurement (%d threads; best ISA %s):\n",
-              bench_threads(), isa_name(best_supported_isa()));
-  for (const auto& [name, r] : results())
-    std::printf("  %-58s %9.1f %-8s %6.1f%% of %s\n", name.c_str(), r.value, r.unit, 100 * r.ratio, r.of);
+// Share of the elapsed wall time since `start` that this process's threads were on a CPU.
+double cpu_share(double wall_start, double cpu_start) {
+  return (process_cpu_seconds() - cpu_start) / ((now_seconds() - wall_start) * bench_threads());
+}
+
+void print_summary(double wall_start, double cpu_start) {
+  const double share = cpu_share(wall_start, cpu_start);
+  const double bandwidth = read_bandwidth(/*remeasure=*/true), peak = fma_peak(/*remeasure=*/true);
+  double load[3] = {};
+  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
+    std::fclose(f);
+  }
+  std::printf("\nRoofline summary: best call of each case vs best roofline measurement.\n");
+  std::printf("  %d threads, best ISA %s; load average %.2f; our threads ran %.0f%% of the wall time\n",
+              bench_threads(), isa_name(best_supported_isa()), load[0], 100 * share);
+  std::printf("  memory read bandwidth (1 GiB sum, all threads, best of 16): %.1f GB/s\n", bandwidth);
+  std::printf("  f32 FMA peak (register-only FMA loop, all threads, best of 10): %.1f GFLOP/s\n", peak);
+  for (const auto& [name, r] : results()) {
+    const bool gemv = std::strcmp(r.unit, "GB/s") == 0;
+    std::printf("  %-40s %8.1f %-7s %6.1f%% of %s\n", name.c_str(), r.rate, r.unit,
+                100 * r.rate / (gemv ? bandwidth : peak), gemv ? "read bandwidth" : "f32 FMA peak");
+  }
 }
 
 }  // namespace
 }  // namespace hotswap::kernels
 
 int main(int argc, char** argv) {
+  const double wall_start = hotswap::kernels::now_seconds();
+  const double cpu_start = hotswap::kernels::process_cpu_seconds();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   hotswap::kernels::register_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  hotswap::kernels::print_summary();
+  hotswap::kernels::print_summary(wall_start, cpu_start);
   return 0;
 }
