@@ -29,6 +29,71 @@ inline constexpr int kMaxValueDepth = 256;
 class Value;
 class Interpreter;
 
+struct ListData;
+class DictData;
+struct ObjectData;
+struct Callable;
+
+class Value {
+ public:
+  enum class Kind : uint8_t { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kObject, kCallable };
+
+  Value() : kind_(Kind::kUndefined) {}  // an Undefined with no name
+
+  static Value undefined(std::string hint);  // hint: the error when the value is misused
+  static Value unsafe(std::string hint);     // sandbox-blocked attribute (prints as "")
+  static Value none();
+  static Value boolean(bool b);
+  static Value integer(int64_t i);
+  static Value number(double d);
+  static Value string(std::string s, bool markup = false);
+  static Value list(std::vector<Value> items, bool is_tuple = false);
+  static Value dict(DictData data);
+  static Value object(std::shared_ptr<ObjectData> data);
+  static Value callable(Callable c);
+
+  Kind kind() const { return kind_; }
+  bool is_undefined() const { return kind_ == Kind::kUndefined; }
+  bool is_none() const { return kind_ == Kind::kNone; }
+  bool is_bool() const { return kind_ == Kind::kBool; }
+  bool is_int() const { return kind_ == Kind::kInt; }
+  bool is_float() const { return kind_ == Kind::kFloat; }
+  bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool; }
+  bool is_string() const { return kind_ == Kind::kString; }
+  bool is_list() const { return kind_ == Kind::kList; }
+  bool is_tuple() const;
+  bool is_dict() const { return kind_ == Kind::kDict; }
+  bool is_object() const { return kind_ == Kind::kObject; }
+  bool is_namespace() const;
+  bool is_callable() const { return kind_ == Kind::kCallable; }
+
+  bool as_bool() const { return flag_; }
+  int64_t as_int() const { return std::get<int64_t>(payload_); }  // kInt; kBool via int_value()
+  double as_float() const { return std::get<double>(payload_); }
+  int64_t int_value() const { return kind_ == Kind::kBool ? (flag_ ? 1 : 0) : as_int(); }  // kBool or kInt
+  double float_value() const { return kind_ == Kind::kFloat ? as_float() : static_cast<double>(int_value()); }
+  const std::string& str() const { return *std::get<std::shared_ptr<const std::string>>(payload_); }
+  bool is_markup() const { return kind_ == Kind::kString && flag_; }
+  const ListData& list() const { return *std::get<std::shared_ptr<const ListData>>(payload_); }
+  const DictData& dict() const { return *std::get<std::shared_ptr<const DictData>>(payload_); }
+  ObjectData& object() const { return *std::get<std::shared_ptr<ObjectData>>(payload_); }
+  const Callable& callable() const { return *std::get<std::shared_ptr<const Callable>>(payload_); }
+  const void* identity() const;  // the shared payload, for jinja's `sameas`
+
+  const std::string& undefined_hint() const;
+  bool is_unsafe_undefined() const { return kind_ == Kind::kUndefined && flag_; }
+
+  int depth() const;             // nesting of containers; scalars are 0
+  bool contains_object() const;  // is or holds a namespace/loop object
+
+ private:
+  Kind kind_;
+  bool flag_ = false;  // bool value, Markup flag, or "unsafe" for Undefined
+  std::variant<std::monostate, int64_t, double, std::shared_ptr<const std::string>, std::shared_ptr<const ListData>,
+               std::shared_ptr<const DictData>, std::shared_ptr<ObjectData>, std::shared_ptr<const Callable>>
+      payload_;
+};
+
 struct ListData {
   std::vector<Value> items;
   bool is_tuple = false;
@@ -72,65 +137,10 @@ struct Callable {
   std::function<Value(Interpreter&, CallArgs&)> fn;
 };
 
-class Value {
- public:
-  enum class Kind : uint8_t { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kObject, kCallable };
-
-  Value() : kind_(Kind::kUndefined) {}  // an Undefined with no name
-
-  static Value undefined(std::string hint);  // hint: the error when the value is misused
-  static Value unsafe(std::string hint);     // sandbox-blocked attribute (prints as "")
-  static Value none();
-  static Value boolean(bool b);
-  static Value integer(int64_t i);
-  static Value number(double d);
-  static Value string(std::string s, bool markup = false);
-  static Value list(std::vector<Value> items, bool is_tuple = false);
-  static Value dict(DictData data);
-  static Value object(std::shared_ptr<ObjectData> data);
-  static Value callable(Callable c);
-
-  Kind kind() const { return kind_; }
-  bool is_undefined() const { return kind_ == Kind::kUndefined; }
-  bool is_none() const { return kind_ == Kind::kNone; }
-  bool is_bool() const { return kind_ == Kind::kBool; }
-  bool is_int() const { return kind_ == Kind::kInt; }
-  bool is_float() const { return kind_ == Kind::kFloat; }
-  bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool; }
-  bool is_string() const { return kind_ == Kind::kString; }
-  bool is_list() const { return kind_ == Kind::kList; }
-  bool is_tuple() const { return kind_ == Kind::kList && list().is_tuple; }
-  bool is_dict() const { return kind_ == Kind::kDict; }
-  bool is_object() const { return kind_ == Kind::kObject; }
-  bool is_namespace() const { return is_object() && object().type == ObjectData::Type::kNamespace; }
-  bool is_callable() const { return kind_ == Kind::kCallable; }
-
-  bool as_bool() const { return flag_; }
-  int64_t as_int() const { return std::get<int64_t>(payload_); }  // kInt; kBool via int_value()
-  double as_float() const { return std::get<double>(payload_); }
-  int64_t int_value() const { return kind_ == Kind::kBool ? (flag_ ? 1 : 0) : as_int(); }  // kBool or kInt
-  double float_value() const { return kind_ == Kind::kFloat ? as_float() : static_cast<double>(int_value()); }
-  const std::string& str() const { return *std::get<std::shared_ptr<const std::string>>(payload_); }
-  bool is_markup() const { return kind_ == Kind::kString && flag_; }
-  const ListData& list() const { return *std::get<std::shared_ptr<const ListData>>(payload_); }
-  const DictData& dict() const { return *std::get<std::shared_ptr<const DictData>>(payload_); }
-  ObjectData& object() const { return *std::get<std::shared_ptr<ObjectData>>(payload_); }
-  const Callable& callable() const { return *std::get<std::shared_ptr<const Callable>>(payload_); }
-  const void* identity() const;  // the shared payload, for jinja's `sameas`
-
-  const std::string& undefined_hint() const;
-  bool is_unsafe_undefined() const { return kind_ == Kind::kUndefined && flag_; }
-
-  int depth() const;             // nesting of containers; scalars are 0
-  bool contains_object() const;  // is or holds a namespace/loop object
-
- private:
-  Kind kind_;
-  bool flag_ = false;  // bool value, Markup flag, or "unsafe" for Undefined
-  std::variant<std::monostate, int64_t, double, std::shared_ptr<const std::string>, std::shared_ptr<const ListData>,
-               std::shared_ptr<const DictData>, std::shared_ptr<ObjectData>, std::shared_ptr<const Callable>>
-      payload_;
-};
+inline bool Value::is_tuple() const { return kind_ == Kind::kList && list().is_tuple; }
+inline bool Value::is_namespace() const {
+  return is_object() && object().type == ObjectData::Type::kNamespace;
+}
 
 // Python truthiness; Undefined is falsy.
 bool truthy(const Value& v);
