@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "tokenizer/json_field.h"
 #include "tokenizer/unicode_props.h"
 #include "tokenizer/utf8.h"
 
@@ -121,9 +122,9 @@ int32_t AddedVocabulary::add(const AddedToken& token, std::optional<int32_t> mod
     // past it; tokenizers does the same.
     const auto vocab_size = static_cast<int32_t>(model_vocab_size);
     new_id = vocab_size;
-    if (!by_id_.empty()) {
-      const int32_t max_added = max_id();
-      if (max_added >= vocab_size || vocab_size == 0) new_id = max_added + 1;
+    if (!by_id_.empty() && (max_id_ >= vocab_size || vocab_size == 0)) {
+      if (max_id_ >= kMaxTokenId) return -1;
+      new_id = max_id_ + 1;
     }
   }
   if (token.normalized && normalize_) {
@@ -133,6 +134,7 @@ int32_t AddedVocabulary::add(const AddedToken& token, std::optional<int32_t> mod
   by_content_[token.content] = new_id;
   if (token.special) special_contents_.insert(token.content);
   by_id_[new_id] = token;
+  max_id_ = std::max(max_id_, new_id);
   return new_id;
 }
 
@@ -206,10 +208,5 @@ bool AddedVocabulary::is_special_content(std::string_view content) const {
   return special_contents_.contains(std::string(content));
 }
 
-int32_t AddedVocabulary::max_id() const {
-  int32_t max_id = -1;
-  for (const auto& [id, token] : by_id_) max_id = std::max(max_id, id);
-  return max_id;
-}
 
 }  // namespace hotswap::tok

@@ -66,8 +66,9 @@ class AddedVocabulary {
   explicit AddedVocabulary(NormalizeFn normalize) : normalize_(std::move(normalize)) {}
 
   // Registers one added_tokens entry as tokenizers' add_tokens does and returns the id it
-  // gets (-1 for empty content). `model_id` is the content's id in the model vocabulary, if
-  // any; `model_vocab_size` is the model's number of entries (where new ids start).
+  // gets (-1 for empty content, or when a new id would pass kMaxTokenId). `model_id` is the
+  // content's id in the model vocabulary, if any; `model_vocab_size` is the model's number of
+  // entries (where new ids start).
   int32_t add(const AddedToken& token, std::optional<int32_t> model_id, size_t model_vocab_size);
   // Builds the matchers from the registered tokens; call once, after the last add().
   void build_matchers();
@@ -81,7 +82,7 @@ class AddedVocabulary {
   const std::string* decode_form(int32_t id) const;
   std::optional<int32_t> id_of(std::string_view content) const;
   bool is_special_content(std::string_view content) const;
-  int32_t max_id() const;
+  int32_t max_id() const { return max_id_; }
 
  private:
   NormalizeFn normalize_;
@@ -91,6 +92,7 @@ class AddedVocabulary {
   std::unordered_set<std::string> special_contents_;
   LiteralMatcher raw_matcher_;
   LiteralMatcher normalized_matcher_;
+  int32_t max_id_ = -1;
 };
 
 }  // namespace hotswap::tok

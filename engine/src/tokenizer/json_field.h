@@ -13,6 +13,10 @@
 
 namespace hotswap::tok {
 
+// The largest token id a tokenizer file may use; far above any real vocabulary, and low
+// enough that "max id + 1" and the ids added tokens get never overflow int32_t.
+inline constexpr int64_t kMaxTokenId = (int64_t{1} << 30) - 1;
+
 class JsonField {
  public:
   // `source` names the file in error messages and must outlive this field and its children.

@@ -138,7 +138,11 @@ std::unique_ptr<Normalizer> make_normalizer(const JsonField& config, int depth) 
   if (type == "Prepend") return std::make_unique<PrependNormalizer>(config.at("prepend").as_string());
   if (type == "Append") return std::make_unique<AppendNormalizer>(config.at("append").as_string());
   if (type == "Replace") {
-    return std::make_unique<ReplaceNormalizer>(parse_pattern(config.at("pattern")), config.at("content").as_string());
+    Regex pattern = parse_pattern(config.at("pattern"));
+    // A pattern matching "" would insert the content between every two characters; no real
+    // tokenizer does that, and a chain of them grows the text exponentially.
+    if (!pattern.find_all("").empty()) config.at("pattern").fail("pattern matches the empty string");
+    return std::make_unique<ReplaceNormalizer>(std::move(pattern), config.at("content").as_string());
   }
   if (type == "NFC") return std::make_unique<UnicodeNormalizer>(NormalizationForm::kNfc);
   if (type == "NFD") return std::make_unique<UnicodeNormalizer>(NormalizationForm::kNfd);

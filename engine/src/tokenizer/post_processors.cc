@@ -46,7 +46,7 @@ int32_t token_id(const JsonField& pair) {
   // Roberta/Bert store ["<s>", 0].
   if (pair.array_size() != 2) pair.fail("expected [\"<token>\", <id>]");
   const int64_t id = pair.at(1).as_int();
-  if (id < 0 || id > INT32_MAX) pair.at(1).fail("token id out of range");
+  if (id < 0 || id > kMaxTokenId) pair.at(1).fail("token id out of range");
   return static_cast<int32_t>(id);
 }
 
@@ -60,7 +60,7 @@ std::unique_ptr<PostProcessor> make_template(const JsonField& config) {
       std::vector<int32_t>& out = special_ids[name];
       for (size_t i = 0; i < ids.array_size(); ++i) {
         const int64_t id = ids.at(i).as_int();
-        if (id < 0 || id > INT32_MAX) ids.at(i).fail("token id out of range");
+        if (id < 0 || id > kMaxTokenId) ids.at(i).fail("token id out of range");
         out.push_back(static_cast<int32_t>(id));
       }
     }

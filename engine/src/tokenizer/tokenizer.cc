@@ -93,6 +93,7 @@ std::unique_ptr<Tokenizer> Tokenizer::build(const std::string& tokenizer_json, c
       token.normalized = entry.get_bool("normalized", !token.special);
       const std::optional<int32_t> in_model = bpe.token_to_id(token.content);
       const int32_t id = tokenizer->added_->add(token, in_model, bpe.vocab_entries());
+      if (id < 0 && !token.content.empty()) entry.fail("no token id left for this added token");
       if (const auto expected = entry.find("id"); expected && id >= 0 && expected->as_int() != id) {
         spdlog::warn("{}: added token '{}' is listed with id {} but gets id {}", json_source, token.content,
                      expected->as_int(), id);

@@ -1,6 +1,7 @@
 #include "tokenizer/tokenizer_json.h"
 
 #include "core/load_error.h"
+#include "tokenizer/json_field.h"
 
 namespace hotswap::tok {
 namespace {
@@ -109,7 +110,7 @@ class TokenizerJsonHandler final : public nlohmann::json_sax<nlohmann::json> {
     if (mode_ == Mode::kVocab) {
       if constexpr (std::is_same_v<std::decay_t<T>, number_integer_t> ||
                     std::is_same_v<std::decay_t<T>, number_unsigned_t>) {
-        if (static_cast<int64_t>(v) < 0 || static_cast<uint64_t>(v) > INT32_MAX) {
+        if (static_cast<int64_t>(v) < 0 || static_cast<uint64_t>(v) > static_cast<uint64_t>(kMaxTokenId)) {
           return fail("model.vocab[\"" + key_ + "\"]: token id " + std::to_string(v) + " is out of range");
         }
         out_.tables.vocab.emplace_back(std::move(key_), static_cast<int64_t>(v));
