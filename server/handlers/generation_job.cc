@@ -310,7 +310,13 @@ std::string GenerationJob::stream_frames() {
 
     if (spec_.endpoint == Endpoint::kCompletions) {
       const bool echo_now = opening && spec_.echo;
-      if (!echo_now && text.empty() && !has_tokens && !finishing) continue;
+      // A token whose text is still held back (part of a UTF-8 character) gives no chunk
+      // unless its logprobs are wanted.
+      const bool show_tokens = has_tokens && spec_.logprobs >= 0;
+      if (!echo_now && text.empty() && !show_tokens && !finishing) {
+        s.fresh.clear();
+        continue;
+      }
       v1::Completion chunk;
       chunk.set_id(spec_.id);
       chunk.set_object("text_completion");
@@ -344,10 +350,14 @@ std::string GenerationJob::stream_frames() {
         frames += sse_event(to_json(chunk, options));
         chunk.clear_choices();
       }
-      if (text.empty() && !has_tokens && !finishing) continue;
+      const bool show_tokens = has_tokens && spec_.logprobs >= 0;
+      if (text.empty() && !show_tokens && !finishing) {
+        s.fresh.clear();
+        continue;
+      }
       v1::ChatChunkChoice* choice = chunk.add_choices();
       choice->set_index(index);
-      if (!text.empty() || has_tokens) choice->mutable_delta()->set_content(text);
+      if (!text.empty() || show_tokens) choice->mutable_delta()->set_content(text);
       if (spec_.logprobs >= 0 && has_tokens) append_chat_logprobs(*spec_.engine, s.fresh, choice->mutable_logprobs());
       if (finishing) choice->set_finish_reason(openai_finish_reason(*s.finish));
       frames += sse_event(to_json(chunk, options));

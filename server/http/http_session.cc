@@ -117,6 +117,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     access_ = AccessInfo{};
     next_ = Next::kRead;
     exchange_open_ = true;
+    response_complete_ = false;
     started_ = Clock::now();
     stream_.expires_after(milliseconds(config().timeouts.header_ms));
     http::async_read_header(stream_, buffer_, *parser_, beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
@@ -271,7 +272,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void pump() {
     if (!async_ || writing_ || closing_) return;
     ResponseProgress progress = async_->poll();
-    if (progress.full) return respond(std::move(*progress.full));
+    if (progress.full) {
+      response_complete_ = true;
+      return respond(std::move(*progress.full));
+    }
     if (progress.stream_head) return write_stream_head(std::move(*progress.stream_head), std::move(progress.stream_bytes), progress.stream_end);
     if (!progress.stream_bytes.empty() || progress.stream_end) write_chunk(progress.stream_bytes, progress.stream_end);
   }
@@ -301,6 +305,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (end) {
       if (http11_) out_ += kLastChunk;
       stream_done_ = true;
+      response_complete_ = true;
     }
     if (out_.empty()) return on_stream_written({}, 0);
     writing_ = true;
@@ -338,6 +343,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     probing_ = false;
     if (!ec) buffer_.commit(bytes);
     if (async_) {
+      // A client that closes once it has the whole response (e.g. after [DONE]) is done,
+      // not gone: the last write finishes the exchange as usual.
+      if (ec && response_complete_) return;
       if (ec) return client_gone(ec == net::error::eof ? "client closed the connection" : "connection error: " + ec.message());
       return start_probe();
     }
@@ -443,6 +451,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::size_t body_limit_ = 0;
   Next next_ = Next::kRead;
   bool exchange_open_ = false;
+  bool response_complete_ = false;  // the last bytes of the response are written or being written
 
   // Writing.
   bool writing_ = false;
