@@ -27,7 +27,7 @@ struct Avx512 {
   using V = __m512;
   static constexpr int kLanes = 16;
   static constexpr int kGemvRows = 8;
-  static constexpr int kDotRows = 4;
+  static constexpr int kDotRows = 6;
   static constexpr int kDotMaxXRows = 4;
   static constexpr int kPanelVecs = 2;
   static constexpr int kTileCols = 12;
