@@ -6,8 +6,8 @@
 // Contract: x is [m, k] and y is [m, n], both row-major float32 and not overlapping; bias is
 // [n] or null. W's data may have any 2-byte alignment (BF16/F16 inside a safetensors file).
 // linear() runs on omp_get_max_threads() threads when the work is large enough; it may be
-// called from several threads at once (its scratch memory is thread-local and grows to the
-// largest call: about 4·m·k bytes on the caller, a few hundred KiB per worker).
+// called from several threads at once. Its scratch memory is thread-local and kept at the
+// largest size used: about 4·min(m, 512)·k bytes on the calling thread, < 1 MiB per worker.
 //
 // Accuracy (default LinearPrecision::kF32): every product is x·w in float32 with w widened
 // exactly, so |y - linear_reference| <= 1e-5 · (sum_c |x[c]·w[c]| + |bias|) per element.
