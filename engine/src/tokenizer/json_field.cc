@@ -100,11 +100,6 @@ bool JsonField::get_bool(std::string_view key, bool fallback) const {
   return f ? f->as_bool() : fallback;
 }
 
-int64_t JsonField::get_int(std::string_view key, int64_t fallback) const {
-  const auto f = find(key);
-  return f ? f->as_int() : fallback;
-}
-
 char32_t JsonField::as_char() const {
   const std::string s = as_string();
   if (s.empty()) fail("expected a single character, found an empty string");

@@ -42,10 +42,9 @@ class JsonField {
   std::string as_string() const;
   bool as_bool() const;
   int64_t as_int() const;
-  // The member `key` as a string, bool or integer, or `fallback` when absent or null.
+  // The member `key` as a string or bool, or `fallback` when absent or null.
   std::string get_string(std::string_view key, std::string fallback) const;
   bool get_bool(std::string_view key, bool fallback) const;
-  int64_t get_int(std::string_view key, int64_t fallback) const;
   // A single-character string (Metaspace replacement, Strip content).
   char32_t as_char() const;
 

@@ -22,11 +22,7 @@ class MergeTable {
   }
 
   // Later insertions of the same pair overwrite earlier ones, as a Rust HashMap collect does.
-  void insert(int32_t left, int32_t right, Merge merge) {
-    Slot& slot = probe(key(left, right));
-    if (slot.key == kEmpty) ++size_;
-    slot = Slot{key(left, right), merge};
-  }
+  void insert(int32_t left, int32_t right, Merge merge) { probe(key(left, right)) = Slot{key(left, right), merge}; }
 
   const Merge* find(int32_t left, int32_t right) const {
     const uint64_t k = key(left, right);
@@ -36,8 +32,6 @@ class MergeTable {
       if (slot.key == kEmpty) return nullptr;
     }
   }
-
-  size_t size() const { return size_; }
 
  private:
   static constexpr uint64_t kEmpty = ~uint64_t{0};  // ids are non-negative, so never a real key
@@ -63,7 +57,6 @@ class MergeTable {
 
   std::vector<Slot> slots_;
   size_t mask_ = 0;
-  size_t size_ = 0;
 };
 
 }  // namespace hotswap::tok

@@ -25,12 +25,11 @@ constexpr std::string_view kSpaceClassBody =
 constexpr std::string_view kNonSpaceClassBody =
     R"(\x{0}-\x{8}\x{E}-\x{1F}\x{21}-\x{84}\x{86}-\x{9F}\x{A1}-\x{167F}\x{1681}-\x{1FFF})"
     R"(\x{200B}-\x{2027}\x{202A}-\x{202E}\x{2030}-\x{205E}\x{2060}-\x{2FFF}\x{3001}-\x{10FFFF})";
-// Oniguruma's Unicode \w: Alphabetic, marks, decimal digits, connector punctuation and the
-// two join controls (PCRE2 10.42's UCP \w takes only letters, numbers and underscore).
-constexpr std::string_view kWordClassBody = R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D})";
 constexpr std::string_view kHexClassBody = "0-9a-fA-F";
+constexpr std::string_view kNonHexClassBody = R"(\x{0}-\x{2F}\x{3A}-\x{40}\x{47}-\x{60}\x{67}-\x{10FFFF})";
 
 std::string translate_property(std::string_view name, bool negated, bool in_class);
+const std::string& word_class_body();
 
 // Rewrites the escapes whose meaning differs between Oniguruma and PCRE2; everything else
 // is copied as written.
@@ -52,20 +51,26 @@ std::string translate_pattern(std::string_view pattern) {
     }
     if (c == '\\' && i + 1 < pattern.size()) {
       const char e = pattern[i + 1];
+      if (e == 'd' || e == 'D') {
+        // Unicode decimal digits in both engines; only the Unicode versions differ.
+        out += translate_property("Nd", e == 'D', in_class);
+        ++i;
+        continue;
+      }
       std::string_view body;
       bool negated = false;
       switch (e) {
         case 's': body = kSpaceClassBody; break;
         case 'S': body = kNonSpaceClassBody; break;
-        case 'w': body = kWordClassBody; break;
-        case 'W': body = kWordClassBody; negated = true; break;
+        case 'w': body = word_class_body(); break;
+        case 'W': body = word_class_body(); negated = true; break;
         case 'h': body = kHexClassBody; break;
-        case 'H': body = kHexClassBody; negated = true; break;
+        case 'H': body = in_class ? kNonHexClassBody : kHexClassBody; negated = !in_class; break;
         default: break;
       }
       if (body.empty() || (in_class && negated)) {
         // A negated multi-property class cannot be spliced into another class; PCRE2's own
-        // \W / \H is the closest available meaning there.
+        // \W is the closest available meaning there.
         out += c;
         out += e;
       } else if (in_class) {
@@ -203,6 +208,24 @@ std::string translate_property(std::string_view name, bool negated, bool in_clas
   // A negated class cannot be spliced into another class; the plain form is the closest.
   if (in_class) return plain;
   return "[^" + core + extra + "]";
+}
+
+// Oniguruma's \w: Alphabetic, marks, decimal digits and connector punctuation, plus the
+// Latin-1 superscripts and fractions its single-byte table counts (PCRE2 10.42's UCP \w
+// takes letters, numbers and underscore), plus what Unicode 15 and 16 added.
+const std::string& word_class_body() {
+  static const std::string body = [] {
+    const uint32_t table_mask = U_GC_L_MASK | U_GC_M_MASK | U_GC_ND_MASK;
+    return R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{B2}\x{B3}\x{B9}\x{BC}-\x{BE})" +
+           newer_members(
+               [](char32_t c) {
+                 const auto cp = static_cast<UChar32>(c);
+                 return u_hasBinaryProperty(cp, UCHAR_ALPHABETIC) ||
+                        (U_GET_GC_MASK(cp) & (U_GC_M_MASK | U_GC_ND_MASK | U_GC_PC_MASK)) != 0;
+               },
+               table_mask);
+  }();
+  return body;
 }
 
 std::string escape_literal(std::string_view text) {

@@ -38,12 +38,10 @@ class Regex {
   // A search PCRE2 gives up on (match or heap limit) ends the list early.
   std::vector<Match> find_all(std::string_view text) const;
 
-  const std::string& pattern() const { return pattern_; }
-
  private:
   Regex(std::string pcre2_pattern, std::string original);
 
-  std::string pattern_;  // as written in the tokenizer file
+  std::string pattern_;  // as written in the tokenizer file, for messages
   pcre2_real_code_8* code_ = nullptr;
   bool jit_ = false;
 };

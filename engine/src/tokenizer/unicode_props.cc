@@ -101,10 +101,6 @@ bool is_numeric(char32_t c) {
   return type == U_DECIMAL_DIGIT_NUMBER || type == U_LETTER_NUMBER || type == U_OTHER_NUMBER;
 }
 
-bool is_alphanumeric(char32_t c) {
-  return u_hasBinaryProperty(static_cast<UChar32>(c), UCHAR_ALPHABETIC) || is_numeric(c);
-}
-
 bool is_unicode9_mark(char32_t c) {
   // Three code points changed category after Unicode 9: U+1CF2/U+1CF3 were spacing marks
   // then, U+111C9 was punctuation.

@@ -12,8 +12,6 @@ namespace hotswap::tok {
 bool is_whitespace(char32_t c);
 // Rust char::is_numeric: general category Nd, Nl or No.
 bool is_numeric(char32_t c);
-// Rust char::is_alphanumeric: Alphabetic or numeric.
-bool is_alphanumeric(char32_t c);
 // A combining mark (general category M) by Unicode 9 data, which tokenizers' StripAccents
 // uses (unicode-normalization-alignments).
 bool is_unicode9_mark(char32_t c);
