@@ -111,6 +111,7 @@ describe('concurrency', () => {
     const m = await metrics(server.url);
     assert.equal(m.get('hotswap_running_sequences'), 0);
     assert.equal(m.get('hotswap_requests_cancelled_by_client_total'), cancelledBefore + 1);
+    assert.equal(m.get('hotswap_requests_total{route="/v1/completions",status="499"}') ?? 0, (idle.get('hotswap_requests_total{route="/v1/completions",status="499"}') ?? 0) + 1);
     // Cancelled, not run to completion: far fewer than max_tokens were generated after the disconnect.
     assert.ok(m.get('hotswap_generation_tokens_total') - tokensAtDisconnect < Math.min(32, maxTokens / 2),
               `generation continued after the disconnect (${m.get('hotswap_generation_tokens_total') - tokensAtDisconnect} tokens)`);

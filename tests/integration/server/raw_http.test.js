@@ -6,7 +6,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CACHE_DIR, baseModel, metrics, postJson, rawExchange, request, sseData, startServer } from './helpers.js';
+import { CACHE_DIR, baseModel, eventually, metrics, postJson, rawExchange, request, sseData, startServer } from './helpers.js';
 
 let server;
 let model;
@@ -72,9 +72,15 @@ describe('metrics', () => {
     const before = await metrics(server.url);
     const key = 'hotswap_requests_total{route="/v1/completions",status="200"}';
     await postJson(server.url, '/v1/completions', { model, prompt: 'count me', max_tokens: 4, temperature: 0, ignore_eos: true });
-    const after = await metrics(server.url);
+    // Engine counters are updated at the end of the engine step and the request counter once
+    // the last byte is written: both may trail the response the client already has.
+    let after;
+    assert.ok(await eventually(async () => {
+      after = await metrics(server.url);
+      return after.get('hotswap_generation_tokens_total') >= before.get('hotswap_generation_tokens_total') + 4 &&
+             after.get(key) >= (before.get(key) ?? 0) + 1;
+    }, { timeoutMs: 2000 }), 'token and request counters');
     assert.equal(after.get(key), (before.get(key) ?? 0) + 1);
-    assert.ok(after.get('hotswap_generation_tokens_total') >= before.get('hotswap_generation_tokens_total') + 4);
     assert.ok(after.get('hotswap_prompt_tokens_total') > before.get('hotswap_prompt_tokens_total'));
     assert.ok(after.get('hotswap_time_to_first_token_seconds_count') > before.get('hotswap_time_to_first_token_seconds_count'));
   });
