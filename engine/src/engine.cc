@@ -14,7 +14,7 @@
 #include <mutex>
 #include <thread>
 
-#include "adapters/mixed_adapter_codec.h"
+#include "adapters/adapter_registry.h"
 #include "attention/sequence_attention.h"
 #include "chat/chat_template.h"
 #include "core/load_error.h"
@@ -41,7 +41,11 @@ class EngineImpl final : public Engine {
         kv_(KvCacheManager::plan_layout(model_->config().num_layers, model_->config().num_kv_heads,
                                         model_->config().head_dim, config.kv_block_size, config.kv_cache_tokens,
                                         config.kv_cache_bytes)),
-        scheduler_(kv_, SchedulerLimits{config.max_batch_tokens, config.max_running_sequences}) {
+        scheduler_(kv_, SchedulerLimits{config.max_batch_tokens, config.max_running_sequences}),
+        adapters_(shape_of(model_->config()), std::filesystem::path(config.model_dir).filename().string(),
+                  config.adapter_dir, config.adapter_resident_bytes) {
+    const int loaded = adapters_.load_directory();
+    if (!config.adapter_dir.empty()) spdlog::info("loaded {} adapters from {}", loaded, config.adapter_dir);
     if (config_.num_threads > 0) omp_set_num_threads(config_.num_threads);
     const ModelConfig& mc = model_->config();
     info_.id = std::filesystem::path(config.model_dir).filename().string();
@@ -107,38 +111,14 @@ class EngineImpl final : public Engine {
   }
   const ModelInfo& model_info() const override { return info_; }
 
-  // Interim in-memory adapter table (mixed only, not persisted) until the registry lands.
-  Result<AdapterPutResult> put_adapter(const std::string& name, std::string_view body, AdapterEncoding) override {
-    auto parsed = parse_mixed_adapter(body, model_shape(), name);
-    if (!parsed) return parsed.status();
-    std::lock_guard lock(adapters_mu_);
-    const bool created = adapters_.count(name) == 0;
-    adapters_[name] = parsed.value();
-    return AdapterPutResult{describe(*parsed.value()), created};
+  Result<AdapterPutResult> put_adapter(const std::string& name, std::string_view body,
+                                       AdapterEncoding encoding) override {
+    return adapters_.put(name, body, encoding);
   }
-  Result<AdapterInfo> get_adapter(const std::string& name) const override {
-    std::lock_guard lock(adapters_mu_);
-    auto it = adapters_.find(name);
-    if (it == adapters_.end()) return Status::not_found("adapter '" + name + "' does not exist");
-    return describe(*it->second);
-  }
-  std::vector<AdapterInfo> list_adapters() const override {
-    std::lock_guard lock(adapters_mu_);
-    std::vector<AdapterInfo> out;
-    for (const auto& [name, a] : adapters_) out.push_back(describe(*a));
-    return out;
-  }
-  Status delete_adapter(const std::string& name) override {
-    std::lock_guard lock(adapters_mu_);
-    if (adapters_.erase(name) == 0) return Status::not_found("adapter '" + name + "' does not exist");
-    return Status::ok();
-  }
-  AdapterStats adapter_stats() const override {
-    std::lock_guard lock(adapters_mu_);
-    AdapterStats s;
-    s.registered = s.resident = static_cast<int64_t>(adapters_.size());
-    return s;
-  }
+  Result<AdapterInfo> get_adapter(const std::string& name) const override { return adapters_.get(name); }
+  std::vector<AdapterInfo> list_adapters() const override { return adapters_.list(); }
+  Status delete_adapter(const std::string& name) override { return adapters_.remove(name); }
+  AdapterStats adapter_stats() const override { return adapters_.stats(); }
 
   std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const override {
     return tokenizer_->encode(text, add_special_tokens);
@@ -197,44 +177,24 @@ class EngineImpl final : public Engine {
     return Status::ok();
   }
 
-  static AdapterInfo describe(const Adapter& a) {
-    AdapterInfo info;
-    info.name = a.name();
-    info.type = adapter_type_name(a.type());
-    info.layers = a.num_layers();
-    info.parameters_json = a.parameters_json();
-    info.bytes = static_cast<int64_t>(a.source_bytes());
-    info.sha256 = a.sha256();
-    info.description = a.description();
-    info.resident = true;
-    return info;
-  }
-
-  Result<std::shared_ptr<const Adapter>> pin_adapter(const std::string& name) const {
-    std::lock_guard lock(adapters_mu_);
-    auto it = adapters_.find(name);
-    if (it == adapters_.end()) return Status::not_found("adapter '" + name + "' does not exist");
-    return it->second;
-  }
-
   // The request pins the adapter version current at submission; later replacement or
   // deletion does not affect it.
-  Result<SequenceAttention> resolve(const GenerateRequest& r) const {
+  Result<SequenceAttention> resolve(const GenerateRequest& r) {
     AttentionChoice choice = r.attention;
     if (choice.impl == AttentionImpl::kAuto && r.adapter.empty()) choice = config_.default_attention;
     std::shared_ptr<const Adapter> adapter;
     if (!r.adapter.empty()) {
-      auto pinned = pin_adapter(r.adapter);
+      auto pinned = adapters_.pin(r.adapter);
       if (!pinned) return pinned.status();
       adapter = pinned.value();
     }
     return resolve_attention(choice, std::move(adapter), model_shape());
   }
 
-  ModelShape model_shape() const {
-    const ModelConfig& c = model_->config();
+  static ModelShape shape_of(const ModelConfig& c) {
     return ModelShape{c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, c.hidden_size};
   }
+  ModelShape model_shape() const { return shape_of(model_->config()); }
 
   // ---- engine thread ----
 
@@ -371,8 +331,7 @@ class EngineImpl final : public Engine {
   KvCacheManager kv_;
   Scheduler scheduler_;
 
-  mutable std::mutex adapters_mu_;
-  std::map<std::string, std::shared_ptr<const Adapter>> adapters_;
+  AdapterRegistry adapters_;  // thread-safe; shared with the I/O threads
 
   std::mutex mu_;  // guards inbox_, draining_, stopping_, engine_idle_
   std::condition_variable cv_, idle_cv_;

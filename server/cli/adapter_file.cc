@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "adapters/mixed_adapter_codec.h"
+#include "adapters/adapter_registry.h"
 #include "cli/cli_args.h"
 #include "core/mapped_file.h"
 
@@ -41,7 +41,7 @@ Result<SequenceAttention> load_sequence_attention(const AttentionChoice& choice,
   std::shared_ptr<const Adapter> adapter;
   if (!file_or_dir.empty()) {
     const AdapterFile f = read_adapter_file(file_or_dir);
-    auto parsed = parse_mixed_adapter(f.bytes, shape, "cli-adapter");
+    auto parsed = parse_adapter_document(f.bytes, f.encoding, shape, "cli-adapter");
     if (!parsed) return Status::invalid_argument(f.path + ": " + parsed.status().message());
     adapter = parsed.value();
   }
