@@ -104,9 +104,19 @@ describe('concurrency', () => {
     });
     assert.ok(usedWhileRunning > baselineUsed, `the running request holds KV blocks (${usedWhileRunning} vs ${baselineUsed})`);
     const disconnectedAt = Date.now();
-    const tokensAtDisconnect = (await metrics(server.url)).get('hotswap_generation_tokens_total');
-    const freed = await eventually(async () => (await metrics(server.url)).get('hotswap_kv_blocks_used') === baselineUsed, { timeoutMs: 5000, intervalMs: 5 });
+    const atDisconnect = await metrics(server.url);
+    const tokensAtDisconnect = atDisconnect.get('hotswap_generation_tokens_total');
+    let stepsWhenFreed = 0;
+    const freed = await eventually(async () => {
+      const now = await metrics(server.url);
+      stepsWhenFreed = now.get('hotswap_engine_steps_total');
+      return now.get('hotswap_kv_blocks_used') === baselineUsed;
+    }, { timeoutMs: 5000, intervalMs: 2 });
     assert.ok(freed, 'KV blocks return to the pool after the client disconnects');
+    // "Within one engine step": the step running when the disconnect was seen, plus the one
+    // that retires the request; a third allows for the sample of /metrics racing a step.
+    const steps = stepsWhenFreed - atDisconnect.get('hotswap_engine_steps_total');
+    assert.ok(steps <= 3, `KV blocks came back ${steps} engine steps after the disconnect`);
     const freedAfterMs = Date.now() - disconnectedAt;
     const m = await metrics(server.url);
     assert.equal(m.get('hotswap_running_sequences'), 0);
