@@ -1,5 +1,6 @@
 #include "routes.h"
 
+#include "handlers/adapter_handlers.h"
 #include "handlers/completions.h"
 #include "handlers/health.h"
 
@@ -18,6 +19,7 @@ Router build_routes(const HandlerContext* context) {
              [context](const HttpRequest& request, const RouteParams&) { return handle_completions(*context, request); });
   router.add("POST", "/v1/chat/completions",
              [context](const HttpRequest& request, const RouteParams&) { return handle_chat_completions(*context, request); });
+  register_adapter_routes(router, context);
   return router;
 }
 
