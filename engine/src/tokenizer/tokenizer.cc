@@ -22,6 +22,46 @@ namespace hotswap {
 
 using tok::JsonField;
 
+namespace {
+
+// tokenizers re-derives each added token's id (an existing vocabulary entry keeps its id,
+// new ones continue after the vocabulary) and only warns when the file says otherwise.
+std::unique_ptr<tok::AddedVocabulary> load_added_tokens(const JsonField& root, const tok::BpeModel& bpe,
+                                                        const tok::Normalizer* normalizer,
+                                                        const std::string& source) {
+  tok::AddedVocabulary::NormalizeFn normalize;
+  if (normalizer != nullptr) {
+    normalize = [normalizer](const std::string& content) {
+      std::string text = content;
+      normalizer->normalize(text);
+      return text;
+    };
+  }
+  auto added = std::make_unique<tok::AddedVocabulary>(std::move(normalize));
+  if (const auto list = root.find("added_tokens")) {
+    for (size_t i = 0; i < list->array_size(); ++i) {
+      const JsonField entry = list->at(i);
+      tok::AddedToken token;
+      token.content = entry.at("content").as_string();
+      token.special = entry.get_bool("special", false);
+      token.lstrip = entry.get_bool("lstrip", false);
+      token.rstrip = entry.get_bool("rstrip", false);
+      token.single_word = entry.get_bool("single_word", false);
+      token.normalized = entry.get_bool("normalized", !token.special);
+      const int32_t id = added->add(token, bpe.token_to_id(token.content), bpe.vocab_entries());
+      if (id < 0 && !token.content.empty()) entry.fail("no token id left for this added token");
+      if (const auto expected = entry.find("id"); expected && id >= 0 && expected->as_int() != id) {
+        spdlog::warn("{}: added token '{}' is listed with id {} but gets id {}", source, token.content,
+                     expected->as_int(), id);
+      }
+    }
+  }
+  added->build_matchers();
+  return added;
+}
+
+}  // namespace
+
 Tokenizer::Tokenizer() = default;
 Tokenizer::~Tokenizer() = default;
 
@@ -68,41 +108,10 @@ std::unique_ptr<Tokenizer> Tokenizer::build(const std::string& tokenizer_json, c
   if (const auto f = root.find("post_processor")) tokenizer->post_processor_ = tok::make_post_processor(*f);
   if (const auto f = root.find("decoder")) tokenizer->decoder_ = tok::make_decoder(*f);
 
-  // tokenizers re-derives each added token's id (an existing vocabulary entry keeps its id,
-  // new ones continue after the vocabulary) and only warns when the file says otherwise.
-  const tok::Normalizer* normalizer = tokenizer->normalizer_.get();
-  tok::AddedVocabulary::NormalizeFn normalize;
-  if (normalizer != nullptr) {
-    normalize = [normalizer](const std::string& content) {
-      std::string text = content;
-      normalizer->normalize(text);
-      return text;
-    };
-  }
-  tokenizer->added_ = std::make_unique<tok::AddedVocabulary>(std::move(normalize));
-  const tok::BpeModel& bpe = *tokenizer->model_;
-  if (const auto list = root.find("added_tokens")) {
-    for (size_t i = 0; i < list->array_size(); ++i) {
-      const JsonField entry = list->at(i);
-      tok::AddedToken token;
-      token.content = entry.at("content").as_string();
-      token.special = entry.get_bool("special", false);
-      token.lstrip = entry.get_bool("lstrip", false);
-      token.rstrip = entry.get_bool("rstrip", false);
-      token.single_word = entry.get_bool("single_word", false);
-      token.normalized = entry.get_bool("normalized", !token.special);
-      const std::optional<int32_t> in_model = bpe.token_to_id(token.content);
-      const int32_t id = tokenizer->added_->add(token, in_model, bpe.vocab_entries());
-      if (id < 0 && !token.content.empty()) entry.fail("no token id left for this added token");
-      if (const auto expected = entry.find("id"); expected && id >= 0 && expected->as_int() != id) {
-        spdlog::warn("{}: added token '{}' is listed with id {} but gets id {}", json_source, token.content,
-                     expected->as_int(), id);
-      }
-    }
-  }
-  tokenizer->added_->build_matchers();
+  tokenizer->added_ =
+      load_added_tokens(root, *tokenizer->model_, tokenizer->normalizer_.get(), json_source);
 
-  tokenizer->vocab_size_ = std::max(bpe.max_id(), tokenizer->added_->max_id()) + 1;
+  tokenizer->vocab_size_ = std::max(tokenizer->model_->max_id(), tokenizer->added_->max_id()) + 1;
   tokenizer->config_ = tok::parse_tokenizer_config(config_json, config_source);
   return tokenizer;
 }
