@@ -5,7 +5,7 @@
 namespace hotswap {
 
 BlockPool::BlockPool(int64_t num_blocks) : meta_(static_cast<size_t>(num_blocks)) {
-  HS_CHECK(num_blocks > 0 && num_blocks <= INT32_MAX) << "block pool of " << num_blocks << " blocks";
+  HS_CHECK(num_blocks >= 0 && num_blocks <= INT32_MAX) << "block pool of " << num_blocks << " blocks";
   free_plain_.reserve(static_cast<size_t>(num_blocks));
   for (int64_t b = num_blocks - 1; b >= 0; --b) free_plain_.push_back(static_cast<int32_t>(b));
 }
