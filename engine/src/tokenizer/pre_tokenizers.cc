@@ -1,7 +1,5 @@
 #include "tokenizer/pre_tokenizers.h"
 
-#include <unicode/uchar.h>
-
 #include <functional>
 #include <utility>
 
@@ -159,14 +157,6 @@ class MetaspacePreTokenizer final : public PreTokenizer {
   PrependScheme scheme_;
   bool split_;
 };
-
-// tokenizers' is_punc: ASCII punctuation or any Unicode punctuation category.
-bool is_punctuation(char32_t c) {
-  if (c < 0x80) {
-    return (c >= '!' && c <= '/') || (c >= ':' && c <= '@') || (c >= '[' && c <= '`') || (c >= '{' && c <= '~');
-  }
-  return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_P_MASK) != 0;
-}
 
 std::unique_ptr<PreTokenizer> make_metaspace(const JsonField& config) {
   const char32_t replacement = config.at("replacement").as_char();

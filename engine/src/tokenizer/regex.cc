@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "core/check.h"
+#include "tokenizer/unicode_props.h"
 #include "tokenizer/utf8.h"
 
 namespace hotswap::tok {
@@ -97,36 +98,7 @@ std::string translate_pattern(std::string_view pattern) {
 
 // Oniguruma's Unicode tables are those of Unicode 16; PCRE2 10.42's are Unicode 14. Letters,
 // marks, digits and punctuation assigned since are added to \p{...} classes explicitly:
-// Unicode 15.0 from ICU's data, 15.1 and 16.0 (newer than ICU 72) from this table.
-struct AssignedRange {
-  char32_t first;
-  char32_t last;
-  uint32_t categories;  // ICU general-category mask; a group mask (M, P) means "some of it"
-};
-constexpr AssignedRange kSinceUnicode15_1[] = {
-    {0x1C89, 0x1C89, U_GC_LU_MASK},   {0x1C8A, 0x1C8A, U_GC_LL_MASK},   {0xA7CB, 0xA7CC, U_GC_LU_MASK},
-    {0xA7CD, 0xA7CD, U_GC_LL_MASK},   {0xA7DA, 0xA7DA, U_GC_LU_MASK},   {0xA7DB, 0xA7DB, U_GC_LL_MASK},
-    {0xA7DC, 0xA7DC, U_GC_LU_MASK},   {0x105C0, 0x105F3, U_GC_LO_MASK}, {0x10D4A, 0x10D4D, U_GC_LO_MASK},
-    {0x10D4E, 0x10D4E, U_GC_LM_MASK}, {0x10D4F, 0x10D4F, U_GC_LO_MASK}, {0x10D50, 0x10D65, U_GC_LU_MASK},
-    {0x10D6F, 0x10D6F, U_GC_LM_MASK}, {0x10D70, 0x10D85, U_GC_LL_MASK}, {0x10EC2, 0x10EC4, U_GC_LO_MASK},
-    {0x11380, 0x11389, U_GC_LO_MASK}, {0x1138B, 0x1138B, U_GC_LO_MASK}, {0x1138E, 0x1138E, U_GC_LO_MASK},
-    {0x11390, 0x113B5, U_GC_LO_MASK}, {0x113B7, 0x113B7, U_GC_LO_MASK}, {0x113D1, 0x113D1, U_GC_LO_MASK},
-    {0x113D3, 0x113D3, U_GC_LO_MASK}, {0x11BC0, 0x11BE0, U_GC_LO_MASK}, {0x13460, 0x143FA, U_GC_LO_MASK},
-    {0x16100, 0x1611D, U_GC_LO_MASK}, {0x16D40, 0x16D42, U_GC_LM_MASK}, {0x16D43, 0x16D6A, U_GC_LO_MASK},
-    {0x16D6B, 0x16D6C, U_GC_LM_MASK}, {0x18CFF, 0x18CFF, U_GC_LO_MASK}, {0x1E5D0, 0x1E5ED, U_GC_LO_MASK},
-    {0x1E5F0, 0x1E5F0, U_GC_LO_MASK}, {0x2EBF0, 0x2EE5D, U_GC_LO_MASK},
-    {0x0897, 0x0897, U_GC_M_MASK},    {0x10D69, 0x10D6D, U_GC_M_MASK},  {0x10EFC, 0x10EFC, U_GC_M_MASK},
-    {0x113B8, 0x113C0, U_GC_M_MASK},  {0x113C2, 0x113C2, U_GC_M_MASK},  {0x113C5, 0x113C5, U_GC_M_MASK},
-    {0x113C7, 0x113CA, U_GC_M_MASK},  {0x113CC, 0x113D0, U_GC_M_MASK},  {0x113D2, 0x113D2, U_GC_M_MASK},
-    {0x113E1, 0x113E2, U_GC_M_MASK},  {0x11F5A, 0x11F5A, U_GC_M_MASK},  {0x1611E, 0x1612F, U_GC_M_MASK},
-    {0x1E5EE, 0x1E5EF, U_GC_M_MASK},
-    {0x10D40, 0x10D49, U_GC_ND_MASK}, {0x116D0, 0x116E3, U_GC_ND_MASK}, {0x11BF0, 0x11BF9, U_GC_ND_MASK},
-    {0x16130, 0x16139, U_GC_ND_MASK}, {0x16D70, 0x16D79, U_GC_ND_MASK}, {0x1CCF0, 0x1CCF9, U_GC_ND_MASK},
-    {0x1E5F1, 0x1E5FA, U_GC_ND_MASK},
-    {0x1B4E, 0x1B4F, U_GC_P_MASK},    {0x1B7F, 0x1B7F, U_GC_P_MASK},    {0x10D6E, 0x10D6E, U_GC_P_MASK},
-    {0x113D4, 0x113D5, U_GC_P_MASK},  {0x113D7, 0x113D8, U_GC_P_MASK},  {0x11BE1, 0x11BE1, U_GC_P_MASK},
-    {0x16D6D, 0x16D6F, U_GC_P_MASK},  {0x1E5FF, 0x1E5FF, U_GC_P_MASK},
-};
+// Unicode 15.0 from ICU's data, 15.1 and 16.0 (newer than ICU 72) from unicode_props.
 
 // Code points ICU knows as assigned in Unicode 15.0 (after PCRE2's Unicode 14).
 const std::vector<char32_t>& unicode15_code_points() {
@@ -154,7 +126,7 @@ void append_range(std::string& out, char32_t first, char32_t last) {
 }
 
 // Class members (no brackets) for the code points assigned after Unicode 14 that match
-// `accepts`; `table_mask` selects the entries of kSinceUnicode15_1.
+// `accepts`; `table_mask` selects the entries of ranges_added_after_unicode15().
 template <typename Accepts>
 std::string newer_members(Accepts&& accepts, uint32_t table_mask) {
   std::string out;
@@ -169,7 +141,7 @@ std::string newer_members(Accepts&& accepts, uint32_t table_mask) {
     append_range(out, points[i], points[j]);
     i = j + 1;
   }
-  for (const AssignedRange& r : kSinceUnicode15_1) {
+  for (const AssignedRange& r : ranges_added_after_unicode15()) {
     if ((r.categories & table_mask) == r.categories) append_range(out, r.first, r.last);
   }
   return out;

@@ -92,13 +92,65 @@ char32_t unicode16_lowercase(char32_t c) {
   }
 }
 
+constexpr AssignedRange kAddedAfterUnicode15[] = {
+    {0x1C89, 0x1C89, U_GC_LU_MASK},   {0x1C8A, 0x1C8A, U_GC_LL_MASK},   {0xA7CB, 0xA7CC, U_GC_LU_MASK},
+    {0xA7CD, 0xA7CD, U_GC_LL_MASK},   {0xA7DA, 0xA7DA, U_GC_LU_MASK},   {0xA7DB, 0xA7DB, U_GC_LL_MASK},
+    {0xA7DC, 0xA7DC, U_GC_LU_MASK},   {0x105C0, 0x105F3, U_GC_LO_MASK}, {0x10D4A, 0x10D4D, U_GC_LO_MASK},
+    {0x10D4E, 0x10D4E, U_GC_LM_MASK}, {0x10D4F, 0x10D4F, U_GC_LO_MASK}, {0x10D50, 0x10D65, U_GC_LU_MASK},
+    {0x10D6F, 0x10D6F, U_GC_LM_MASK}, {0x10D70, 0x10D85, U_GC_LL_MASK}, {0x10EC2, 0x10EC4, U_GC_LO_MASK},
+    {0x11380, 0x11389, U_GC_LO_MASK}, {0x1138B, 0x1138B, U_GC_LO_MASK}, {0x1138E, 0x1138E, U_GC_LO_MASK},
+    {0x11390, 0x113B5, U_GC_LO_MASK}, {0x113B7, 0x113B7, U_GC_LO_MASK}, {0x113D1, 0x113D1, U_GC_LO_MASK},
+    {0x113D3, 0x113D3, U_GC_LO_MASK}, {0x11BC0, 0x11BE0, U_GC_LO_MASK}, {0x13460, 0x143FA, U_GC_LO_MASK},
+    {0x16100, 0x1611D, U_GC_LO_MASK}, {0x16D40, 0x16D42, U_GC_LM_MASK}, {0x16D43, 0x16D6A, U_GC_LO_MASK},
+    {0x16D6B, 0x16D6C, U_GC_LM_MASK}, {0x18CFF, 0x18CFF, U_GC_LO_MASK}, {0x1E5D0, 0x1E5ED, U_GC_LO_MASK},
+    {0x1E5F0, 0x1E5F0, U_GC_LO_MASK}, {0x2EBF0, 0x2EE5D, U_GC_LO_MASK},
+    {0x0897, 0x0897, U_GC_M_MASK},    {0x10D69, 0x10D6D, U_GC_M_MASK},  {0x10EFC, 0x10EFC, U_GC_M_MASK},
+    {0x113B8, 0x113C0, U_GC_M_MASK},  {0x113C2, 0x113C2, U_GC_M_MASK},  {0x113C5, 0x113C5, U_GC_M_MASK},
+    {0x113C7, 0x113CA, U_GC_M_MASK},  {0x113CC, 0x113D0, U_GC_M_MASK},  {0x113D2, 0x113D2, U_GC_M_MASK},
+    {0x113E1, 0x113E2, U_GC_M_MASK},  {0x11F5A, 0x11F5A, U_GC_M_MASK},  {0x1611E, 0x1612F, U_GC_M_MASK},
+    {0x1E5EE, 0x1E5EF, U_GC_M_MASK},
+    {0x10D40, 0x10D49, U_GC_ND_MASK}, {0x116D0, 0x116E3, U_GC_ND_MASK}, {0x11BF0, 0x11BF9, U_GC_ND_MASK},
+    {0x16130, 0x16139, U_GC_ND_MASK}, {0x16D70, 0x16D79, U_GC_ND_MASK}, {0x1CCF0, 0x1CCF9, U_GC_ND_MASK},
+    {0x1E5F1, 0x1E5FA, U_GC_ND_MASK},
+    {0x1B4E, 0x1B4F, U_GC_P_MASK},    {0x1B7F, 0x1B7F, U_GC_P_MASK},    {0x10D6E, 0x10D6E, U_GC_P_MASK},
+    {0x113D4, 0x113D5, U_GC_P_MASK},  {0x113D7, 0x113D8, U_GC_P_MASK},  {0x11BE1, 0x11BE1, U_GC_P_MASK},
+    {0x16D6D, 0x16D6F, U_GC_P_MASK},  {0x1E5FF, 0x1E5FF, U_GC_P_MASK},
+};
+
+
 }  // namespace
+
+std::span<const AssignedRange> ranges_added_after_unicode15() { return kAddedAfterUnicode15; }
+
+uint32_t category_added_after_unicode15(char32_t c) {
+  for (const AssignedRange& r : kAddedAfterUnicode15) {
+    if (c >= r.first && c <= r.last) return r.categories;
+  }
+  return 0;
+}
 
 bool is_whitespace(char32_t c) { return u_hasBinaryProperty(static_cast<UChar32>(c), UCHAR_WHITE_SPACE); }
 
 bool is_numeric(char32_t c) {
   const int8_t type = u_charType(static_cast<UChar32>(c));
-  return type == U_DECIMAL_DIGIT_NUMBER || type == U_LETTER_NUMBER || type == U_OTHER_NUMBER;
+  if (type == U_DECIMAL_DIGIT_NUMBER || type == U_LETTER_NUMBER || type == U_OTHER_NUMBER) return true;
+  if (type != U_UNASSIGNED) return false;
+  // Rust's std tables are Unicode 17, which adds these numbers to Unicode 16's.
+  if ((c >= 0x11DE0 && c <= 0x11DE9) || (c >= 0x16FF4 && c <= 0x16FF6)) return true;
+  return (category_added_after_unicode15(c) & U_GC_N_MASK) != 0;
+}
+
+bool is_punctuation(char32_t c) {
+  if (c < 0x80) {
+    return (c >= '!' && c <= '/') || (c >= ':' && c <= '@') || (c >= '[' && c <= '`') || (c >= '{' && c <= '~');
+  }
+  // Two code points were punctuation in Unicode 8 and changed category later.
+  if (c == 0x166D || c == 0x111C9) return true;
+  const auto cp = static_cast<UChar32>(c);
+  if ((U_GET_GC_MASK(cp) & U_GC_P_MASK) == 0) return false;
+  UVersionInfo age;
+  u_charAge(cp, age);
+  return age[0] < 8 || (age[0] == 8 && age[1] == 0);
 }
 
 bool is_unicode9_mark(char32_t c) {
@@ -116,8 +168,8 @@ bool is_unicode9_mark(char32_t c) {
 bool is_word_char(char32_t c) {
   const auto cp = static_cast<UChar32>(c);
   if (u_hasBinaryProperty(cp, UCHAR_ALPHABETIC) || u_hasBinaryProperty(cp, UCHAR_JOIN_CONTROL)) return true;
-  const uint32_t mask = U_GET_GC_MASK(cp);
-  return (mask & (U_GC_M_MASK | U_GC_ND_MASK | U_GC_PC_MASK)) != 0;
+  const uint32_t mask = U_GET_GC_MASK(cp) | category_added_after_unicode15(c);
+  return (mask & (U_GC_L_MASK | U_GC_M_MASK | U_GC_ND_MASK | U_GC_PC_MASK)) != 0;
 }
 
 std::string to_lowercase(std::string_view text) {
