@@ -68,9 +68,11 @@ Result<SequenceAttention> resolve_attention(const AttentionChoice& choice, std::
       }
       s.impl = AttentionImpl::kEager;
       s.cache_namespace = "eager";
-      return s;
+      return s;  // an adapter, if any, is pinned but does not change eager KV: shared namespace
 
     case AttentionImpl::kStreaming:
+      // Streaming takes no parameters from an adapter: the spec ties the adapter's windows
+      // to `mixed` only, so an explicit `streaming` means the defaults or the request's.
       apply_overrides(choice, &s.window);
       if (Status st = check_window(s.window, name); !st) return st;
       s.rule = StreamingRule::from_window(s.window.sink_window_size, s.window.recent_window_size, s.window.block_size);

@@ -11,6 +11,8 @@ BlockPool::BlockPool(int64_t num_blocks) : meta_(static_cast<size_t>(num_blocks)
 }
 
 std::optional<int32_t> BlockPool::allocate() {
+  // Never-cached blocks first: a cached free block may still save a later prompt its
+  // prefill, so it is evicted only when nothing else is left, oldest first.
   int32_t b = -1;
   if (!free_plain_.empty()) {
     b = free_plain_.back();
@@ -37,6 +39,8 @@ void BlockPool::release(int32_t block) {
   Meta& m = meta_[block];
   HS_CHECK(m.ref_count > 0) << "double free of block " << block;
   if (--m.ref_count > 0) return;
+  // A published block stays findable while free (match_prefix can revive it); the LRU
+  // order decides which such block allocate() gives up first.
   if (m.cached) {
     lru_push_back(block);
   } else {
