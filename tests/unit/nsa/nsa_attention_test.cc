@@ -530,9 +530,10 @@ TEST(NsaCache, CachedBlocksAreReadNotRecomputed) {
   PagedKv kv(64, m.num_kv_heads, m.head_dim, 16, 8);
   std::vector<float> before, after;
   serve(s, *adapter, 0, state, kv, {62}, [](int, int, const std::vector<float>&) {});
-  // Overwrite cached block 0 of KV head 0; the decode steps must keep and use it.
+  // Overwrite cached block 0 of KV head 0 (keys are stored [d, E] per head); the decode steps
+  // must keep and use it.
   float* entry = pool.keys(state.layer(0).pages[0]);
-  std::fill_n(entry, m.head_dim, 1000.0f);
+  for (int c = 0; c < m.head_dim; ++c) entry[c * pool.entries_per_page()] = 1000.0f;
   NsaSequenceState fresh(adapter, pool);
   PagedKv kv2(64, m.num_kv_heads, m.head_dim, 16, 8);
   // Continue the poisoned state by hand for positions 62, 63 and compare with a clean run.
@@ -624,16 +625,17 @@ TEST(NsaSemantics, CompressedBranchAloneUsesTheUnrotatedQueryForPre) {
     for (int qh = 0; qh < H; ++qh) {
       const float* q = &s.qu[(static_cast<size_t>(t) * H + qh) * d];
       std::vector<double> sc;
-      std::vector<const float*> vals;
+      std::vector<std::vector<float>> vals;
       for (int mm = 0; mm < M; ++mm) {
         const float* k = adapter->mem_keys(1, qh / G) + static_cast<size_t>(mm) * d;
         double dv = 0;
         for (int e = 0; e < d; ++e) dv += static_cast<double>(q[e]) * k[e];
         sc.push_back(dv / std::sqrt(static_cast<double>(d)));
-        vals.push_back(adapter->mem_values(1, qh / G) + static_cast<size_t>(mm) * d);
+        const float* mv = adapter->mem_values(1, qh / G) + static_cast<size_t>(mm) * d;
+        vals.emplace_back(mv, mv + d);
       }
       for (int64_t j = 0; j < nc; ++j) {
-        const float* k = state.compressed_key(1, j, qh / G);
+        const std::vector<float> k = state.compressed_key(1, j, qh / G);
         double dv = 0;
         for (int e = 0; e < d; ++e) dv += static_cast<double>(q[e]) * k[e];
         sc.push_back(dv / std::sqrt(static_cast<double>(d)));

@@ -8,7 +8,8 @@ namespace hotswap {
 
 CompressedBlockPool::CompressedBlockPool(int num_kv_heads, int head_dim, int entries_per_page, int64_t max_pages)
     : num_kv_heads_(num_kv_heads), head_dim_(head_dim), entries_per_page_(entries_per_page), max_pages_(max_pages) {
-  HS_CHECK(num_kv_heads > 0 && head_dim > 0 && entries_per_page > 0 && max_pages >= 0)
+  HS_CHECK(num_kv_heads > 0 && head_dim > 0 && entries_per_page > 0 && entries_per_page <= kMaxEntriesPerPage &&
+           max_pages >= 0)
       << "CompressedBlockPool(" << num_kv_heads << ", " << head_dim << ", " << entries_per_page << ", " << max_pages
       << ")";
 }

@@ -1,6 +1,7 @@
 // Paged storage of the NSA compressed-block cache (specs/attention.md `nsa`): fixed-size
 // pages, each holding `entries_per_page` consecutive compressed blocks of every KV head of one
-// layer of one sequence, as keys [Hkv, E, d] followed by values [Hkv, E, d], float32. One pool
+// layer of one sequence, as keys [Hkv, d, E] (transposed: scoring a query against a page's
+// keys is then a vector op over the entries) followed by values [Hkv, E, d], float32. One pool
 // per model serves every NSA sequence and layer; a sequence's pages return to it when its
 // NsaSequenceState is reset or destroyed.
 //
@@ -20,7 +21,8 @@ namespace hotswap {
 
 class CompressedBlockPool {
  public:
-  static constexpr int kDefaultEntriesPerPage = 16;
+  static constexpr int kDefaultEntriesPerPage = 64;
+  static constexpr int kMaxEntriesPerPage = 256;
 
   CompressedBlockPool(int num_kv_heads, int head_dim, int entries_per_page = kDefaultEntriesPerPage,
                       int64_t max_pages = 0);
@@ -31,7 +33,8 @@ class CompressedBlockPool {
   std::optional<int32_t> allocate();
   void release(int32_t page);  // the page must be held
 
-  // Entry e of KV head h of a page: keys(page) + (h * E + e) * d, likewise values(page).
+  // Entry e of KV head h of a page: key element c at keys(page)[(h * d + c) * E + e]; value
+  // element c at values(page)[(h * E + e) * d + c].
   float* keys(int32_t page) { return page_base(page); }
   float* values(int32_t page) { return page_base(page) + half_floats(); }
   const float* keys(int32_t page) const { return const_cast<CompressedBlockPool*>(this)->keys(page); }

@@ -9,6 +9,10 @@
 #include "attention/nsa/nsa_select.h"
 #include "core/check.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace hotswap {
 namespace {
 
@@ -24,8 +28,12 @@ constexpr int kCompressTile = 32;
 // Below this many multiply-adds a call runs on the calling thread: waking the OpenMP team
 // costs more than it saves (short decodes of small models).
 constexpr int64_t kParallelWork = 1 << 16;
-// Query heads per KV head an item handles (pointers to their queries live on the stack).
+// Query heads per KV head (a bound that keeps per-item buffers small).
 constexpr int kMaxGroup = 64;
+// Floats of importance probabilities a tile of queries may hold ([tile, H, blocks]): 16 MiB.
+constexpr int64_t kTileBufferFloats = int64_t{1} << 22;
+// Fewest compressed blocks a chunk of the compressed branch handles.
+constexpr int64_t kMinChunk = 256;
 
 template <typename T>
 T* grow(std::vector<T>& v, int64_t n) {
@@ -39,9 +47,8 @@ struct CompressScratch {
   std::vector<float> x, hidden, out;
 };
 struct ItemScratch {
-  std::vector<float> cmp_scores, importance_p, head_importance, importance, sel_scores, win_scores, branch_out;
+  std::vector<float> importance, sel_scores, win_scores, branch_out;
   std::vector<int32_t> candidates, blocks;
-  std::vector<int64_t> ranges;
 };
 CompressScratch& compress_scratch() {
   thread_local CompressScratch s;
@@ -107,8 +114,13 @@ void compress_new_blocks(const LayerAttentionCall& call, const NsaAdapter& adapt
     for (int b = 0; b < nb; ++b) {
       const int64_t j = j0 + b;
       const int32_t page = pages[static_cast<size_t>(j / e)];
-      float* dst = (values ? pool.values(page) : pool.keys(page)) + (static_cast<int64_t>(h) * e + j % e) * d;
-      std::copy_n(out + static_cast<int64_t>(b) * d, d, dst);
+      const float* src = out + static_cast<int64_t>(b) * d;
+      if (values) {
+        std::copy_n(src, d, pool.values(page) + (static_cast<int64_t>(h) * e + j % e) * d);
+      } else {  // keys are stored transposed, [d, E] per head (compressed_block_pool.h)
+        float* dst = pool.keys(page) + static_cast<int64_t>(h) * d * e + j % e;
+        for (int c = 0; c < d; ++c) dst[c * e] = src[c];
+      }
     }
   }
 }
@@ -149,129 +161,220 @@ void attend_ranges(const PagedKvView& kv, int h, const float* const* q, int grou
   }
 }
 
-struct ItemContext {
+// Per-call buffers the phases of one tile of queries hand each other (the engine thread's).
+struct TileBuffers {
+  std::vector<float> scores;       // [tile, H, M + nc_max]: compressed-branch scores, then weights
+  std::vector<float> p;            // [tile, H, nc_max]: each head's importance probabilities
+  std::vector<float> importance;   // [tile, H, nsel_max]: each head's importance of each selection block
+  std::vector<float> partial;      // [tile, Hkv, chunks, G, d]: compressed-branch partial outputs
+  std::vector<float> o_cmp;        // [tile, H, d]: compressed-branch outputs
+  std::vector<int64_t> ranges;     // [tile, Hkv, 2 * max_ranges]: selected keys as [lo, hi) ranges
+  std::vector<int32_t> num_ranges; // [tile, Hkv]
+};
+TileBuffers& tile_buffers() {
+  thread_local TileBuffers b;
+  return b;
+}
+
+struct CallContext {
   const LayerAttentionCall* call;
   const NsaLayerInputs* extra;
   const NsaAdapter* adapter;
   const NsaSequenceState::Layer* layer_state;
   const CompressedBlockPool* pool;
   int group;
+  int64_t nc_max;      // compressed blocks seen by the call's last query (row stride of p)
+  int64_t nsel_max;    // selection blocks of the call's last query (row stride of importance)
+  int64_t chunk;       // compressed entries per chunk, a multiple of the page size
+  int num_chunks;
+  int max_ranges;      // selected ranges per (query, group): at most one per selected block
+  int tile_begin;      // first query index of the tile
+  TileBuffers* buffers;
+
+  int64_t score_stride() const { return adapter->config.num_mem_tokens + nc_max; }
+  float* scores(int i, int qh) const {
+    return buffers->scores.data() + (static_cast<int64_t>(i - tile_begin) * call->num_heads + qh) * score_stride();
+  }
+  float* probs(int i, int qh) const {
+    return buffers->p.data() + (static_cast<int64_t>(i - tile_begin) * call->num_heads + qh) * nc_max;
+  }
+  float* head_importance(int i, int qh) const {
+    return buffers->importance.data() + (static_cast<int64_t>(i - tile_begin) * call->num_heads + qh) * nsel_max;
+  }
+  float* partial(int i, int g, int chunk_index) const {
+    const int64_t item = static_cast<int64_t>(i - tile_begin) * call->num_kv_heads + g;
+    return buffers->partial.data() + ((item * num_chunks + chunk_index) * group) * call->head_dim;
+  }
 };
 
-// One query token (index i of the call) and one KV group: all branches, the gate, the output.
-void attend_item(const ItemContext& ctx, int i, int g, ItemScratch& s) {
+// Calls f(first_entry, count, page_keys, page_values) for the compressed entries of KV head g
+// in [begin, end), page by page (`begin` is page-aligned).
+template <typename F>
+void for_each_page(const CallContext& ctx, int g, int64_t begin, int64_t end, F&& f) {
+  const int64_t e = ctx.pool->entries_per_page();
+  const int64_t d = ctx.call->head_dim;
+  const std::vector<int32_t>& pages = ctx.layer_state->pages;
+  for (int64_t j = begin; j < end; j += e) {
+    const int32_t page = pages[static_cast<size_t>(j / e)];
+    f(j, static_cast<int>(std::min(e, end - j)), ctx.pool->keys(page) + g * e * d, ctx.pool->values(page) + g * e * d);
+  }
+}
+
+// Phase A1, one query token, one KV group and one chunk of its compressed entries: the
+// scores of the group's queries (un-rotated for "pre") against the memory tokens (chunk 0)
+// and the chunk's cached blocks. Each key row is read once for the whole group.
+void compressed_scores(const CallContext& ctx, int i, int g, int chunk_index) {
+  const LayerAttentionCall& call = *ctx.call;
+  const NsaAdapter& adapter = *ctx.adapter;
+  const NsaConfig& c = adapter.config;
+  const int G = ctx.group, d = call.head_dim, M = c.num_mem_tokens;
+  const int64_t t = static_cast<int64_t>(call.first_position) + i;
+  const int64_t nc = c.num_compressed_blocks(t + 1);
+  const bool pre = c.compress_rope == NsaCompressRope::kPre;
+  const float* q[kMaxGroup];
+  for (int a = 0; a < G; ++a) {
+    q[a] = (pre ? ctx.extra->q_unrotated : call.q) + (static_cast<int64_t>(i) * call.num_heads + g * G + a) * d;
+  }
+  float* rows = ctx.scores(i, g * G);
+  const int stride = static_cast<int>(ctx.score_stride());
+  if (chunk_index == 0) score_rows(q, G, adapter.mem_keys(call.layer, g), M, d, call.scale, rows, stride);
+  const int64_t begin = chunk_index * ctx.chunk, end = std::min(nc, begin + ctx.chunk);
+  const int e = static_cast<int>(ctx.pool->entries_per_page());
+  for_each_page(ctx, g, begin, end, [&](int64_t j, int count, const float* keys, const float*) {
+    nsa_detail::score_columns(q, G, keys, e, count, d, call.scale, rows + M + j, stride);
+  });
+}
+
+// Phase A2, one query token and one query head: the importance probabilities (a softmax over
+// the existing blocks only, not the memory tokens) and the branch's own softmax weights over
+// [memory tokens] + blocks.
+void compressed_softmax(const CallContext& ctx, int i, int qh) {
+  const NsaConfig& c = ctx.adapter->config;
+  const int M = c.num_mem_tokens;
+  const int64_t nc = c.num_compressed_blocks(static_cast<int64_t>(ctx.call->first_position) + i + 1);
+  float* row = ctx.scores(i, qh);
+  const int64_t nsel = c.num_selection_blocks(static_cast<int64_t>(ctx.call->first_position) + i);
+  float* importance = ctx.head_importance(i, qh);
+  std::fill_n(importance, nsel, 0.0f);
+  if (nc > 0) {
+    float* p = ctx.probs(i, qh);
+    std::copy_n(row + M, nc, p);
+    softmax_inplace(p, static_cast<int>(nc));
+    nsa_detail::add_block_importance(p, nc, c, nsel, importance);
+  }
+  if (M + nc > 0) softmax_inplace(row, static_cast<int>(M + nc));
+}
+
+// Phase A3, one query token, one KV group and one chunk: the chunk's share of the group's
+// compressed-branch outputs (weights x values; memory tokens with chunk 0).
+void compressed_values(const CallContext& ctx, int i, int g, int chunk_index) {
+  const LayerAttentionCall& call = *ctx.call;
+  const NsaAdapter& adapter = *ctx.adapter;
+  const NsaConfig& c = adapter.config;
+  const int G = ctx.group, d = call.head_dim, M = c.num_mem_tokens;
+  const int64_t nc = c.num_compressed_blocks(static_cast<int64_t>(call.first_position) + i + 1);
+  const float* rows = ctx.scores(i, g * G);
+  const int64_t stride = ctx.score_stride();
+  float* acc = ctx.partial(i, g, chunk_index);
+  std::fill_n(acc, static_cast<int64_t>(G) * d, 0.0f);
+  if (chunk_index == 0) {
+    const float* mem_v = adapter.mem_values(call.layer, g);
+    for (int m = 0; m < M; ++m) {
+      for (int a = 0; a < G; ++a) axpy(rows[a * stride + m], mem_v + static_cast<int64_t>(m) * d, acc + a * d, d);
+    }
+  }
+  const int64_t begin = chunk_index * ctx.chunk, end = std::min(nc, begin + ctx.chunk);
+  for_each_page(ctx, g, begin, end, [&](int64_t j, int count, const float*, const float* values) {
+    nsa_detail::accumulate_rows(rows + M + j, stride, G, values, count, d, acc);
+  });
+}
+
+// Phase B, one query token and one KV group: the group's importance (its heads' summed) and
+// the selection, as merged [lo, hi) key ranges up to t.
+void select_for_group(const CallContext& ctx, int i, int g, ItemScratch& s) {
+  const LayerAttentionCall& call = *ctx.call;
+  const NsaConfig& c = ctx.adapter->config;
+  const int G = ctx.group;
+  const int64_t t = static_cast<int64_t>(call.first_position) + i;
+  const int64_t nsel = c.num_selection_blocks(t);
+  // The compressed branch's outputs: the chunks' partial sums, in chunk order.
+  const int d = call.head_dim;
+  float* o_cmp = ctx.buffers->o_cmp.data() + (static_cast<int64_t>(i - ctx.tile_begin) * call.num_heads + g * G) * d;
+  std::copy_n(ctx.partial(i, g, 0), static_cast<int64_t>(G) * d, o_cmp);
+  for (int k = 1; k < ctx.num_chunks; ++k) {
+    const float* part = ctx.partial(i, g, k);
+    for (int64_t e = 0; e < static_cast<int64_t>(G) * d; ++e) o_cmp[e] += part[e];
+  }
+  // The group's importance: its heads' (phase A2), summed in head order as group_importance().
+  float* imp = grow(s.importance, nsel);
+  std::fill_n(imp, nsel, 0.0f);
+  for (int a = 0; a < G; ++a) {
+    const float* head = ctx.head_importance(i, g * G + a);
+#pragma omp simd
+    for (int64_t b = 0; b < nsel; ++b) imp[b] += head[b];
+  }
+  int32_t* blocks = grow(s.blocks, std::min<int64_t>(nsel, c.num_selected_blocks));
+  const int num_blocks = nsa_detail::select_blocks(imp, t, c, grow(s.candidates, nsel), blocks);
+
+  const int64_t item = static_cast<int64_t>(i - ctx.tile_begin) * call.num_kv_heads + g;
+  int64_t* ranges = ctx.buffers->ranges.data() + item * 2 * ctx.max_ranges;
+  int n = 0;
+  const int64_t sel = c.selection_block_size;
+  for (int k = 0; k < num_blocks; ++k) {
+    const int64_t lo = blocks[k] * sel, hi = std::min((blocks[k] + 1) * sel, t + 1);
+    if (n > 0 && ranges[2 * n - 1] == lo) {
+      ranges[2 * n - 1] = hi;  // adjacent blocks: one range
+    } else {
+      ranges[2 * n] = lo;
+      ranges[2 * n + 1] = hi;
+      ++n;
+    }
+  }
+  ctx.buffers->num_ranges[static_cast<size_t>(item)] = n;
+}
+
+// Phase C, one query token and one query head: the selected and sliding branches, the gate,
+// and the output row.
+void finish_head(const CallContext& ctx, int i, int qh, ItemScratch& s) {
   const LayerAttentionCall& call = *ctx.call;
   const NsaAdapter& adapter = *ctx.adapter;
   const NsaConfig& c = adapter.config;
   const NsaLayerWeights& w = adapter.layers[static_cast<size_t>(call.layer)];
-  const int G = ctx.group, H = call.num_heads, d = call.head_dim, M = c.num_mem_tokens;
+  const int H = call.num_heads, d = call.head_dim, g = qh / ctx.group;
   const int64_t t = static_cast<int64_t>(call.first_position) + i;
-  const float scale = call.scale;
-  const bool pre = c.compress_rope == NsaCompressRope::kPre;
+  const float* q = call.q + (static_cast<int64_t>(i) * H + qh) * d;
+  float* o_sel = grow(s.branch_out, 2 * static_cast<int64_t>(d));
+  float* o_win = o_sel + d;
 
-  const float* qr[kMaxGroup];
-  const float* qc[kMaxGroup];
-  for (int a = 0; a < G; ++a) {
-    const int64_t off = (static_cast<int64_t>(i) * H + static_cast<int64_t>(g) * G + a) * d;
-    qr[a] = call.q + off;
-    qc[a] = (pre ? ctx.extra->q_unrotated : call.q) + off;
-  }
-  float* o_cmp = grow(s.branch_out, 3 * static_cast<int64_t>(G) * d);
-  float* o_sel = o_cmp + static_cast<int64_t>(G) * d;
-  float* o_win = o_sel + static_cast<int64_t>(G) * d;
-
-  // Compressed branch: memory tokens + the blocks that exist at t, from the cache.
-  const int64_t nc = c.num_compressed_blocks(t + 1);
-  const int64_t nk = M + nc;
-  const int64_t e = ctx.pool->entries_per_page();
-  const std::vector<int32_t>& pages = ctx.layer_state->pages;
-  float* sc = grow(s.cmp_scores, std::max<int64_t>(1, G * nk));
-  score_rows(qc, G, adapter.mem_keys(call.layer, g), M, d, scale, sc, static_cast<int>(nk));
-  for (int64_t j = 0; j < nc; j += e) {
-    const int count = static_cast<int>(std::min(e, nc - j));
-    const float* keys = ctx.pool->keys(pages[static_cast<size_t>(j / e)]) + static_cast<int64_t>(g) * e * d;
-    score_rows(qc, G, keys, count, d, scale, sc + M + j, static_cast<int>(nk));
-  }
-  // Importance probabilities: a softmax over the existing blocks only (not the memory tokens).
-  float* p = grow(s.importance_p, std::max<int64_t>(1, G * nc));
-  if (nc > 0) {
-    for (int a = 0; a < G; ++a) {
-      std::copy_n(sc + a * nk + M, nc, p + a * nc);
-      softmax_inplace(p + a * nc, static_cast<int>(nc));
-    }
-  }
-  std::fill_n(o_cmp, static_cast<int64_t>(G) * d, 0.0f);
-  if (nk > 0) {
-    for (int a = 0; a < G; ++a) softmax_inplace(sc + a * nk, static_cast<int>(nk));
-    const float* mem_v = adapter.mem_values(call.layer, g);
-    for (int m = 0; m < M; ++m) {
-      for (int a = 0; a < G; ++a) axpy(sc[a * nk + m], mem_v + static_cast<int64_t>(m) * d, o_cmp + a * d, d);
-    }
-    for (int64_t j = 0; j < nc; j += e) {
-      const int count = static_cast<int>(std::min(e, nc - j));
-      const float* vals = ctx.pool->values(pages[static_cast<size_t>(j / e)]) + static_cast<int64_t>(g) * e * d;
-      for (int r = 0; r < count; ++r) {
-        for (int a = 0; a < G; ++a) axpy(sc[a * nk + M + j + r], vals + static_cast<int64_t>(r) * d, o_cmp + a * d, d);
-      }
-    }
-  }
-
-  // Selection, shared by the group's heads.
-  const int64_t nsel = c.num_selection_blocks(t);
-  float* head_imp = grow(s.head_importance, nsel);
-  float* imp = grow(s.importance, nsel);
-  nsa_detail::group_importance(p, G, nc, nc, c, nsel, head_imp, imp);
-  int32_t* blocks = grow(s.blocks, std::min<int64_t>(nsel, c.num_selected_blocks));
-  const int num_blocks = nsa_detail::select_blocks(imp, t, c, grow(s.candidates, nsel), blocks);
-
-  // Selected branch: the chosen blocks' keys up to t, as [lo, hi) ranges (adjacent blocks merged).
-  const int64_t sel = c.selection_block_size;
-  int64_t* ranges = grow(s.ranges, 2 * static_cast<int64_t>(num_blocks) + 2);
-  int num_ranges = 0;
+  const int64_t item = static_cast<int64_t>(i - ctx.tile_begin) * call.num_kv_heads + g;
+  const int64_t* ranges = ctx.buffers->ranges.data() + item * 2 * ctx.max_ranges;
+  const int num_ranges = ctx.buffers->num_ranges[static_cast<size_t>(item)];
   int64_t num_sel_keys = 0;
-  for (int k = 0; k < num_blocks; ++k) {
-    const int64_t lo = blocks[k] * sel, hi = std::min((blocks[k] + 1) * sel, t + 1);
-    if (num_ranges > 0 && ranges[2 * num_ranges - 1] == lo) {
-      ranges[2 * num_ranges - 1] = hi;
-    } else {
-      ranges[2 * num_ranges] = lo;
-      ranges[2 * num_ranges + 1] = hi;
-      ++num_ranges;
-    }
-    num_sel_keys += hi - lo;
-  }
-  attend_ranges(call.kv, g, qr, G, d, scale, ranges, num_ranges, grow(s.sel_scores, G * num_sel_keys), num_sel_keys,
+  for (int r = 0; r < num_ranges; ++r) num_sel_keys += ranges[2 * r + 1] - ranges[2 * r];
+  attend_ranges(call.kv, g, &q, 1, d, call.scale, ranges, num_ranges, grow(s.sel_scores, num_sel_keys), num_sel_keys,
                 o_sel);
-
-  // Sliding branch: keys (t - w, t].
   const int64_t win_lo = std::max<int64_t>(0, t - c.sliding_window_size + 1);
   const int64_t window[2] = {win_lo, t + 1};
-  attend_ranges(call.kv, g, qr, G, d, scale, window, 1, grow(s.win_scores, G * (t + 1 - win_lo)), t + 1 - win_lo,
-                o_win);
+  attend_ranges(call.kv, g, &q, 1, d, call.scale, window, 1, grow(s.win_scores, t + 1 - win_lo), t + 1 - win_lo, o_win);
 
   // Gate and mix: g = sigmoid(W_g x + b_g), row 3*qh + branch.
   const int D = ctx.extra->hidden_size;
   const float* x = ctx.extra->x + static_cast<int64_t>(i) * D;
-  for (int a = 0; a < G; ++a) {
-    const int64_t qh = static_cast<int64_t>(g) * G + a;
-    float gate[3];
-    for (int b = 0; b < 3; ++b) {
-      const int64_t row = 3 * qh + b;
-      gate[b] = sigmoid(dot(w.gate_w.data() + row * D, x, D) + w.gate_b[static_cast<size_t>(row)]);
-    }
-    float* out = call.out + (static_cast<int64_t>(i) * H + qh) * d;
-    const float* oc = o_cmp + a * d;
-    const float* os = o_sel + a * d;
-    const float* ow = o_win + a * d;
-#pragma omp simd
-    for (int k = 0; k < d; ++k) out[k] = gate[0] * oc[k] + gate[1] * os[k] + gate[2] * ow[k];
+  float gate[3];
+  for (int b = 0; b < 3; ++b) {
+    const int64_t r = 3 * static_cast<int64_t>(qh) + b;
+    gate[b] = sigmoid(dot(w.gate_w.data() + r * D, x, D) + w.gate_b[static_cast<size_t>(r)]);
   }
+  const float* oc = ctx.buffers->o_cmp.data() + (static_cast<int64_t>(i - ctx.tile_begin) * H + qh) * d;
+  float* out = call.out + (static_cast<int64_t>(i) * H + qh) * d;
+#pragma omp simd
+  for (int k = 0; k < d; ++k) out[k] = gate[0] * oc[k] + gate[1] * o_sel[k] + gate[2] * o_win[k];
 }
 
 }  // namespace
 
-void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, const NsaAdapter& adapter,
-                NsaSequenceState& state) {
+void nsa_update_cache(const LayerAttentionCall& call, const NsaLayerInputs& extra, const NsaAdapter& adapter,
+                      NsaSequenceState& state) {
   const NsaConfig& c = adapter.config;
   HS_CHECK(&state.adapter() == &adapter) << "nsa state belongs to another adapter";
   HS_CHECK(call.layer >= 0 && call.layer < adapter.num_layers)
@@ -281,14 +384,8 @@ void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, con
            call.kv.head_dim == call.head_dim)
       << "nsa call H=" << call.num_heads << " Hkv=" << call.num_kv_heads << " d=" << call.head_dim
       << ", adapter H=" << adapter.num_heads << " Hkv=" << adapter.num_kv_heads << " d=" << adapter.head_dim;
-  HS_CHECK(call.num_heads % call.num_kv_heads == 0 && call.num_heads / call.num_kv_heads <= kMaxGroup)
-      << "nsa supports up to " << kMaxGroup << " query heads per KV head, got H=" << call.num_heads
-      << " Hkv=" << call.num_kv_heads;
-  HS_CHECK(extra.x != nullptr && extra.hidden_size == adapter.hidden_size)
-      << "nsa needs the attention input x [T, " << adapter.hidden_size << "]";
   const bool pre = c.compress_rope == NsaCompressRope::kPre;
-  HS_CHECK(!pre || (extra.q_unrotated != nullptr && extra.k_unrotated != nullptr))
-      << "compress_rope 'pre' needs the un-rotated q and k";
+  HS_CHECK(!pre || extra.k_unrotated != nullptr) << "compress_rope 'pre' needs the un-rotated keys";
   NsaSequenceState::Layer& ls = state.layer(call.layer);
   HS_CHECK(ls.num_positions == call.first_position)
       << "nsa state of layer " << call.layer << " has seen " << ls.num_positions << " positions, the call starts at "
@@ -300,8 +397,6 @@ void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, con
   HS_CHECK(static_cast<int64_t>(call.kv.num_logical_blocks) * call.kv.block_size >= end)
       << "KV view covers " << call.kv.num_logical_blocks * call.kv.block_size << " positions, the call needs " << end;
 
-  // 1. Compressed blocks completing in this call, before any of its queries (the query at
-  //    j*s + l - 1 already sees block j).
   if (pre && ls.recent_keys.empty()) ls.recent_keys.assign(static_cast<size_t>(hkv) * l * d, 0.0f);
   const int64_t nc_end = c.num_compressed_blocks(end);
   if (nc_end > ls.num_entries) {
@@ -320,17 +415,90 @@ void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, con
   }
   ls.num_positions = end;
   ls.num_entries = nc_end;
+}
 
-  // 2. Every (query token, KV group) independently.
-  const ItemContext ctx{&call, &extra, &adapter, &ls, &state.pool(), call.num_heads / hkv};
-  const int64_t items = static_cast<int64_t>(T) * hkv;
+void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, const NsaAdapter& adapter,
+                NsaSequenceState& state) {
+  const NsaConfig& c = adapter.config;
+  HS_CHECK(call.num_kv_heads > 0 && call.num_heads % call.num_kv_heads == 0 &&
+           call.num_heads / call.num_kv_heads <= kMaxGroup)
+      << "nsa supports up to " << kMaxGroup << " query heads per KV head, got H=" << call.num_heads
+      << " Hkv=" << call.num_kv_heads;
+  HS_CHECK(extra.x != nullptr && extra.hidden_size == adapter.hidden_size)
+      << "nsa needs the attention input x [T, " << adapter.hidden_size << "]";
+  HS_CHECK(c.compress_rope != NsaCompressRope::kPre || extra.q_unrotated != nullptr)
+      << "compress_rope 'pre' needs the un-rotated queries";
+  // 1. Compressed blocks completing in this call, before any of its queries (the query at
+  //    j*s + l - 1 already sees block j).
+  nsa_update_cache(call, extra, adapter, state);
+  const int T = call.num_tokens;
+  if (T <= 0) return;
+  const int hkv = call.num_kv_heads, d = call.head_dim;
+  const int64_t end = static_cast<int64_t>(call.first_position) + T;
+  const int64_t nc_end = c.num_compressed_blocks(end);
+  const NsaSequenceState::Layer& ls = state.layer(call.layer);
+  const int H = call.num_heads, G = H / hkv;
+  const int max_ranges = static_cast<int>(std::min<int64_t>(c.num_selected_blocks, c.num_selection_blocks(end - 1)));
+
+  // 2. The queries, a tile at a time (the tile's scores and importance probabilities are
+  //    kept between phases): A1) compressed scores per (token, group, chunk of blocks);
+  //    A2) softmaxes per (token, head); A3) compressed values per (token, group, chunk);
+  //    B) the branch's sums and the selection per (token, group); C) selected and sliding
+  //    branches, gate and output per (token, head). Chunks spread a single decode token's
+  //    compressed cache over the threads while each key row is still read once per group.
+  const int64_t nc_max = std::max<int64_t>(1, nc_end);
+  const int64_t nsel_max = c.num_selection_blocks(end - 1);
+  const int64_t per_query = static_cast<int64_t>(H) * (c.num_mem_tokens + 2 * nc_max + nsel_max);
+  const int64_t tile = std::clamp<int64_t>(kTileBufferFloats / per_query, 1, T);
+  const int64_t page = state.pool().entries_per_page();
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  // Enough (token, group, chunk) items for twice the threads, chunks of at least kMinChunk
+  // blocks, page-aligned.
+  const int64_t want = std::max<int64_t>(1, (2 * threads + tile * hkv - 1) / (tile * hkv));
+  int64_t chunk = std::max<int64_t>(kMinChunk, (nc_max + want - 1) / want);
+  chunk = (chunk + page - 1) / page * page;
+  const int num_chunks = static_cast<int>((nc_max + chunk - 1) / chunk);
+  TileBuffers& buf = tile_buffers();
+  grow(buf.scores, tile * H * (c.num_mem_tokens + nc_max));
+  grow(buf.p, tile * H * nc_max);
+  grow(buf.importance, tile * H * nsel_max);
+  grow(buf.partial, tile * hkv * num_chunks * G * d);
+  grow(buf.o_cmp, tile * H * d);
+  grow(buf.ranges, tile * hkv * 2 * std::max(1, max_ranges));
+  grow(buf.num_ranges, tile * hkv);
   const int64_t keys_per_query = c.num_mem_tokens + nc_end +
                                  std::min<int64_t>(static_cast<int64_t>(c.num_selected_blocks) * c.selection_block_size, end) +
                                  std::min<int64_t>(c.sliding_window_size, end);
-  const bool parallel = items > 1 && items * ctx.group * d * keys_per_query > kParallelWork;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int64_t item = 0; item < items; ++item) {
-    attend_item(ctx, static_cast<int>(item / hkv), static_cast<int>(item % hkv), item_scratch());
+  for (int i0 = 0; i0 < T; i0 += static_cast<int>(tile)) {
+    const int i1 = static_cast<int>(std::min<int64_t>(T, i0 + tile));
+    const CallContext ctx{&call, &extra, &adapter, &ls, &state.pool(), G, nc_max, nsel_max, chunk, num_chunks,
+                          std::max(1, max_ranges), i0, &buf};
+    const int64_t heads = static_cast<int64_t>(i1 - i0) * H, groups = static_cast<int64_t>(i1 - i0) * hkv;
+    const int64_t chunked = groups * num_chunks;
+    const bool parallel = heads > 1 && heads * d * keys_per_query > kParallelWork;
+#pragma omp parallel if (parallel)
+    {
+      ItemScratch& s = item_scratch();
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t it = 0; it < chunked; ++it) {
+        compressed_scores(ctx, i0 + static_cast<int>(it / num_chunks / hkv), static_cast<int>(it / num_chunks % hkv),
+                          static_cast<int>(it % num_chunks));
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t it = 0; it < heads; ++it) compressed_softmax(ctx, i0 + static_cast<int>(it / H), static_cast<int>(it % H));
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t it = 0; it < chunked; ++it) {
+        compressed_values(ctx, i0 + static_cast<int>(it / num_chunks / hkv), static_cast<int>(it / num_chunks % hkv),
+                          static_cast<int>(it % num_chunks));
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t it = 0; it < groups; ++it) select_for_group(ctx, i0 + static_cast<int>(it / hkv), static_cast<int>(it % hkv), s);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t it = 0; it < heads; ++it) finish_head(ctx, i0 + static_cast<int>(it / H), static_cast<int>(it % H), s);
+    }
   }
 }
 

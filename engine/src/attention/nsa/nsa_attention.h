@@ -48,6 +48,13 @@ struct NsaLayerInputs {
 void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, const NsaAdapter& adapter,
                 NsaSequenceState& state);
 
+// The first half of nsa_attend() alone: appends the call's tokens to `state` (compressing the
+// blocks they complete, keeping the recent un-rotated keys) without attending; call.q,
+// call.out, extra.q_unrotated and extra.x are not read. For benchmarks and tests that need a
+// long context's cache without paying for its prefill attention.
+void nsa_update_cache(const LayerAttentionCall& call, const NsaLayerInputs& extra, const NsaAdapter& adapter,
+                      NsaSequenceState& state);
+
 // For usage and metrics: the kernel nsa_attend() runs.
 const char* nsa_kernel_name();
 

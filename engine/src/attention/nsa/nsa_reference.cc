@@ -12,6 +12,7 @@ namespace hotswap {
 namespace {
 
 using nsa_detail::dot;
+using nsa_detail::dot_sequential;
 using nsa_detail::softmax_inplace;
 
 // softmax(scores) · values over `keys.size()` rows; out[d] (zeros when there is no key).
@@ -82,7 +83,7 @@ void nsa_attention_reference(const NsaReferenceInputs& in, const NsaAdapter& ada
       std::vector<float> p(static_cast<size_t>(std::max<int64_t>(1, G * nc)));
       for (int a = 0; a < G; ++a) {
         const float* q = row(qc_src, t, H, g * G + a, d);
-        for (int64_t j = 0; j < nc; ++j) p[a * nc + j] = dot(q, &ck[(j * hkv + g) * d], d) * in.scale;
+        for (int64_t j = 0; j < nc; ++j) p[a * nc + j] = dot_sequential(q, &ck[(j * hkv + g) * d], d) * in.scale;
         if (nc > 0) softmax_inplace(&p[a * nc], static_cast<int>(nc));
       }
       std::vector<float> head_imp(static_cast<size_t>(nsel)), imp(static_cast<size_t>(nsel));
@@ -112,7 +113,7 @@ void nsa_attention_reference(const NsaReferenceInputs& in, const NsaAdapter& ada
           values.push_back(adapter.mem_values(layer, g) + static_cast<int64_t>(m) * d);
         }
         for (int64_t j = 0; j < nc; ++j) {
-          scores.push_back(dot(qc, &ck[(j * hkv + g) * d], d) * in.scale);
+          scores.push_back(dot_sequential(qc, &ck[(j * hkv + g) * d], d) * in.scale);
           values.push_back(&cv[(j * hkv + g) * d]);
         }
         softmax_attend(scores, values, d, &o_branch[0]);

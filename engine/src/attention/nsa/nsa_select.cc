@@ -6,11 +6,18 @@ namespace hotswap::nsa_detail {
 
 void add_block_importance(const float* p, int64_t num_compressed, const NsaConfig& c, int64_t num_selection_blocks,
                           float* importance) {
-  const int64_t s = c.compress_stride, l = c.compress_block_size, sel = c.selection_block_size;
-  for (int64_t j = 0; j < num_compressed; ++j) {
-    const int64_t first = j * s / sel;
-    const int64_t last = std::min((j * s + l - 1) / sel, num_selection_blocks - 1);
-    for (int64_t b = first; b <= last; ++b) importance[b] += p[j];
+  // The compressed blocks overlapping selection block b are a contiguous run of j: j*s < (b+1)*l'
+  // and j*s + l > b*l', i.e. j in [b*r - floor((l-1)/s), (b+1)*r) with r = l'/s (l' is a
+  // multiple of s). Each b sums its run in increasing j, the order a per-j scatter would use,
+  // without a division per block.
+  const int64_t r = c.selection_block_size / c.compress_stride;
+  const int64_t back = (c.compress_block_size - 1) / c.compress_stride;
+  for (int64_t b = 0; b < num_selection_blocks; ++b) {
+    const int64_t lo = std::max<int64_t>(0, b * r - back);
+    const int64_t hi = std::min(num_compressed, (b + 1) * r);
+    float acc = importance[b];
+    for (int64_t j = lo; j < hi; ++j) acc += p[j];
+    importance[b] = acc;
   }
 }
 

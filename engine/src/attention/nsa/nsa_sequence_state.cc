@@ -57,20 +57,22 @@ void NsaSequenceState::ensure_pages(int layer, int64_t num_entries) {
   HS_CHECK(s.is_ok()) << s.message() << "; reserve() pages before the forward pass when the pool is capped";
 }
 
-const float* NsaSequenceState::compressed_key(int layer, int64_t j, int kv_head) const {
+std::vector<float> NsaSequenceState::compressed_key(int layer, int64_t j, int kv_head) const {
   const Layer& l = layers_[static_cast<size_t>(layer)];
   HS_CHECK(j >= 0 && j < l.num_entries) << "compressed block " << j << " of layer " << layer << " does not exist";
-  const int64_t e = pool_->entries_per_page();
-  return pool_->keys(l.pages[static_cast<size_t>(j / e)]) +
-         (static_cast<int64_t>(kv_head) * e + j % e) * pool_->head_dim();
+  const int64_t e = pool_->entries_per_page(), d = pool_->head_dim();
+  const float* base = pool_->keys(l.pages[static_cast<size_t>(j / e)]) + kv_head * d * e + j % e;
+  std::vector<float> out(static_cast<size_t>(d));
+  for (int64_t c = 0; c < d; ++c) out[static_cast<size_t>(c)] = base[c * e];
+  return out;
 }
 
-const float* NsaSequenceState::compressed_value(int layer, int64_t j, int kv_head) const {
+std::vector<float> NsaSequenceState::compressed_value(int layer, int64_t j, int kv_head) const {
   const Layer& l = layers_[static_cast<size_t>(layer)];
   HS_CHECK(j >= 0 && j < l.num_entries) << "compressed block " << j << " of layer " << layer << " does not exist";
-  const int64_t e = pool_->entries_per_page();
-  return pool_->values(l.pages[static_cast<size_t>(j / e)]) +
-         (static_cast<int64_t>(kv_head) * e + j % e) * pool_->head_dim();
+  const int64_t e = pool_->entries_per_page(), d = pool_->head_dim();
+  const float* base = pool_->values(l.pages[static_cast<size_t>(j / e)]) + (kv_head * e + j % e) * d;
+  return std::vector<float>(base, base + d);
 }
 
 }  // namespace hotswap

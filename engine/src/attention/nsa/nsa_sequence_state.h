@@ -48,9 +48,10 @@ class NsaSequenceState {
   int64_t num_compressed(int layer) const { return layers_[static_cast<size_t>(layer)].num_entries; }
   int64_t num_pages() const;  // all layers
 
-  // Compressed key / value of block j of KV head h in `layer` (j < num_compressed(layer)).
-  const float* compressed_key(int layer, int64_t j, int kv_head) const;
-  const float* compressed_value(int layer, int64_t j, int kv_head) const;
+  // Copies of the compressed key / value [d] of block j of KV head h in `layer`
+  // (j < num_compressed(layer)). For tests and diagnostics.
+  std::vector<float> compressed_key(int layer, int64_t j, int kv_head) const;
+  std::vector<float> compressed_value(int layer, int64_t j, int kv_head) const;
 
   // --- for nsa_attend() (attention/nsa/nsa_attention.cc) ---
   struct Layer {
