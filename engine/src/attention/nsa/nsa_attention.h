@@ -15,9 +15,14 @@
 // pass), and appended to the cache. A decode step therefore costs O(t/s) for the compressed
 // branch plus O(n*l' + w) for the others, plus one block's compression every s tokens.
 //
-// Threading: called on the engine thread; runs its own OpenMP parallel regions (blocks x KV
-// heads for compression, query tokens x KV heads for attention). Mutates `state` (the pages
-// and recent keys of call.layer); distinct sequences' states may not be shared.
+// Threading: called on the engine thread, outside any parallel region; runs its own OpenMP
+// regions: blocks x KV heads for compression, then per tile of queries five work-shared
+// phases (compressed scores and values per (token, KV group, chunk of cached blocks), the
+// softmaxes and each head's importance per (token, head), the group's selection per
+// (token, KV group), selected + sliding branches and the gate per (token, head)), so that a
+// single decode token keeps every thread busy while each cached key is read once per group.
+// Mutates `state` (the pages and recent keys of call.layer); distinct sequences' states may
+// not be shared.
 #pragma once
 
 #include "adapters/nsa_adapter.h"
