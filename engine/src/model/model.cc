@@ -129,6 +129,9 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
         }
       }
     }
+    // One call per sequence, run together so the kernel parallelises across sequences.
+    std::vector<LayerAttentionCall> calls;
+    calls.reserve(batch.chunks.size());
     for (size_t s = 0; s < batch.chunks.size(); ++s) {
       const auto& ch = batch.chunks[s];
       if (ch.tokens.empty()) continue;
@@ -145,8 +148,9 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
                             layout.block_size, static_cast<int>(Hkv), static_cast<int>(d)};
       call.seq = ch.attention;
       call.out = &ws.attn[static_cast<size_t>(chunk_offset[s]) * H * d];
-      attend(call);
+      calls.push_back(call);
     }
+    attend_many(calls.data(), static_cast<int>(calls.size()));
     project(ws.attn.data(), T, w.o_proj, w.o_bias, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
 

@@ -53,8 +53,11 @@ StepPlan Scheduler::schedule() {
   while (!waiting_.empty() && budget > 0 && static_cast<int>(running_.size()) < limits_.max_running) {
     Sequence& seq = *waiting_.front();
     if (seq.num_computed == 0 && seq.blocks.blocks.empty()) {
-      seq.num_cached_prompt = kv_.match_prefix(seq.blocks, seq.attention.cache_namespace, seq.prompt());
-      seq.num_computed = seq.num_cached_prompt;
+      // A resumed (preempted) sequence finds its generated tokens' blocks too.
+      const int cached = kv_.match_prefix(seq.blocks, seq.attention.cache_namespace, seq.tokens);
+      seq.num_cached_prompt = std::min(cached, seq.num_prompt_tokens);
+      seq.num_computed = cached;
+      kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.num_computed);
     }
     const int n = std::min(seq.num_uncomputed(), budget);
     if (!reserve(seq, n)) break;  // the pool is full: wait for blocks to come back
@@ -70,8 +73,8 @@ void Scheduler::commit(const StepPlan& plan) {
   for (const ScheduledChunk& c : plan.chunks) {
     Sequence& seq = *c.seq;
     seq.num_computed += c.num_tokens;
-    // Full prompt blocks are now computed: later requests with the same prefix share them.
-    kv_.publish_full_blocks(seq.blocks, seq.attention.cache_namespace, seq.prompt());
+    // Full blocks are now computed: later requests with the same prefix share them.
+    kv_.publish_full_blocks(seq.blocks, seq.attention.cache_namespace, seq.tokens);
     // Streaming: pages no future query can see go back to the pool.
     kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.num_computed);
   }
