@@ -490,11 +490,12 @@ void print_summary(double wall_start, double cpu_start) {
               bench_threads(), isa_name(best_supported_isa()), load, 100 * share);
   std::printf("  memory read bandwidth (sum over 1 GiB, all threads, best 32 MiB window): %.1f GB/s\n",
               bandwidth);
-  std::printf(
-      "  f32 FMA peak (register-only FMA loop, all threads, best of 128 x ~1 ms): %.1f GFLOP/s"
-      " (per CPU-second: %.1f)\n",
-      peak, peak_cpu);
-  std::printf("  %-40s %18s   %s\n", "case", "by wall time", "by CPU time / threads");
+  const bool cpu_column = bench_threads() == 1;  // see BestRate
+  std::printf("  f32 FMA peak (register-only FMA loop, all threads, best of 128 x ~1 ms): %.1f GFLOP/s",
+              peak);
+  if (cpu_column) std::printf(" (per CPU-second: %.1f)", peak_cpu);
+  std::printf("\n  %-40s %18s   %s\n", "case", "by wall time",
+              cpu_column ? "by CPU time" : "(OMP_NUM_THREADS=1 adds rates per CPU-second)");
   for (const auto& [name, r] : results()) {
     if (std::strcmp(r.unit, "GB/s") == 0) {
       std::printf("  %-40s %6.1f GB/s %5.1f%%   -   of read bandwidth\n", name.c_str(), r.wall,
