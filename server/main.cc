@@ -1,4 +1,7 @@
 // hotswap: one binary, one subcommand per job (specs/api.md).
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -48,6 +51,8 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stderr);
     return 2;
   }
+  // stdout carries the commands' JSON; logs always go to stderr.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("hotswap"));
   try {
     return dispatch(argc, argv);
   } catch (const hotswap::cli::UsageError& e) {

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "adapters/adapter_registry.h"
+#include "attention/nsa/compressed_block_pool.h"
 #include "attention/sequence_attention.h"
 #include "chat/chat_template.h"
 #include "core/load_error.h"
@@ -41,6 +42,7 @@ class EngineImpl final : public Engine {
         kv_(KvCacheManager::plan_layout(model_->config().num_layers, model_->config().num_kv_heads,
                                         model_->config().head_dim, config.kv_block_size, config.kv_cache_tokens,
                                         config.kv_cache_bytes)),
+        nsa_pool_(model_->config().num_kv_heads, model_->config().head_dim),
         scheduler_(kv_, SchedulerLimits{config.max_batch_tokens, config.max_running_sequences}),
         adapters_(shape_of(model_->config()), std::filesystem::path(config.model_dir).filename().string(),
                   config.adapter_dir, config.adapter_resident_bytes) {
@@ -233,6 +235,7 @@ class EngineImpl final : public Engine {
       prompt_total_ += static_cast<int64_t>(p.request.prompt_ids.size());
       auto seq = std::make_unique<Sequence>(next_id_++, std::move(p.request), std::move(p.stream),
                                             std::move(p.attention), *tokenizer_, info_.eos_token_ids);
+      if (seq->attention.nsa) seq->nsa_state = std::make_unique<NsaSequenceState>(seq->attention.nsa, nsa_pool_);
       scheduler_.add(std::move(seq));
     }
     return true;
@@ -251,6 +254,7 @@ class EngineImpl final : public Engine {
       chunk.first_position = c.seq->num_computed;
       chunk.block_table = c.seq->blocks.blocks;
       chunk.attention = &c.seq->attention;
+      chunk.nsa_state = c.seq->nsa_state.get();
       chunk.logits = c.samples() ? LogitsWanted::kLast : LogitsWanted::kNone;
       batch.chunks.push_back(chunk);
     }
@@ -329,6 +333,7 @@ class EngineImpl final : public Engine {
   std::unique_ptr<ChatTemplate> chat_template_;
   ModelInfo info_;
   KvCacheManager kv_;
+  CompressedBlockPool nsa_pool_;  // compressed-block caches of nsa sequences (outlives them)
   Scheduler scheduler_;
 
   AdapterRegistry adapters_;  // thread-safe; shared with the I/O threads

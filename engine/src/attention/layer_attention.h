@@ -10,6 +10,7 @@
 namespace hotswap {
 
 struct SequenceAttention;  // attention/sequence_attention.h
+class NsaSequenceState;   // attention/nsa/nsa_sequence_state.h
 
 // One layer of the paged cache seen through one sequence's block table.
 struct PagedKvView {
@@ -41,6 +42,14 @@ struct LayerAttentionCall {
   PagedKvView kv;
   const SequenceAttention* seq = nullptr;  // pattern + adapter; nullptr means eager
   float* out = nullptr;        // [num_tokens, H, d]
+
+  // nsa only (specs/attention.md): what its compressed branch and gate read besides the
+  // rotated query and the cache, and the sequence's compressed-block cache.
+  const float* q_unrotated = nullptr;  // [num_tokens, H, d] q_proj output (bias included), before RoPE
+  const float* k_unrotated = nullptr;  // [num_tokens, Hkv, d] k_proj output (bias included), before RoPE
+  const float* attn_input = nullptr;   // [num_tokens, D] post-input_layernorm hidden state
+  int hidden_size = 0;                 // D
+  NsaSequenceState* nsa_state = nullptr;
 };
 
 // Dispatches to the kernel for the sequence's pattern: the paged online-softmax kernel

@@ -3,6 +3,9 @@
 // active ISA, merges context splits and writes each head's output.
 #include "attention/paged_attention.h"
 
+#include "attention/nsa/nsa_attention.h"
+#include "core/check.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -305,6 +308,14 @@ void attend_many(const LayerAttentionCall* calls, int num_calls) {
   for (int i = 0; i < num_calls; ++i) {
     const LayerAttentionCall& c = calls[i];
     if (c.num_tokens == 0) continue;
+    if (c.seq != nullptr && c.seq->impl == AttentionImpl::kNsa) {
+      // NSA runs its own parallel regions and updates the sequence's compressed cache.
+      HS_CHECK(c.nsa_state != nullptr && c.q_unrotated && c.k_unrotated && c.attn_input)
+          << "nsa attention without its inputs";
+      nsa_attend(c, NsaLayerInputs{c.q_unrotated, c.k_unrotated, c.attn_input, c.hidden_size}, *c.seq->nsa,
+                 *c.nsa_state);
+      continue;
+    }
     const bool reference = (c.seq != nullptr && c.seq->kernel == AttentionKernel::kReference) ||
                            !paged_attention_supports(c);
     if (reference) {

@@ -1,5 +1,7 @@
 #include "attention/sequence_attention.h"
 
+#include "attention/nsa/nsa_attention.h"
+
 #include <cstdio>
 
 #include "attention/paged_attention.h"
@@ -126,12 +128,23 @@ Result<SequenceAttention> resolve_attention(const AttentionChoice& choice, std::
         return Status::invalid_argument("attention 'nsa' needs an nsa adapter; " +
                                         (adapter ? adapter_label(*adapter) : std::string("the request has no adapter")));
       }
-      return Status::invalid_argument("attention 'nsa' is not available in this build");
+      if (has_window) {
+        return Status::invalid_argument(
+            "attention 'nsa': sink_window_size, recent_window_size and block_size apply only to 'streaming' and "
+            "'mixed' (nsa takes its windows from the adapter)");
+      }
+      {
+        s.impl = AttentionImpl::kNsa;
+        s.nsa = adapter->nsa();
+        s.cache_namespace = "nsa:" + nsa_config_key(s.nsa->config) + ",adapter=" + adapter->version();
+        return s;
+      }
   }
   return Status::internal("unhandled attention implementation");
 }
 
 const char* attention_kernel_name(const SequenceAttention* seq, const ModelShape& shape) {
+  if (seq != nullptr && seq->impl == AttentionImpl::kNsa) return nsa_kernel_name();
   LayerAttentionCall probe;
   probe.num_heads = shape.num_heads;
   probe.num_kv_heads = shape.num_kv_heads;

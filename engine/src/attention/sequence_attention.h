@@ -11,6 +11,7 @@
 #include "adapters/adapter.h"
 #include "adapters/mixed_adapter.h"
 #include "adapters/model_shape.h"
+#include "adapters/nsa_adapter.h"
 #include "engine/attention_choice.h"
 #include "engine/status.h"
 #include "kv_cache/streaming_rule.h"
@@ -28,6 +29,9 @@ struct SequenceAttention {
   // mixed: the gates attend() applies, [num_layers][num_heads] per query head. With
   // gate_threshold they are already thresholded to 0/1 (DuoAttention deployment).
   std::shared_ptr<const MixedAdapter> gates;
+  // nsa: the adapter's configuration and weights (its per-sequence compressed-block cache
+  // lives with the sequence, not here: this struct is read-only while the sequence runs).
+  std::shared_ptr<const NsaAdapter> nsa;
   std::optional<float> gate_threshold;
   // The adapter the request pinned (any type), kept alive while the sequence runs.
   std::shared_ptr<const Adapter> adapter;

@@ -100,6 +100,13 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   }
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  // NSA compresses keys and scores its compressed branch before RoPE ("pre").
+  bool keep_unrotated = false;
+  for (const auto& ch : batch.chunks) keep_unrotated |= ch.nsa_state != nullptr;
+  if (keep_unrotated) {
+    ensure(ws.q_unrotated, T * H * d);
+    ensure(ws.k_unrotated, T * Hkv * d);
+  }
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
     // Attention block.
@@ -107,6 +114,10 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
     project(ws.normed.data(), T, w.q_proj, w.q_bias, ws.q.data());
     project(ws.normed.data(), T, w.k_proj, w.k_bias, ws.k.data());
     project(ws.normed.data(), T, w.v_proj, w.v_bias, ws.v.data());
+    if (keep_unrotated) {
+      std::copy_n(ws.q.data(), T * H * d, ws.q_unrotated.data());
+      std::copy_n(ws.k.data(), T * Hkv * d, ws.k_unrotated.data());
+    }
     float* k_store = kv.keys(l);
     float* v_store = kv.values(l);
     {
@@ -148,6 +159,14 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
                             layout.block_size, static_cast<int>(Hkv), static_cast<int>(d)};
       call.seq = ch.attention;
       call.out = &ws.attn[static_cast<size_t>(chunk_offset[s]) * H * d];
+      if (ch.nsa_state != nullptr) {
+        const size_t t0 = static_cast<size_t>(chunk_offset[s]);
+        call.q_unrotated = &ws.q_unrotated[t0 * H * d];
+        call.k_unrotated = &ws.k_unrotated[t0 * Hkv * d];
+        call.attn_input = &ws.normed[t0 * D];
+        call.hidden_size = static_cast<int>(D);
+        call.nsa_state = ch.nsa_state;
+      }
       calls.push_back(call);
     }
     attend_many(calls.data(), static_cast<int>(calls.size()));

@@ -1,5 +1,7 @@
 #include "runner/sequence_session.h"
 
+#include "attention/sequence_attention.h"
+
 #include "core/check.h"
 #include "kv_cache/block_table.h"
 
@@ -10,7 +12,12 @@ SequenceSession::SequenceSession(const Model& model, int max_tokens, const Seque
     : model_(model),
       attention_(attention),
       storage_(model.kv_layout(block_size, (max_tokens + block_size - 1) / block_size)),
-      pool_((max_tokens + block_size - 1) / block_size) {}
+      pool_((max_tokens + block_size - 1) / block_size) {
+  if (attention != nullptr && attention->nsa) {
+    nsa_pool_ = std::make_unique<CompressedBlockPool>(model.config().num_kv_heads, model.config().head_dim);
+    nsa_state_ = std::make_unique<NsaSequenceState>(attention->nsa, *nsa_pool_);
+  }
+}
 
 std::vector<float> SequenceSession::append(std::span<const int32_t> tokens, bool all_positions) {
   const int block_size = storage_.layout().block_size;
@@ -26,6 +33,7 @@ std::vector<float> SequenceSession::append(std::span<const int32_t> tokens, bool
   chunk.first_position = table_.num_tokens;
   chunk.block_table = table_.blocks;
   chunk.attention = attention_;
+  chunk.nsa_state = nsa_state_.get();
   chunk.logits = all_positions ? LogitsWanted::kAll : LogitsWanted::kLast;
   batch.chunks.push_back(chunk);
   Logits logits = model_.forward(batch, storage_, workspace_);

@@ -9,6 +9,8 @@
 #include "kv_cache/block_pool.h"
 #include "kv_cache/block_table.h"
 #include "kv_cache/kv_storage.h"
+#include "attention/nsa/compressed_block_pool.h"
+#include "attention/nsa/nsa_sequence_state.h"
 #include "model/model.h"
 
 namespace hotswap {
@@ -29,6 +31,8 @@ class SequenceSession {
   BlockPool pool_;
   BlockTable table_;
   Workspace workspace_;
+  std::unique_ptr<CompressedBlockPool> nsa_pool_;  // nsa only
+  std::unique_ptr<NsaSequenceState> nsa_state_;
 };
 
 }  // namespace hotswap
