@@ -37,6 +37,7 @@ Result<std::string> ChatTemplate::render(const nlohmann::json& context, const Re
         return Status::resource_exhausted("chat template: " + std::string(e.what()));
       case jinja::TemplateError::Kind::kSyntax:
       case jinja::TemplateError::Kind::kRuntime:
+      case jinja::TemplateError::Kind::kNotConstant:
         break;
     }
     const std::string where = e.line() > 0 ? " at line " + std::to_string(e.line()) : "";

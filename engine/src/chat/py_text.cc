@@ -248,6 +248,8 @@ std::string py_title(std::string_view text) {
   for (const char32_t cp : decode_utf8(text)) {
     if (previous_cased) {
       append_utf8(out, lower_cp(cp));
+    } else if (cp == 0xDF) {  // 'ß' title-cases to "Ss"
+      out += "Ss";
     } else {
       append_utf8(out, upper_cp(cp));
     }
@@ -260,7 +262,13 @@ std::string py_capitalize(std::string_view text) {
   const CodePoints cps = decode_utf8(text);
   std::string out;
   out.reserve(text.size());
-  for (size_t i = 0; i < cps.size(); ++i) append_utf8(out, i == 0 ? upper_cp(cps[i]) : lower_cp(cps[i]));
+  for (size_t i = 0; i < cps.size(); ++i) {
+    if (i == 0 && cps[i] == 0xDF) {  // 'ß' title-cases to "Ss"
+      out += "Ss";
+      continue;
+    }
+    append_utf8(out, i == 0 ? upper_cp(cps[i]) : lower_cp(cps[i]));
+  }
   return out;
 }
 

@@ -16,6 +16,7 @@ class TemplateError : public std::runtime_error {
     kRuntime,  // render time: what jinja2 raises as TypeError, UndefinedError, ...
     kRaised,   // the template called raise_exception(message)
     kLimit,    // render time: a RenderLimits bound was hit
+    kNotConstant,  // constant folding only: the expression needs the render context
   };
 
   TemplateError(Kind kind, const std::string& message, int line = 0, int column = 0)

@@ -74,6 +74,15 @@ void sort_values(std::vector<Value>& values, std::vector<Value>& keys, bool reve
   values = std::move(sorted);
 }
 
+// sorted(..., reverse=x) requires an int-like x.
+bool arg_reverse(const BoundArgs& args, size_t index) {
+  if (!args.has(index)) return false;
+  const Value& r = args.get(index);
+  if (!(r.is_int() || r.is_bool()))
+    fail("'" + type_name(r) + "' object cannot be interpreted as an integer");
+  return r.int_value() != 0;
+}
+
 std::optional<double> parse_py_float(std::string_view text) {
   std::string s = py_strip(text, std::nullopt, true, true);
   std::string cleaned;
@@ -189,6 +198,22 @@ std::vector<std::string> py_splitlines(const std::string& s) {
   return lines;
 }
 
+// jinja2's map/select/reject/selectattr/rejectattr/items/unique are generator
+// functions: their body, argument checks included, runs only when the result is
+// consumed. Evaluated eagerly here, a runtime error is kept and raised by the first
+// consumer, after the items produced before it.
+template <typename Body>
+Value generator_filter(Body&& body) {
+  std::vector<Value> out;
+  try {
+    body(out);
+  } catch (const TemplateError& e) {
+    if (e.kind() != TemplateError::Kind::kRuntime) throw;
+    return Value::failing_generator(std::move(out), e.what());
+  }
+  return Value::lazy(std::move(out), Value::LazyKind::kGenerator);
+}
+
 // ------------------------------------------------------------------ filters
 
 Value f_abs(Interpreter&, const Value& v, CallArgs& a) {
@@ -250,7 +275,7 @@ Value f_dictsort(Interpreter& interp, const Value& v, CallArgs& a) {
   BoundArgs args("dictsort", a, {"case_sensitive", "by", "reverse"}, {});
   const bool case_sensitive = truthy(args.get_or(0, Value::boolean(false)));
   const Value by = args.get_or(1, Value::string("key"));
-  const bool reverse = truthy(args.get_or(2, Value::boolean(false)));
+  const bool reverse = arg_reverse(args, 2);
   size_t pos;
   if (by.is_string() && by.str() == "key") {
     pos = 0;
@@ -285,6 +310,10 @@ Value f_forceescape(Interpreter& interp, const Value& v, CallArgs& a) {
 
 Value f_first(Interpreter& interp, const Value& v, CallArgs& a) {
   BoundArgs args("first", a, {}, {});
+  if (v.is_iterator()) {  // next(iter(seq)) advances the iterator by one
+    if (std::optional<Value> item = next_item(v)) return *item;
+    return Value::undefined("No first item, sequence was empty.");
+  }
   if (v.is_list()) {
     if (v.list().items.empty()) return Value::undefined("No first item, sequence was empty.");
     return v.list().items.front();
@@ -296,6 +325,7 @@ Value f_first(Interpreter& interp, const Value& v, CallArgs& a) {
 
 Value f_last(Interpreter& interp, const Value& v, CallArgs& a) {
   BoundArgs args("last", a, {}, {});
+  if (v.is_iterator()) fail(std::string("'") + type_name(v) + "' object is not reversible");
   if (v.is_list()) {
     if (v.list().items.empty()) return Value::undefined("No last item, sequence was empty.");
     return v.list().items.back();
@@ -308,6 +338,7 @@ Value f_last(Interpreter& interp, const Value& v, CallArgs& a) {
 Value f_float(Interpreter&, const Value& v, CallArgs& a) {
   BoundArgs args("float", a, {"default"}, {});
   const Value fallback = args.get_or(0, Value::number(0.0));
+  if (v.is_undefined()) fail_undefined(v);
   if (v.is_number()) return Value::number(v.float_value());
   if (v.is_string())
     if (const auto d = parse_py_float(v.str())) return Value::number(*d);
@@ -341,7 +372,9 @@ Value f_indent(Interpreter& interp, const Value& v, CallArgs& a) {
     interp.check_size(static_cast<uint64_t>(std::max<int64_t>(n, 0)));
     indention = std::string(static_cast<size_t>(std::max<int64_t>(n, 0)), ' ');
   }
-  const Value s = soft_str(v);
+  // do_indent works on the value itself (no str() conversion): only strings have lines.
+  if (!v.is_string()) fail(std::string("'") + type_name(v) + "' object has no attribute 'splitlines'");
+  const Value& s = v;
   std::vector<std::string> lines = py_splitlines(s.str() + "\n");
   interp.charge(lines.size());
   std::string rv;
@@ -370,12 +403,14 @@ Value f_indent(Interpreter& interp, const Value& v, CallArgs& a) {
 Value f_int(Interpreter&, const Value& v, CallArgs& a) {
   BoundArgs args("int", a, {"default", "base"}, {});
   const Value fallback = args.get_or(0, Value::integer(0));
-  const int64_t base = arg_int(args.get_or(1, Value::integer(10)), "base");
+  const Value base = args.get_or(1, Value::integer(10));
+  // jinja2: int(value, base), on TypeError/ValueError int(float(value)), on any
+  // failure of that (including OverflowError) the default.
   if (v.is_string()) {
-    if (const auto i = parse_py_int(v.str(), base)) return Value::integer(*i);
+    if (base.is_int() || base.is_bool())
+      if (const auto i = parse_py_int(v.str(), base.int_value())) return Value::integer(*i);
     if (const auto d = parse_py_float(v.str())) {  // "42.23"|int == 42
-      if (std::isnan(*d)) return fallback;
-      if (std::isinf(*d)) fail("cannot convert float infinity to integer");
+      if (!std::isfinite(*d)) return fallback;
       if (std::fabs(*d) >= 9.2e18) fail("integer overflow: this interpreter's integers are 64-bit");
       return Value::integer(static_cast<int64_t>(*d));
     }
@@ -394,12 +429,12 @@ Value f_int(Interpreter&, const Value& v, CallArgs& a) {
 
 Value f_items(Interpreter& interp, const Value& v, CallArgs& a) {
   BoundArgs args("items", a, {}, {});
-  if (v.is_undefined()) return Value::list({});
-  if (!v.is_dict()) fail("Can only get item pairs from a mapping.");
-  std::vector<Value> out;
-  for (const auto& [k, val] : v.dict().entries()) out.push_back(Value::list({k, val}, true));
-  interp.charge(out.size());
-  return Value::list(std::move(out));
+  return generator_filter([&](std::vector<Value>& out) {
+    if (v.is_undefined()) return;
+    if (!v.is_dict()) fail("Can only get item pairs from a mapping.");
+    for (const auto& [k, val] : v.dict().entries()) out.push_back(Value::list({k, val}, true));
+    interp.charge(out.size());
+  });
 }
 
 Value f_join(Interpreter& interp, const Value& v, CallArgs& a) {
@@ -434,33 +469,33 @@ Value f_upper(Interpreter&, const Value& v, CallArgs& a) {
 }
 
 Value f_map(Interpreter& interp, const Value& v, CallArgs& a) {
-  std::vector<Value> items = to_items(interp, v);
-  std::vector<Value> out;
-  out.reserve(items.size());
-  if (a.positional.empty()) {
-    const Value* attribute = nullptr;
-    const Value* default_value = nullptr;
-    for (const auto& [k, val] : a.keyword) {
-      if (k == "attribute") {
-        attribute = &val;
-      } else if (k == "default") {
-        default_value = &val;
-      } else {
-        fail("Unexpected keyword argument '" + k + "'");
+  return generator_filter([&](std::vector<Value>& out) {
+    if (!truthy(v)) return;
+    std::optional<Value> attribute;
+    std::optional<Value> default_value;
+    if (a.positional.empty()) {
+      for (const auto& [k, val] : a.keyword) {
+        if (k == "attribute") {
+          attribute = val;
+        } else if (k == "default") {
+          default_value = val;
+        }
       }
+      if (!attribute) fail("map requires a filter argument");
+      for (const auto& [k, val] : a.keyword)
+        if (k != "attribute" && k != "default") fail("Unexpected keyword argument '" + k + "'");
     }
-    if (!attribute) fail("map requires a filter argument");
-    for (const Value& item : items) out.push_back(get_attribute_path(interp, item, *attribute, default_value));
-    return Value::list(std::move(out));
-  }
-  const std::string name = arg_str(a.positional[0], "filter name");
-  for (const Value& item : items) {
-    CallArgs rest;
-    rest.positional.assign(a.positional.begin() + 1, a.positional.end());
-    rest.keyword = a.keyword;
-    out.push_back(interp.apply_filter(name, item, rest, 0));
-  }
-  return Value::list(std::move(out));
+    for (const Value& item : to_items(interp, v)) {
+      if (attribute) {
+        out.push_back(get_attribute_path(interp, item, *attribute, default_value ? &*default_value : nullptr));
+        continue;
+      }
+      CallArgs rest;
+      rest.positional.assign(a.positional.begin() + 1, a.positional.end());
+      rest.keyword = a.keyword;
+      out.push_back(interp.apply_filter(arg_str(a.positional[0], "filter name"), item, rest, 0));
+    }
+  });
 }
 
 Value min_max(Interpreter& interp, const Value& v, CallArgs& a, bool want_max, const char* name) {
@@ -490,33 +525,34 @@ Value f_min(Interpreter& interp, const Value& v, CallArgs& a) { return min_max(i
 
 // select/reject/selectattr/rejectattr share jinja2's select_or_reject.
 Value select_or_reject(Interpreter& interp, const Value& v, CallArgs& a, bool select, bool by_attr) {
-  std::vector<Value> rest = a.positional;
-  Value attribute;
-  if (by_attr) {
-    if (rest.empty()) fail("Missing parameter for attribute name");
-    attribute = rest.front();
-    rest.erase(rest.begin());
-  }
-  std::optional<std::string> test;
-  if (!rest.empty()) {
-    test = arg_str(rest.front(), "test name");
-    rest.erase(rest.begin());
-  }
-  std::vector<Value> out;
-  for (const Value& item : to_items(interp, v)) {
-    const Value subject = by_attr ? get_attribute_path(interp, item, attribute, nullptr) : item;
-    bool passed;
-    if (test) {
-      CallArgs test_args;
-      test_args.positional = rest;
-      test_args.keyword = a.keyword;
-      passed = interp.apply_test(*test, subject, test_args);
-    } else {
-      passed = truthy(subject);
+  return generator_filter([&](std::vector<Value>& out) {
+    if (!truthy(v)) return;
+    std::vector<Value> rest = a.positional;
+    Value attribute;
+    if (by_attr) {
+      if (rest.empty()) fail("Missing parameter for attribute name");
+      attribute = rest.front();
+      rest.erase(rest.begin());
     }
-    if (passed == select) out.push_back(item);
-  }
-  return Value::list(std::move(out));
+    std::optional<std::string> test;
+    if (!rest.empty()) {
+      test = arg_str(rest.front(), "test name");
+      rest.erase(rest.begin());
+    }
+    for (const Value& item : to_items(interp, v)) {
+      const Value subject = by_attr ? get_attribute_path(interp, item, attribute, nullptr) : item;
+      bool passed;
+      if (test) {
+        CallArgs test_args;
+        test_args.positional = rest;
+        test_args.keyword = a.keyword;
+        passed = interp.apply_test(*test, subject, test_args);
+      } else {
+        passed = truthy(subject);
+      }
+      if (passed == select) out.push_back(item);
+    }
+  });
 }
 
 Value f_select(Interpreter& i, const Value& v, CallArgs& a) { return select_or_reject(i, v, a, true, false); }
@@ -540,8 +576,11 @@ Value f_reverse(Interpreter& interp, const Value& v, CallArgs& a) {
     std::reverse(cps.begin(), cps.end());
     return Value::string(encode_utf8(cps), v.is_markup());
   }
+  // reversed(value) when Python can (an iterator), else list(value) reversed.
+  const bool reversible = v.is_list() || v.is_dict() || v.is_undefined() || (v.is_lazy() && !v.is_iterator());
   std::vector<Value> items = to_items(interp, v);
   std::reverse(items.begin(), items.end());
+  if (reversible) return Value::lazy(std::move(items), Value::LazyKind::kReverseIterator);
   return Value::list(std::move(items));
 }
 
@@ -583,7 +622,7 @@ Value f_safe(Interpreter&, const Value& v, CallArgs& a) {
 
 Value f_sort(Interpreter& interp, const Value& v, CallArgs& a) {
   BoundArgs args("sort", a, {"reverse", "case_sensitive", "attribute"}, {});
-  const bool reverse = truthy(args.get_or(0, Value::boolean(false)));
+  const bool reverse = arg_reverse(args, 0);
   const bool case_sensitive = truthy(args.get_or(1, Value::boolean(false)));
   std::vector<Value> items = to_items(interp, v);
   std::vector<Value> keys;
@@ -623,7 +662,13 @@ Value f_title(Interpreter&, const Value& v, CallArgs& a) {
       append_utf8(out, cp);
       word_start = true;
     } else {
-      append_utf8(out, word_start ? upper_cp(cp) : lower_cp(cp));
+      if (word_start) {  // item[0].upper(): full upper-casing, so 'ß' -> "SS"
+        std::string first;
+        append_utf8(first, cp);
+        out += py_upper(first);
+      } else {
+        append_utf8(out, lower_cp(cp));
+      }
       word_start = false;
     }
   }
@@ -674,9 +719,14 @@ Value f_truncate(Interpreter&, const Value& v, CallArgs& a) {
   const auto end_len = static_cast<int64_t>(utf8_length(end));
   if (length < end_len) fail("expected length >= " + std::to_string(end_len) + ", got " + std::to_string(length));
   if (leeway < 0) fail("expected leeway >= 0, got " + std::to_string(leeway));
-  const std::string s = to_str(v);
+  // do_truncate works on the value itself: len() first, then str-only slicing.
+  if (!v.is_string()) {
+    if (py_len(v) <= length + leeway) return v;
+    fail(std::string("'") + type_name(v) + "' object has no attribute 'rsplit'");
+  }
+  const std::string& s = v.str();
   const CodePoints cps = decode_utf8(s);
-  if (static_cast<int64_t>(cps.size()) <= length + leeway) return Value::string(s);
+  if (static_cast<int64_t>(cps.size()) <= length + leeway) return v;
   std::string head = encode_utf8(cps, 0, static_cast<size_t>(length - end_len));
   if (killwords) return Value::string(head + end);
   const size_t space = head.rfind(' ');
@@ -686,26 +736,27 @@ Value f_truncate(Interpreter&, const Value& v, CallArgs& a) {
 
 Value f_unique(Interpreter& interp, const Value& v, CallArgs& a) {
   BoundArgs args("unique", a, {"case_sensitive", "attribute"}, {});
-  const bool case_sensitive = truthy(args.get_or(0, Value::boolean(false)));
-  std::vector<Value> out;
-  std::vector<Value> seen;
-  for (const Value& item : to_items(interp, v)) {
-    Value key = args.has(1) && !args.get(1).is_none() ? get_attribute_path(interp, item, args.get(1), nullptr) : item;
-    if (!case_sensitive) key = lower_if_str(key);
-    if ((key.is_list() && !key.is_tuple()) || key.is_dict()) fail("unhashable type: '" + type_name(key) + "'");
-    bool duplicate = false;
-    for (const Value& s : seen) {
-      if (py_equal(s, key)) {
-        duplicate = true;
-        break;
+  return generator_filter([&](std::vector<Value>& out) {
+    const bool case_sensitive = truthy(args.get_or(0, Value::boolean(false)));
+    std::vector<Value> seen;
+    for (const Value& item : to_items(interp, v)) {
+      Value key =
+          args.has(1) && !args.get(1).is_none() ? get_attribute_path(interp, item, args.get(1), nullptr) : item;
+      if (!case_sensitive) key = lower_if_str(key);
+      if ((key.is_list() && !key.is_tuple()) || key.is_dict()) fail("unhashable type: '" + type_name(key) + "'");
+      bool duplicate = false;
+      for (const Value& s : seen) {
+        if (py_equal(s, key)) {
+          duplicate = true;
+          break;
+        }
       }
+      interp.charge(seen.size());
+      if (duplicate) continue;
+      seen.push_back(std::move(key));
+      out.push_back(item);
     }
-    interp.charge(seen.size());
-    if (duplicate) continue;
-    seen.push_back(std::move(key));
-    out.push_back(item);
-  }
-  return Value::list(std::move(out));
+  });
 }
 
 Value f_wordcount(Interpreter&, const Value& v, CallArgs& a) {
@@ -757,13 +808,23 @@ bool compare_test(CompareOp op, const Value& v, CallArgs& a, const char* name) {
   return compare_op(op, v, args.get(0));
 }
 
-bool t_boolean(Interpreter&, const Value& v, CallArgs&) { return v.is_bool(); }
-bool t_callable(Interpreter&, const Value& v, CallArgs&) {
+bool t_boolean(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("boolean", a, {}, {});
+  return v.is_bool();
+}
+bool t_callable(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("callable", a, {}, {});
   // jinja2's Undefined and LoopContext define __call__.
   return v.is_callable() || v.is_undefined() || (v.is_object() && v.object().type == ObjectData::Type::kLoop);
 }
-bool t_defined(Interpreter&, const Value& v, CallArgs&) { return !v.is_undefined(); }
-bool t_undefined(Interpreter&, const Value& v, CallArgs&) { return v.is_undefined(); }
+bool t_defined(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("defined", a, {}, {});
+  return !v.is_undefined();
+}
+bool t_undefined(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("undefined", a, {}, {});
+  return v.is_undefined();
+}
 bool t_divisibleby(Interpreter& interp, const Value& v, CallArgs& a) {
   BoundArgs args("divisibleby", a, {"num"}, {.required = 1});
   return py_equal(binary_op(interp, BinaryOp::kMod, v, args.get(0)), Value::integer(0));
@@ -775,31 +836,69 @@ bool t_le(Interpreter&, const Value& v, CallArgs& a) { return compare_test(Compa
 bool t_gt(Interpreter&, const Value& v, CallArgs& a) { return compare_test(CompareOp::kGt, v, a, "gt"); }
 bool t_ge(Interpreter&, const Value& v, CallArgs& a) { return compare_test(CompareOp::kGe, v, a, "ge"); }
 bool t_in(Interpreter&, const Value& v, CallArgs& a) { return compare_test(CompareOp::kIn, v, a, "in"); }
-bool t_escaped(Interpreter&, const Value& v, CallArgs&) { return v.is_markup(); }
-bool t_even(Interpreter& interp, const Value& v, CallArgs&) {
+bool t_escaped(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("escaped", a, {}, {});
+  return v.is_markup();
+}
+bool t_even(Interpreter& interp, const Value& v, CallArgs& a) {
+  BoundArgs("even", a, {}, {});
   return py_equal(binary_op(interp, BinaryOp::kMod, v, Value::integer(2)), Value::integer(0));
 }
-bool t_odd(Interpreter& interp, const Value& v, CallArgs&) {
+bool t_odd(Interpreter& interp, const Value& v, CallArgs& a) {
+  BoundArgs("odd", a, {}, {});
   return py_equal(binary_op(interp, BinaryOp::kMod, v, Value::integer(2)), Value::integer(1));
 }
-bool t_false(Interpreter&, const Value& v, CallArgs&) { return v.is_bool() && !v.as_bool(); }
-bool t_true(Interpreter&, const Value& v, CallArgs&) { return v.is_bool() && v.as_bool(); }
-bool t_filter(Interpreter&, const Value& v, CallArgs&) { return v.is_string() && is_filter_name(v.str()); }
-bool t_test(Interpreter&, const Value& v, CallArgs&) { return v.is_string() && is_test_name(v.str()); }
-bool t_float(Interpreter&, const Value& v, CallArgs&) { return v.is_float(); }
-bool t_integer(Interpreter&, const Value& v, CallArgs&) { return v.is_int(); }
-bool t_number(Interpreter&, const Value& v, CallArgs&) { return v.is_number(); }
-bool t_iterable(Interpreter&, const Value& v, CallArgs&) {
-  return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined() ||
+bool t_false(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("false", a, {}, {});
+  return v.is_bool() && !v.as_bool();
+}
+bool t_true(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("true", a, {}, {});
+  return v.is_bool() && v.as_bool();
+}
+bool t_filter(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("filter", a, {}, {});
+  return v.is_string() && is_filter_name(v.str());
+}
+bool t_test(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("test", a, {}, {});
+  return v.is_string() && is_test_name(v.str());
+}
+bool t_float(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("float", a, {}, {});
+  return v.is_float();
+}
+bool t_integer(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("integer", a, {}, {});
+  return v.is_int();
+}
+bool t_number(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("number", a, {}, {});
+  return v.is_number();
+}
+bool t_iterable(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("iterable", a, {}, {});
+  return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined() || v.is_lazy() ||
          (v.is_object() && v.object().type == ObjectData::Type::kLoop);
 }
-bool t_sequence(Interpreter&, const Value& v, CallArgs&) {
+bool t_sequence(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("sequence", a, {}, {});
   return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
 }
-bool t_mapping(Interpreter&, const Value& v, CallArgs&) { return v.is_dict(); }
-bool t_none(Interpreter&, const Value& v, CallArgs&) { return v.is_none(); }
-bool t_string(Interpreter&, const Value& v, CallArgs&) { return v.is_string(); }
-bool t_lower(Interpreter&, const Value& v, CallArgs&) {
+bool t_mapping(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("mapping", a, {}, {});
+  return v.is_dict();
+}
+bool t_none(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("none", a, {}, {});
+  return v.is_none();
+}
+bool t_string(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("string", a, {}, {});
+  return v.is_string();
+}
+bool t_lower(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("lower", a, {}, {});
   bool cased = false;
   for (const char32_t cp : decode_utf8(to_str(v))) {
     if (is_upper_cp(cp)) return false;
@@ -807,7 +906,8 @@ bool t_lower(Interpreter&, const Value& v, CallArgs&) {
   }
   return cased;
 }
-bool t_upper(Interpreter&, const Value& v, CallArgs&) {
+bool t_upper(Interpreter&, const Value& v, CallArgs& a) {
+  BoundArgs("upper", a, {}, {});
   bool cased = false;
   for (const char32_t cp : decode_utf8(to_str(v))) {
     if (is_lower_cp(cp)) return false;

@@ -77,6 +77,7 @@ DictData dict_from_args(CallArgs& a, const char* name) {
   DictData d;
   if (!a.positional.empty()) {
     const Value& src = a.positional[0];
+    if (src.is_undefined()) fail_undefined(src);  // dict() looks up .keys on it
     if (src.is_dict()) {
       d = src.dict();
     } else {

@@ -114,6 +114,20 @@ std::string Interpreter::render(const Program& program, const Value& context) {
   return output;
 }
 
+Value Interpreter::evaluate_constant(const Expr& expr) {
+  constant_mode_ = true;
+  context_ = nullptr;
+  const Scope empty;
+  try {
+    Value v = eval(expr, empty);
+    constant_mode_ = false;
+    return v;
+  } catch (...) {
+    constant_mode_ = false;
+    throw;
+  }
+}
+
 // ------------------------------------------------------------------ statements
 
 Interpreter::Flow Interpreter::exec_body(const Body& body, const ScopePtr& scope) {
@@ -434,18 +448,28 @@ bool Interpreter::apply_test(const std::string& name, const Value& operand, Call
   return call_test(*this, name, operand, args);
 }
 
+// jinja2 compiles obj[a:b:c] to a plain Python subscript, bypassing the sandbox's
+// getitem: unlike obj[key], a bad slice is an error rather than an Undefined. Only
+// during constant folding (Node.as_const() uses getitem) does a TypeError become
+// Undefined; a zero step (ValueError) and slicing Undefined fail either way.
 Value Interpreter::eval_slice(const Value& obj, const SliceExpr& slice, const Scope& scope) {
-  if (obj.is_undefined()) fail_undefined(obj);
+  const std::string undefined_hint = object_description(obj) + " has no element slice";
   std::optional<int64_t> parts[3];
   const Expr* exprs[3] = {slice.start.get(), slice.stop.get(), slice.step.get()};
+  bool bad_bound = false;
   for (int k = 0; k < 3; ++k) {
     if (!exprs[k]) continue;
     const Value v = eval(*exprs[k], scope);
     if (v.is_none()) continue;
-    // Python raises TypeError for non-integer bounds; jinja2's getitem turns it into Undefined.
-    if (!(v.is_int() || v.is_bool())) return Value::undefined("slice indices must be integers or None");
+    if (!(v.is_int() || v.is_bool())) {
+      if (!constant_mode_) fail("slice indices must be integers or None or have an __index__ method");
+      bad_bound = true;
+      continue;
+    }
     parts[k] = v.int_value();
   }
+  if (obj.is_undefined()) fail_undefined(obj);
+  if (bad_bound) return Value::undefined(undefined_hint);
   if (parts[2] && *parts[2] == 0) fail("slice step cannot be zero");
   if (obj.is_string()) {
     const CodePoints cps = decode_utf8(obj.str());
@@ -462,12 +486,18 @@ Value Interpreter::eval_slice(const Value& obj, const SliceExpr& slice, const Sc
     charge(out.size());
     return Value::list(std::move(out), obj.is_tuple());
   }
-  return Value::undefined(object_description(obj) + " has no attribute 'slice'");
+  if (constant_mode_) return Value::undefined(undefined_hint);
+  if (obj.is_dict()) fail("unhashable type: 'slice'");
+  fail(std::string("'") + type_name(obj) + "' object is not subscriptable");
 }
 
 Value Interpreter::get_attr(const Value& obj, const std::string& name) {
   switch (obj.kind()) {
     case Value::Kind::kUndefined:
+      // Python finds dunders such as __class__ on the Undefined object itself; the
+      // sandbox then answers with an unsafe Undefined instead of failing.
+      if (name.size() > 4 && name.compare(0, 2, "__") == 0 && name.compare(name.size() - 2, 2, "__") == 0)
+        return Value::unsafe("access to attribute '" + name + "' of 'Undefined' object is unsafe.");
       fail_undefined(obj);
     case Value::Kind::kDict: {
       Value method = method_attribute(obj, name);  // getattr() wins over the item
@@ -534,6 +564,16 @@ Value Interpreter::get_item(const Value& obj, const Value& key) {
 
 Value Interpreter::eval(const Expr& expr, const Scope& scope) {
   charge(1);
+  if (constant_mode_) {
+    // Node.as_const() cannot see variables, call functions or run filters that
+    // need the render context.
+    const TemplateError impossible(TemplateError::Kind::kNotConstant, "not a constant");
+    if (expr.kind == Expr::Kind::kName || expr.kind == Expr::Kind::kCall) throw impossible;
+    if (expr.kind == Expr::Kind::kFilter) {
+      const std::string& f = static_cast<const FilterExpr&>(expr).name;
+      if (f == "map" || f == "select" || f == "reject" || f == "selectattr" || f == "rejectattr") throw impossible;
+    }
+  }
   switch (expr.kind) {
     case Expr::Kind::kLiteral:
       return static_cast<const LiteralExpr&>(expr).value;

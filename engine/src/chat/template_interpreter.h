@@ -33,6 +33,10 @@ class Interpreter {
   // Renders `program` with `context` (a dict) as the template's variables.
   std::string render(const Program& program, const Value& context);
 
+  // Evaluates a variable-free expression as jinja2's Node.as_const() does at compile
+  // time (used by the constant folder, template_optimizer.h). Throws on failure.
+  Value evaluate_constant(const Expr& expr);
+
   // ---- services for builtins
   Value get_attr(const Value& obj, const std::string& name);  // obj.name
   Value get_item(const Value& obj, const Value& key);         // obj[key]
@@ -76,6 +80,7 @@ class Interpreter {
   std::string* out_ = nullptr;
   uint64_t steps_ = 0;
   int call_depth_ = 0;
+  bool constant_mode_ = false;
 };
 
 }  // namespace hotswap::jinja

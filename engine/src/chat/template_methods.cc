@@ -432,7 +432,7 @@ Value d_items(Interpreter& interp, const Value& self, CallArgs& a) {
   std::vector<Value> out;
   for (const auto& [k, v] : self.dict().entries()) out.push_back(Value::list({k, v}, true));
   interp.charge(out.size());
-  return Value::list(std::move(out));
+  return Value::lazy(std::move(out), Value::LazyKind::kDictItems);
 }
 
 Value d_keys(Interpreter& interp, const Value& self, CallArgs& a) {
@@ -440,7 +440,7 @@ Value d_keys(Interpreter& interp, const Value& self, CallArgs& a) {
   std::vector<Value> out;
   for (const auto& entry : self.dict().entries()) out.push_back(entry.first);
   interp.charge(out.size());
-  return Value::list(std::move(out));
+  return Value::lazy(std::move(out), Value::LazyKind::kDictKeys);
 }
 
 Value d_values(Interpreter& interp, const Value& self, CallArgs& a) {
@@ -448,7 +448,7 @@ Value d_values(Interpreter& interp, const Value& self, CallArgs& a) {
   std::vector<Value> out;
   for (const auto& entry : self.dict().entries()) out.push_back(entry.second);
   interp.charge(out.size());
-  return Value::list(std::move(out));
+  return Value::lazy(std::move(out), Value::LazyKind::kDictValues);
 }
 
 Value d_copy(Interpreter&, const Value& self, CallArgs& a) {

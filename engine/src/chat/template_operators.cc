@@ -181,7 +181,9 @@ int64_t star_argument(const Value& v) {
 
 Value binary_op(Interpreter& interp, BinaryOp op, const Value& a, const Value& b) {
   if (a.is_undefined()) fail_undefined(a);
-  if (b.is_undefined()) fail_undefined(b);
+  // str % x formats x itself (Undefined included); every other operator defers to
+  // Undefined's reflected method, which raises.
+  if (b.is_undefined() && !(op == BinaryOp::kMod && a.is_string())) fail_undefined(b);
   if (a.is_number() && b.is_number()) return arithmetic(op, a, b);
   switch (op) {
     case BinaryOp::kAdd:
@@ -248,6 +250,15 @@ bool contains(const Value& container, const Value& item) {
       for (const Value& v : container.list().items)
         if (py_equal(v, item)) return true;
       return false;
+    case Value::Kind::kLazy:
+      if (container.is_iterator()) {  // `in` consumes an iterator up to the match
+        while (std::optional<Value> v = next_item(container))
+          if (py_equal(*v, item)) return true;
+        return false;
+      }
+      for (const Value& v : container.list().items)
+        if (py_equal(v, item)) return true;
+      return false;
     case Value::Kind::kDict:
       if (item.is_list() && !item.is_tuple()) fail("unhashable type: 'list'");
       if (item.is_dict()) fail("unhashable type: 'dict'");
@@ -297,8 +308,9 @@ std::string percent_format(Interpreter& interp, const std::string& format, const
     positional.push_back(args);
     if (args.is_dict()) mapping = &args.dict();
   }
-  // Python only complains about unused arguments for tuples and non-container values.
-  const bool check_unused = args.is_tuple() || !(args.is_list() || args.is_dict());
+  // Python only complains about unused arguments for tuples and values without
+  // __getitem__ (lists, dicts and jinja2's Undefined count as mappings here).
+  const bool check_unused = args.is_tuple() || !(args.is_list() || args.is_dict() || args.is_undefined());
   size_t next_arg = 0;
   bool used_mapping = false;
   auto take = [&]() -> const Value& {
@@ -323,6 +335,7 @@ std::string percent_format(Interpreter& interp, const std::string& format, const
     if (format[i] == '(') {
       const size_t close = format.find(')', i);
       if (close == std::string::npos) fail("incomplete format key");
+      if (args.is_undefined()) fail_undefined(args);
       if (!mapping) fail("format requires a mapping");
       const Value* v = mapping->find(format.substr(i + 1, close - i - 1));
       if (!v) fail("KeyError: " + py_repr_string(format.substr(i + 1, close - i - 1)));

@@ -5,6 +5,7 @@
 #include "chat/template_builtins.h"
 #include "chat/template_error.h"
 #include "chat/template_lexer.h"
+#include "chat/template_optimizer.h"
 
 namespace hotswap::jinja {
 namespace {
@@ -907,6 +908,7 @@ class NameChecker {
 std::unique_ptr<Program> parse_template(std::string_view source) {
   std::unique_ptr<Program> program = Parser(tokenize(source)).run();
   NameChecker().body(program->body, false);
+  fold_constants(*program);
   return program;
 }
 

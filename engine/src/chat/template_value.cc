@@ -70,6 +70,24 @@ std::string object_repr(const ObjectData& o) {
   return "<LoopContext " + (index ? to_str(*index) : "?") + "/" + (length ? to_str(*length) : "?") + ">";
 }
 
+std::string lazy_repr(const Value& v) {
+  ListData shown = v.list();
+  shown.is_tuple = false;
+  switch (v.list().lazy) {
+    case Value::LazyKind::kGenerator:
+      return "<generator object>";  // CPython adds the function name and an address
+    case Value::LazyKind::kReverseIterator:
+      return "<list_reverseiterator object>";
+    case Value::LazyKind::kDictKeys:
+      return "dict_keys(" + sequence_repr(shown) + ")";
+    case Value::LazyKind::kDictValues:
+      return "dict_values(" + sequence_repr(shown) + ")";
+    case Value::LazyKind::kDictItems:
+      return "dict_items(" + sequence_repr(shown) + ")";
+  }
+  return "";
+}
+
 std::string callable_repr(const Callable& c) {
   switch (c.type) {
     case Callable::Type::kMacro:
@@ -224,6 +242,23 @@ Value Value::list(std::vector<Value> items, bool is_tuple) {
   return v;
 }
 
+Value Value::lazy(std::vector<Value> items, LazyKind kind) {
+  Value v = list(std::move(items));
+  auto data = std::make_shared<ListData>(v.list());
+  data->lazy = kind;
+  v.kind_ = Kind::kLazy;
+  v.payload_ = std::shared_ptr<const ListData>(std::move(data));
+  return v;
+}
+
+Value Value::failing_generator(std::vector<Value> items, std::string error) {
+  Value v = lazy(std::move(items), LazyKind::kGenerator);
+  auto data = std::make_shared<ListData>(v.list());
+  data->deferred_error = std::move(error);
+  v.payload_ = std::shared_ptr<const ListData>(std::move(data));
+  return v;
+}
+
 Value Value::dict(DictData data) {
   Value v;
   v.kind_ = Kind::kDict;
@@ -250,6 +285,7 @@ const void* Value::identity() const {
     case Kind::kString:
       return std::get<std::shared_ptr<const std::string>>(payload_).get();
     case Kind::kList:
+    case Kind::kLazy:
       return std::get<std::shared_ptr<const ListData>>(payload_).get();
     case Kind::kDict:
       return std::get<std::shared_ptr<const DictData>>(payload_).get();
@@ -271,6 +307,7 @@ const std::string& Value::undefined_hint() const {
 int Value::depth() const {
   switch (kind_) {
     case Kind::kList:
+    case Kind::kLazy:
       return list().depth;
     case Kind::kDict:
       return dict().depth();
@@ -284,6 +321,7 @@ int Value::depth() const {
 bool Value::contains_object() const {
   switch (kind_) {
     case Kind::kList:
+    case Kind::kLazy:
       return list().contains_object;
     case Kind::kDict:
       return dict().contains_object();
@@ -314,6 +352,8 @@ bool truthy(const Value& v) {
     case Value::Kind::kObject:
     case Value::Kind::kCallable:
       return true;
+    case Value::Kind::kLazy:  // iterators are always true; views are true when non-empty
+      return v.is_iterator() || !v.list().items.empty();
   }
   return false;
 }
@@ -351,6 +391,8 @@ std::string to_repr(const Value& v) {
       return object_repr(v.object());
     case Value::Kind::kCallable:
       return callable_repr(v.callable());
+    case Value::Kind::kLazy:
+      return lazy_repr(v);
   }
   return "";
 }
@@ -435,6 +477,19 @@ std::string type_name(const Value& v) {
       return v.object().type == ObjectData::Type::kNamespace ? "Namespace" : "LoopContext";
     case Value::Kind::kCallable:
       return v.callable().type == Callable::Type::kMacro ? "Macro" : "function";
+    case Value::Kind::kLazy:
+      switch (v.list().lazy) {
+        case Value::LazyKind::kGenerator:
+          return "generator";
+        case Value::LazyKind::kReverseIterator:
+          return "list_reverseiterator";
+        case Value::LazyKind::kDictKeys:
+          return "dict_keys";
+        case Value::LazyKind::kDictValues:
+          return "dict_values";
+        case Value::LazyKind::kDictItems:
+          return "dict_items";
+      }
   }
   return "object";
 }
@@ -449,6 +504,9 @@ int64_t py_len(const Value& v) {
       return static_cast<int64_t>(v.list().items.size());
     case Value::Kind::kDict:
       return static_cast<int64_t>(v.dict().size());
+    case Value::Kind::kLazy:
+      if (!v.is_iterator()) return static_cast<int64_t>(v.list().items.size());
+      [[fallthrough]];
     default:
       fail("object of type '" + type_name(v) + "' has no len()");
   }
@@ -469,6 +527,14 @@ std::vector<Value> iterate(const Value& v) {
     }
     case Value::Kind::kList:
       return v.list().items;
+    case Value::Kind::kLazy: {
+      const ListData& l = v.list();
+      if (!v.is_iterator()) return l.items;
+      std::vector<Value> rest(l.items.begin() + static_cast<std::ptrdiff_t>(l.consumed), l.items.end());
+      l.consumed = l.items.size();
+      if (!l.deferred_error.empty()) fail(l.deferred_error);
+      return rest;
+    }
     case Value::Kind::kDict: {
       std::vector<Value> out;
       out.reserve(v.dict().size());
@@ -478,6 +544,15 @@ std::vector<Value> iterate(const Value& v) {
     default:
       fail(std::string("'") + type_name(v) + "' object is not iterable");
   }
+}
+
+std::optional<Value> next_item(const Value& iterator) {
+  const ListData& l = iterator.list();
+  if (l.consumed >= l.items.size()) {
+    if (!l.deferred_error.empty()) fail(l.deferred_error);
+    return std::nullopt;
+  }
+  return l.items[l.consumed++];
 }
 
 void fail_undefined(const Value& v) {

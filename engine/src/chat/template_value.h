@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -36,7 +37,9 @@ struct Callable;
 
 class Value {
  public:
-  enum class Kind : uint8_t { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kObject, kCallable };
+  // kLazy: what Python gives back as an iterator or a dict view rather than a list:
+  // generators from map/select/..., reversed(list), dict.keys()/values()/items().
+  enum class Kind : uint8_t { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kObject, kCallable, kLazy };
 
   Value() : kind_(Kind::kUndefined) {}  // an Undefined with no name
 
@@ -48,6 +51,11 @@ class Value {
   static Value number(double d);
   static Value string(std::string s, bool markup = false);
   static Value list(std::vector<Value> items, bool is_tuple = false);
+  enum class LazyKind { kGenerator, kReverseIterator, kDictKeys, kDictValues, kDictItems };
+  static Value lazy(std::vector<Value> items, LazyKind kind);
+  // A generator that yields `items` and then raises `error` (a jinja2 generator
+  // filter whose body fails only once it is consumed).
+  static Value failing_generator(std::vector<Value> items, std::string error);
   static Value dict(DictData data);
   static Value object(std::shared_ptr<ObjectData> data);
   static Value callable(Callable c);
@@ -66,6 +74,8 @@ class Value {
   bool is_object() const { return kind_ == Kind::kObject; }
   bool is_namespace() const;
   bool is_callable() const { return kind_ == Kind::kCallable; }
+  bool is_lazy() const { return kind_ == Kind::kLazy; }
+  bool is_iterator() const;  // a single-use generator or reverse iterator (always truthy, no len())
 
   bool as_bool() const { return flag_; }
   int64_t as_int() const { return std::get<int64_t>(payload_); }  // kInt; kBool via int_value()
@@ -74,7 +84,7 @@ class Value {
   double float_value() const { return kind_ == Kind::kFloat ? as_float() : static_cast<double>(int_value()); }
   const std::string& str() const { return *std::get<std::shared_ptr<const std::string>>(payload_); }
   bool is_markup() const { return kind_ == Kind::kString && flag_; }
-  const ListData& list() const { return *std::get<std::shared_ptr<const ListData>>(payload_); }
+  const ListData& list() const { return *std::get<std::shared_ptr<const ListData>>(payload_); }  // kList, kLazy
   const DictData& dict() const { return *std::get<std::shared_ptr<const DictData>>(payload_); }
   ObjectData& object() const { return *std::get<std::shared_ptr<ObjectData>>(payload_); }
   const Callable& callable() const { return *std::get<std::shared_ptr<const Callable>>(payload_); }
@@ -99,6 +109,11 @@ struct ListData {
   bool is_tuple = false;
   int depth = 1;
   bool contains_object = false;
+  Value::LazyKind lazy = Value::LazyKind::kGenerator;  // meaningful for kLazy only
+  // How many items a single-use iterator has already handed out. Mutable because
+  // consuming an iterator is not a change of value identity; one render owns it.
+  mutable size_t consumed = 0;
+  std::string deferred_error;  // raised after the items, when a generator is drained
 };
 
 // A Python dict: insertion-ordered, keys compared with Python ==.
@@ -138,6 +153,10 @@ struct Callable {
 };
 
 inline bool Value::is_tuple() const { return kind_ == Kind::kList && list().is_tuple; }
+inline bool Value::is_iterator() const {
+  return kind_ == Kind::kLazy &&
+         (list().lazy == LazyKind::kGenerator || list().lazy == LazyKind::kReverseIterator);
+}
 inline bool Value::is_namespace() const {
   return is_object() && object().type == ObjectData::Type::kNamespace;
 }
@@ -157,7 +176,11 @@ std::string type_name(const Value& v);
 // Python len() for str/list/tuple/dict/Undefined; throws for other kinds.
 int64_t py_len(const Value& v);
 // Python iter(): the elements a `for` loop visits (dict -> keys, str -> chars).
+// Exhausts a single-use iterator.
 std::vector<Value> iterate(const Value& v);
+// next(iter(v)) for a single-use iterator: its next item, or nullopt when exhausted;
+// raises a failing generator's error when its items run out.
+std::optional<Value> next_item(const Value& iterator);
 
 // Raises the error jinja2's Undefined raises when misused (attribute access,
 // arithmetic, calls): its hint, e.g. "'x' is undefined".
