@@ -40,6 +40,14 @@ std::vector<std::tuple<std::string, std::string, int64_t>> identity(const std::v
   return out;
 }
 
+// prefix + i. (Appending, not "literal" + std::to_string(i): GCC 12 reports a false
+// -Wrestrict for the latter.)
+std::string numbered(const char* prefix, size_t i) {
+  std::string name = prefix;
+  name += std::to_string(i);
+  return name;
+}
+
 std::shared_ptr<const Adapter> pin_ok(AdapterRegistry& r, const std::string& name) {
   Result<std::shared_ptr<const Adapter>> p = r.pin(name);
   EXPECT_TRUE(p.is_ok()) << name << ": " << p.status().message();
@@ -127,7 +135,7 @@ TEST(AdapterRegistry, ReplacingAndDeletingKeepPinnedVersionsAliveAndUnchanged) {
 
 TEST(AdapterRegistry, WithoutDirectoryNothingIsWrittenOrEvicted) {
   AdapterRegistry r(test_shape(), "", "", /*resident_budget_bytes=*/1);
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(r.put("m" + std::to_string(i), mixed_doc(i), AdapterEncoding::kJson).is_ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(r.put(numbered("m", i), mixed_doc(i), AdapterEncoding::kJson).is_ok());
   EXPECT_EQ(r.load_directory(), 0);
   const AdapterStats stats = r.stats();
   EXPECT_EQ(stats.registered, 5);
@@ -141,7 +149,7 @@ TEST(AdapterRegistry, RestartListsTheSameAdaptersWithTheSameDigests) {
   std::vector<AdapterInfo> before;
   {
     AdapterRegistry r(test_shape(), "", dir.path(), kLargeBudget);
-    for (int i = 0; i < 6; ++i) ASSERT_TRUE(r.put("ad" + std::to_string(i), mixed_doc(i), AdapterEncoding::kJson).is_ok());
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(r.put(numbered("ad", i), mixed_doc(i), AdapterEncoding::kJson).is_ok());
     ASSERT_TRUE(r.put("ad3", mixed_doc(30), AdapterEncoding::kJson).is_ok());  // replaced once
     ASSERT_TRUE(r.remove("ad5").is_ok());
     before = r.list();
@@ -510,7 +518,7 @@ TEST(AdapterRegistry, ConcurrentMutationsAndPinsEndConsistent) {
     std::mt19937 rng(seed);
     std::vector<std::pair<std::shared_ptr<const Adapter>, std::vector<float>>> held;
     while (!stop.load()) {
-      const std::string name = "n" + std::to_string(rng() % kNames);
+      const std::string name = numbered("n", rng() % kNames);
       switch (rng() % 6) {
         case 0:
         case 1: {
