@@ -4,11 +4,17 @@
 // extensions=[loopcontrols]) with transformers' globals raise_exception(message)
 // and strftime_now(format) and its `tojson` filter (json.dumps, ensure_ascii=False).
 //
-// Known departures from CPython, all outside what chat templates do: integers are
-// 64-bit (overflow is an error), str.upper()/lower() use simple Unicode case
-// mappings (plus 'ß'), identifiers in the template must be ASCII, and template
-// inheritance/includes are rejected. Render errors for such cases are reported, never
-// silently different output.
+// Differences from jinja2 on CPython, all outside what chat templates do, and all
+// covered by tests/unit/chat/expected.json where an output is involved:
+//   * integers are 64-bit: overflow is a render error (Python's are unbounded);
+//   * reprs that CPython prints with a memory address (generators, functions,
+//     bound methods) print without it, e.g. "<generator object>";
+//   * str.upper()/lower() use simple Unicode case mappings (plus 'ß');
+//   * identifiers in the template must be ASCII; set operations on dict views,
+//     str.format() and a few rarely used filters (groupby, wordwrap, ...) are
+//     reported as unsupported; template inheritance/includes are rejected.
+// compile() also folds constant expressions as jinja2's optimizer does, within a
+// small fixed evaluation budget.
 //
 // Thread safety: a compiled ChatTemplate is immutable; render() may be called from
 // any number of threads at once.
