@@ -32,7 +32,10 @@ std::optional<int> parse_layer_key(std::string_view key) {
   if (key.ends_with(kWeightSuffix)) key.remove_suffix(kWeightSuffix.size());
   if (!key.ends_with(kLayerSuffix)) return std::nullopt;
   key.remove_suffix(kLayerSuffix.size());
+  // Digits only: from_chars accepts a sign, and "-2" must not index layer -2.
   if (key.empty() || key.size() > 9 || (key.size() > 1 && key[0] == '0')) return std::nullopt;
+  for (char c : key)
+    if (c < '0' || c > '9') return std::nullopt;
   int layer = 0;
   const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), layer);
   if (ec != std::errc() || end != key.data() + key.size()) return std::nullopt;

@@ -53,7 +53,10 @@ std::string shape_text(const std::vector<int64_t>& shape) { return shape_string(
 // Canonical decimal index (no sign, no leading zeros), so two spellings of one layer or head
 // cannot pass as different tensors.
 std::optional<int> parse_index(std::string_view s) {
+  // Digits only: from_chars accepts a sign, and "-2" must not index layer -2.
   if (s.empty() || s.size() > 9 || (s.size() > 1 && s[0] == '0')) return std::nullopt;
+  for (char c : s)
+    if (c < '0' || c > '9') return std::nullopt;
   int v = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;

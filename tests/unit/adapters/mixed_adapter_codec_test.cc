@@ -194,6 +194,9 @@ TEST(MixedAdapterCodec, RejectsEveryBrokenRuleWithKeyLayerExpectedAndActual) {
       {"malformed layer key at top level", "{\"model.layers.01.self_attn.adapter\":[1,1]}",
        "key 'model.layers.01.self_attn.adapter': not a layer gate key; expected "
        "'model.layers.{i}.self_attn.adapter.weight' (the '.weight' suffix is optional) for a layer i in 0..1"},
+      {"negative layer index", "{\"adapter_weight_dict\":{\"model.layers.-2.self_attn.adapter.weight\":[1,1]}}",
+       "key 'model.layers.-2.self_attn.adapter.weight' in 'adapter_weight_dict': not a layer gate key; expected "
+       "'model.layers.{i}.self_attn.adapter.weight' (the '.weight' suffix is optional) for a layer i in 0..1"},
       {"gates in both places", "{\"" + std::string(kL0) + "\":[1,1]," + dict_doc("[1,1]", "[1,1]").substr(1),
        "key 'model.layers.0.self_attn.adapter.weight': layer gates given at top level and under "
        "'adapter_weight_dict'; expected them in one place"},
