@@ -343,7 +343,7 @@ struct Options {
   std::vector<int> batches = {1, 4, 16, 64};
   std::vector<int> prompts = {128, 512};
   double min_time = 1.5;  // seconds of timed decode steps per point (at least 3 steps)
-  int max_steps = 24;
+  int max_steps = 24;     // timed decode steps per point at most
   int prefill_reps = 2;   // timed prefills per prompt length, after one warm-up
   bool bf16_dot = false;  // LinearPrecision::kBf16Dot (not the engine's default) for m >= 16
 };
@@ -447,9 +447,9 @@ class ModelBench {
   ModelBench(const Model& model, const Options& o) : model_(model), opt_(o) {
     const int max_batch = *std::max_element(o.batches.begin(), o.batches.end());
     const int max_prompt = o.prompts.empty() ? 0 : *std::max_element(o.prompts.begin(), o.prompts.end());
-    // Every decode sequence needs its context, the warm-up step and up to max_steps decode
-    // steps; the prefill sequence has blocks of its own after them.
-    const int64_t decode_blocks = (o.context + 1 + o.max_steps + 1 + kBlock - 1) / kBlock;
+    // Every decode sequence needs its context, the warm-up step and kStepCycle decode
+    // positions; the prefill sequence has blocks of its own after them.
+    const int64_t decode_blocks = (o.context + 1 + kStepCycle + kBlock - 1) / kBlock;
     const int64_t prefill_blocks = (max_prompt + kBlock - 1) / kBlock;
     kv_ = std::make_unique<KvStorage>(model.kv_layout(kBlock, max_batch * decode_blocks + prefill_blocks));
     tables_.resize(max_batch);
@@ -487,7 +487,7 @@ class ModelBench {
     CpuShare share;
     double total = 0;
     for (int i = 0; i < opt_.max_steps && (i < 3 || total < opt_.min_time); ++i) {
-      t.add(step(opt_.context + 1 + i));
+      t.add(step(opt_.context + 1 + i % kStepCycle));
       total += t.seconds.back();
     }
     t.cpu_share = share.share();
@@ -525,6 +525,9 @@ class ModelBench {
 
  private:
   static constexpr int kBlock = 16;
+  // Decode steps cycle over this many positions after the context (later steps overwrite the
+  // K/V of earlier ones), so a long run keeps the context it was asked for.
+  static constexpr int kStepCycle = 32;
   const Model& model_;
   const Options& opt_;
   std::unique_ptr<KvStorage> kv_;
