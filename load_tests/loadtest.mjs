@@ -41,6 +41,7 @@ const DEFAULTS = {
   'ready-timeout': 300, // seconds to wait for /ready at the start
   logprobs: 'auto', // on | off | auto: ask for logprobs: 0 so that every chunk names its tokens (see usage)
   'engine-reference': '', // engine_throughput_bench output: server tokens/s at concurrency B is compared with its batch-B decode
+  'server-pid': 0, // the server's pid (Linux): its threads' CPU time over the window, from /proc/PID/task/*/schedstat
   quiet: false,
 };
 
@@ -104,6 +105,8 @@ function usage() {
                          logprobs most tokens would send no chunk at all)
   --engine-reference F   output of bench/engine_throughput_bench: each level is compared with the
                          engine's own decode at batch = concurrency (when the bench measured it)
+  --server-pid PID       the server process (same machine, Linux): CPU time and run-queue wait of
+                         its threads over the window, generated tokens per CPU-second
   --idle-timeout S       wait for the server to go idle between levels (default ${DEFAULTS['idle-timeout']})
   --ready-timeout S      wait for /ready at the start (default ${DEFAULTS['ready-timeout']})
 `);
@@ -196,6 +199,45 @@ function request(agent, url, { method = 'GET', path: p, body, headers = {}, time
     if (body !== undefined) req.write(body);
     req.end();
   });
+}
+
+// CPU time and run-queue wait (ns) of every thread of a process, from schedstat.
+function readThreadTimes(pid) {
+  if (!pid) return null;
+  const out = {};
+  let tids;
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  for (const tid of tids) {
+    try {
+      const [run, wait] = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+      out[tid] = { run, wait };
+    } catch {}
+  }
+  return out;
+}
+
+function threadDelta(a, b) {
+  if (!a || !b) return null;
+  const threads = [];
+  let cpu = 0, wait = 0;
+  for (const [tid, end] of Object.entries(b)) {
+    const start = a[tid] ?? { run: 0, wait: 0 };
+    const t = { tid: Number(tid), cpu_s: (end.run - start.run) / 1e9, runqueue_wait_s: (end.wait - start.wait) / 1e9 };
+    cpu += t.cpu_s;
+    wait += t.runqueue_wait_s;
+    if (t.cpu_s > 0.001 || t.runqueue_wait_s > 0.001) threads.push(t);
+  }
+  threads.sort((x, y) => y.cpu_s - x.cpu_s);
+  const r3 = (x) => Math.round(x * 1000) / 1000;
+  return {
+    cpu_s: r3(cpu),
+    runqueue_wait_s: r3(wait),
+    threads: threads.map((t) => ({ tid: t.tid, cpu_s: r3(t.cpu_s), runqueue_wait_s: r3(t.runqueue_wait_s) })),
+  };
 }
 
 async function scrapeMetrics(agent, url) {
@@ -415,6 +457,7 @@ async function runLevel(o, ctx, level) {
   const windowStart = t0 + o.warmup * 1000;
   const windowEnd = windowStart + o.duration * 1000;
   let metricsStart = null, metricsEnd = null, wStart = null, wEnd = null;
+  let threadsStart = null, threadsEnd = null, clientStart = null, clientEnd = null;
 
   const makePayload = () => {
     const cls = pickClass(rng);
@@ -458,9 +501,13 @@ async function runLevel(o, ctx, level) {
   const scraper = (async () => {
     await sleep(Math.max(0, windowStart - performance.now()));
     metricsStart = await scrapeMetrics(metricsAgent, url);
+    threadsStart = readThreadTimes(o['server-pid']);
+    clientStart = process.cpuUsage();
     wStart = performance.now();
     await sleep(Math.max(0, windowEnd - performance.now()));
     metricsEnd = await scrapeMetrics(metricsAgent, url);
+    threadsEnd = readThreadTimes(o['server-pid']);
+    clientEnd = process.cpuUsage(clientStart);
     wEnd = performance.now();
   })();
 
@@ -483,7 +530,16 @@ async function runLevel(o, ctx, level) {
     await sleep(200);
   }
   metricsAgent.destroy();
-  return analyse(o, level, records, { wStart, wEnd, metricsStart, metricsEnd, t0 });
+  const r = analyse(o, level, records, { wStart, wEnd, metricsStart, metricsEnd, t0 });
+  const windowS = (wEnd - wStart) / 1000;
+  const server = threadDelta(threadsStart, threadsEnd);
+  if (server) {
+    server.cores_used = Math.round((server.cpu_s / windowS) * 100) / 100;
+    server.generated_tokens_per_cpu_s = Math.round(((r.generated_tokens_per_s * windowS) / server.cpu_s) * 10) / 10;
+    r.server_cpu = server;
+  }
+  if (clientEnd) r.client_cpu_s = Math.round(((clientEnd.user + clientEnd.system) / 1e6) * 1000) / 1000;
+  return r;
 }
 
 function analyse(o, level, records, w) {
@@ -569,6 +625,7 @@ function readEngineReference(file) {
   const text = fs.readFileSync(file, 'utf8');
   const rows = {};
   let inDecode = false, model = null, context = null;
+  const threads = Number(text.match(/engine_throughput_bench: (\d+) threads/)?.[1] ?? NaN);
   for (const line of text.split('\n')) {
     const m = line.match(/^== (\S+):/);
     if (m) {
@@ -588,7 +645,7 @@ function readEngineReference(file) {
     } else if (Object.keys(rows).length) inDecode = false;
   }
   if (!Object.keys(rows).length) throw new Error(`--engine-reference ${file}: no decode table found`);
-  return { file, model, context, decode: rows };
+  return { file, model, context, threads, decode: rows };
 }
 
 // ------------------------------------------------------------------------------------------
@@ -689,6 +746,13 @@ async function main() {
         ratio_to_best_step: Math.round((r.generated_tokens_per_s / ref.tokens_per_s_best_step) * 1000) / 1000,
         ratio_to_median_step: Math.round((r.generated_tokens_per_s / ref.tokens_per_s_median_step) * 1000) / 1000,
       };
+    if (ref && r.server_cpu && engineRef.threads > 0) {
+      // The bench's CPU-time rate is tokens / (process CPU seconds / threads).
+      const engineTokPerCpuS = ref.tokens_per_s_cpu_time / engineRef.threads;
+      r.vs_engine_decode.engine_tokens_per_cpu_s = Math.round(engineTokPerCpuS * 10) / 10;
+      r.vs_engine_decode.server_tokens_per_cpu_s = r.server_cpu.generated_tokens_per_cpu_s;
+      r.vs_engine_decode.ratio_by_cpu_time = Math.round((r.server_cpu.generated_tokens_per_cpu_s / engineTokPerCpuS) * 1000) / 1000;
+    }
     results.levels.push(r);
     log(
       `${String(level).padStart(5)} ${r.requests_per_s.toFixed(2).padStart(6)} ${String(r.generated_tokens_per_s).padStart(10)} ` +
@@ -700,6 +764,19 @@ async function main() {
         `      server ${r.generated_tokens_per_s} tok/s at ${level} streams = ${(100 * r.vs_engine_decode.ratio_to_best_step).toFixed(1)}% ` +
           `of the engine's batch-${level} decode (${ref.tokens_per_s_best_step} tok/s best step; ` +
           `${(100 * r.vs_engine_decode.ratio_to_median_step).toFixed(1)}% of its median step, ${ref.tokens_per_s_median_step})`,
+      );
+    if (r.vs_engine_decode?.ratio_by_cpu_time)
+      log(
+        `      by CPU time: server ${r.vs_engine_decode.server_tokens_per_cpu_s} generated tokens per CPU-second ` +
+          `(all its threads) = ${(100 * r.vs_engine_decode.ratio_by_cpu_time).toFixed(1)}% of the engine's ` +
+          `${r.vs_engine_decode.engine_tokens_per_cpu_s} at batch ${level}`,
+      );
+    if (r.server_cpu)
+      log(
+        `      server threads: ${r.server_cpu.cpu_s} CPU-s in ${r.window_s} s (${r.server_cpu.cores_used} cores), ` +
+          `${r.server_cpu.runqueue_wait_s} s waiting for a CPU; busiest: ` +
+          r.server_cpu.threads.slice(0, 5).map((t) => `${t.tid} ${t.cpu_s}s`).join(', ') +
+          `; client ${r.client_cpu_s} CPU-s`,
       );
     fs.writeFileSync(path.join(out, 'results.json'), JSON.stringify(results, null, 2));
   }

@@ -58,8 +58,9 @@ if [[ $engine_bench == 1 ]]; then
   [[ -n "$bench_bin" ]] || bench_bin="$(dirname "$bin")/engine_throughput_bench"
   [[ -x "$bench_bin" ]] || { echo "run.sh: no engine_throughput_bench at $bench_bin (ninja -C build engine_throughput_bench, or --bench-bin)" >&2; exit 1; }
   echo "run.sh: engine reference: $bench_bin, decode at batch $levels, context $engine_context (no server running)"
+  # 10 s of steps per batch: the median step is then a sustained rate, like the server's window.
   "$bench_bin" --root "$(dirname "$model")" --presets "$(basename "$model")" --batches "$levels" --prompts "" \
-    --context "$engine_context" | tee "$out/engine_bench.txt"
+    --context "$engine_context" --min-time 10 --max-steps 1000 | tee "$out/engine_bench.txt"
   pass+=(--engine-reference "$out/engine_bench.txt")
 fi
 
@@ -92,7 +93,7 @@ done
 echo "run.sh: hotswap serve (pid $server_pid) at $url, model $model, results in $out"
 
 # The sweep waits for /ready itself.
-node "$here/loadtest.mjs" --url "$url" --model-dir "$model" --out "$out" "${pass[@]}"
+node "$here/loadtest.mjs" --url "$url" --model-dir "$model" --out "$out" --server-pid "$server_pid" "${pass[@]}"
 stop_server
 python3 "$here/chart.py" "$out/results.json" "$out/chart.png"
 echo "run.sh: done: $out/results.json $out/chart.png"
