@@ -25,7 +25,8 @@ const DEFAULTS = {
   out: '',
   levels: '1,2,4,8,16,32,64',
   duration: 20, // seconds measured per level
-  warmup: 3, // seconds per level before the measurement window opens
+  warmup: 3, // seconds per level at least before the measurement window opens
+  'max-warmup': 120, // ... which waits for every stream's first token up to this many seconds
   drain: 10, // seconds in-flight requests may finish after the window before they are aborted
   prompt: 'uniform:32:256', // prompt length distribution (tokens)
   output: 'uniform:64:256', // max_tokens distribution (ignore_eos: every request generates it all)
@@ -88,7 +89,9 @@ function usage() {
   --out DIR              where results.json goes (default: load_tests/results/<timestamp>)
   --levels 1,2,4,...     concurrency levels (default ${DEFAULTS.levels})
   --duration S           measured seconds per level (default ${DEFAULTS.duration})
-  --warmup S             unmeasured seconds per level first (default ${DEFAULTS.warmup})
+  --warmup S             unmeasured seconds per level first (default ${DEFAULTS.warmup}); the window also
+                         waits until every stream has had its first token, up to --max-warmup S
+                         (default ${DEFAULTS['max-warmup']}), so that it sees steady decoding
   --drain S              seconds in-flight requests may finish after the window (default ${DEFAULTS.drain})
   --prompt DIST          prompt tokens: fixed:N | uniform:A:B | normal:MEAN:SD | choice:A,B,C (default ${DEFAULTS.prompt})
   --output DIST          max_tokens, same forms (default ${DEFAULTS.output})
@@ -252,7 +255,7 @@ async function scrapeMetrics(agent, url) {
 }
 
 // One streaming completion. Resolves a record (never rejects).
-function streamCompletion(agent, url, payload, abortSignal) {
+function streamCompletion(agent, url, payload, abortSignal, onFirstToken = () => {}) {
   return new Promise((resolve) => {
     const rec = {
       start: performance.now(),
@@ -334,7 +337,10 @@ function streamCompletion(agent, url, payload, abortSignal) {
                 // back); without, a chunk is known to carry at least one token by its text.
                 const n = ch.logprobs?.tokens?.length ?? 0;
                 if (ch.text || n > 0) {
-                  if (rec.first === null) rec.first = now;
+                  if (rec.first === null) {
+                    rec.first = now;
+                    onFirstToken();
+                  }
                   rec.chunks.push(now);
                   rec.chunkTokens.push(n);
                 }
@@ -454,8 +460,11 @@ async function runLevel(o, ctx, level) {
   setMaxListeners(level + 16, abort.signal); // one listener per in-flight request
   const records = [];
   const t0 = performance.now();
-  const windowStart = t0 + o.warmup * 1000;
-  const windowEnd = windowStart + o.duration * 1000;
+  // The window opens once --warmup seconds have passed and every worker has had a token
+  // (all streams past their first prefill), or after --max-warmup seconds in any case.
+  let windowEnd = Infinity;
+  const streaming = new Set();
+  let warmupCut = false;
   let metricsStart = null, metricsEnd = null, wStart = null, wEnd = null;
   let threadsStart = null, threadsEnd = null, clientStart = null, clientEnd = null;
 
@@ -487,10 +496,10 @@ async function runLevel(o, ctx, level) {
     return { payload, meta: { cls, adapter, prompt_tokens: promptLen, max_tokens: maxTokens } };
   };
 
-  const worker = async () => {
+  const worker = async (_, index) => {
     while (performance.now() < windowEnd && !abort.signal.aborted) {
       const { payload, meta } = makePayload();
-      const rec = await streamCompletion(agent, url, payload, abort.signal);
+      const rec = await streamCompletion(agent, url, payload, abort.signal, () => streaming.add(index));
       Object.assign(rec, meta);
       records.push(rec);
       if (rec.error && !rec.aborted) await sleep(rec.status === 429 ? 200 : 50); // do not spin on errors
@@ -499,7 +508,15 @@ async function runLevel(o, ctx, level) {
 
   // The measurement window's boundaries: the server's counters are read at both ends.
   const scraper = (async () => {
-    await sleep(Math.max(0, windowStart - performance.now()));
+    await sleep(o.warmup * 1000);
+    while (streaming.size < level) {
+      if (performance.now() - t0 >= o['max-warmup'] * 1000) {
+        warmupCut = true;
+        break;
+      }
+      await sleep(50);
+    }
+    windowEnd = performance.now() + o.duration * 1000;
     metricsStart = await scrapeMetrics(metricsAgent, url);
     threadsStart = readThreadTimes(o['server-pid']);
     clientStart = process.cpuUsage();
@@ -512,6 +529,7 @@ async function runLevel(o, ctx, level) {
   })();
 
   const workers = Array.from({ length: level }, worker);
+  const warmupS = () => Math.round((wStart - t0) / 10) / 100;
   await scraper;
   // Let in-flight requests finish for up to --drain seconds, then abort the rest.
   const drainTimer = setTimeout(() => abort.abort(), o.drain * 1000);
@@ -531,6 +549,8 @@ async function runLevel(o, ctx, level) {
   }
   metricsAgent.destroy();
   const r = analyse(o, level, records, { wStart, wEnd, metricsStart, metricsEnd, t0 });
+  r.warmup_s = warmupS();
+  if (warmupCut) r.warmup_cut = `only ${streaming.size} of ${level} streams had a token after --max-warmup ${o['max-warmup']} s`;
   const windowS = (wEnd - wStart) / 1000;
   const server = threadDelta(threadsStart, threadsEnd);
   if (server) {
