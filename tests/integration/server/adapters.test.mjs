@@ -234,7 +234,7 @@ describe('adapters', { concurrency: false }, () => {
     const vA = names.map((_, i) => mixedAdapter(200 + i));
     const vB = names.map((_, i) => mixedAdapter(300 + i, { sink: 2, recent: 6, block: 2 }));
     for (let i = 0; i < 8; i++) assert.equal((await put(names[i], vA[i])).status, 201);
-    const body = (i) => ({ prompt: prompts[i % prompts.length], max_tokens: 48, ignore_eos: true, ...(i < 14 ? { adapter: names[i % 8] } : {}) });
+    const body = (i) => ({ prompt: prompts[i % prompts.length], max_tokens: 320, ignore_eos: true, ...(i < 14 ? { adapter: names[i % 8] } : {}) });
     const expectedA = [];
     for (let i = 0; i < 16; i++) expectedA.push(await textOf(body(i)));
     // Outputs of version B, recorded under other names.
@@ -253,6 +253,7 @@ describe('adapters', { concurrency: false }, () => {
         for (let k = 0; k < 4; k++) {
           for (let i = 0; i < 8; i++) {
             statuses.push((await put(names[i], k % 2 ? vA[i] : vB[i])).status);
+            changes++;
             statuses.push((await put(`extra-${i}`, mixedAdapter(400 + k * 8 + i))).status);
             statuses.push((await request(server.url, { method: 'DELETE', path: `/v1/adapters/extra-${i}` })).status);
             if (k === 3) statuses.push((await request(server.url, { method: 'DELETE', path: `/v1/adapters/${names[i]}` })).status);
@@ -261,7 +262,10 @@ describe('adapters', { concurrency: false }, () => {
         }
         return statuses;
       })();
-      const [results, statuses] = await Promise.all([Promise.all(streams.map((s) => s.done)), churn]);
+      let changesWhileRunning = -1;
+      const allDone = Promise.all(streams.map((s) => s.done)).then((r) => ((changesWhileRunning = changes), r));
+      const [results, statuses] = await Promise.all([allDone, churn]);
+      assert.ok(changesWhileRunning >= 2, `adapter changes happened while the streams ran (${changesWhileRunning})`);
       assert.ok(statuses.every((s) => s === 200 || s === 201), `churn statuses: ${statuses.join(',')}`);
       assert.ok(changes > 0);
       for (let i = 0; i < 16; i++) {
