@@ -201,8 +201,9 @@ class SpecOracle {
     for (int g = 0; g < hkv; ++g) {
       std::vector<double> imp(static_cast<size_t>(cur + 1), 0.0);
       std::vector<std::vector<double>> o_cmp(static_cast<size_t>(G), std::vector<double>(static_cast<size_t>(d), 0.0));
-      const float* mem_k = &w_.mem_kv[static_cast<size_t>(g) * M * d];
-      const float* mem_v = &w_.mem_kv[(static_cast<size_t>(hkv) + g) * M * d];
+      // data() + offset: with no memory tokens mem_kv is empty and [] would be undefined.
+      const float* mem_k = w_.mem_kv.data() + static_cast<size_t>(g) * M * d;
+      const float* mem_v = w_.mem_kv.data() + (static_cast<size_t>(hkv) + g) * M * d;
       for (int a = 0; a < G; ++a) {
         const float* q = q_of(pre ? s_.qu : s_.q, g * G + a);
         std::vector<double> sc;
