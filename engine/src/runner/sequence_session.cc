@@ -11,8 +11,7 @@ SequenceSession::SequenceSession(const Model& model, int max_tokens, const Seque
                                  int block_size)
     : model_(model),
       attention_(attention),
-      storage_(model.kv_layout(block_size, (max_tokens + block_size - 1) / block_size)),
-      pool_((max_tokens + block_size - 1) / block_size) {
+      kv_(model.kv_layout(block_size, (max_tokens + block_size - 1) / block_size)) {
   if (attention != nullptr && attention->nsa) {
     nsa_pool_ = std::make_unique<CompressedBlockPool>(model.config().num_kv_heads, model.config().head_dim);
     nsa_state_ = std::make_unique<NsaSequenceState>(attention->nsa, *nsa_pool_);
@@ -20,24 +19,19 @@ SequenceSession::SequenceSession(const Model& model, int max_tokens, const Seque
 }
 
 std::vector<float> SequenceSession::append(std::span<const int32_t> tokens, bool all_positions) {
-  const int block_size = storage_.layout().block_size;
-  const int end = table_.num_tokens + static_cast<int>(tokens.size());
-  while (static_cast<int>(table_.blocks.size()) * block_size < end) {
-    auto block = pool_.allocate();
-    HS_CHECK(block.has_value()) << "SequenceSession capacity exceeded";
-    table_.blocks.push_back(*block);
-  }
+  const int first = table_.num_tokens;
+  const Status reserved = kv_.prepare_write(table_, first, static_cast<int>(tokens.size()));
+  HS_CHECK(reserved.is_ok()) << "SequenceSession capacity exceeded: " << reserved.message();
   ForwardBatch batch;
   SequenceChunk chunk;
   chunk.tokens = tokens;
-  chunk.first_position = table_.num_tokens;
+  chunk.first_position = first;
   chunk.block_table = table_.blocks;
   chunk.attention = attention_;
   chunk.nsa_state = nsa_state_.get();
   chunk.logits = all_positions ? LogitsWanted::kAll : LogitsWanted::kLast;
   batch.chunks.push_back(chunk);
-  Logits logits = model_.forward(batch, storage_, workspace_);
-  table_.num_tokens = end;
+  Logits logits = model_.forward(batch, kv_.storage(), workspace_);
   return std::move(logits.data);
 }
 

@@ -6,9 +6,8 @@
 #include <memory>
 #include <vector>
 
-#include "kv_cache/block_pool.h"
 #include "kv_cache/block_table.h"
-#include "kv_cache/kv_storage.h"
+#include "kv_cache/kv_cache_manager.h"
 #include "attention/nsa/compressed_block_pool.h"
 #include "attention/nsa/nsa_sequence_state.h"
 #include "model/model.h"
@@ -27,8 +26,7 @@ class SequenceSession {
  private:
   const Model& model_;
   const SequenceAttention* attention_;
-  KvStorage storage_;
-  BlockPool pool_;
+  KvCacheManager kv_;
   BlockTable table_;
   Workspace workspace_;
   std::unique_ptr<CompressedBlockPool> nsa_pool_;  // nsa only
