@@ -10,7 +10,6 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
-#include <map>
 #include <mutex>
 #include <thread>
 
