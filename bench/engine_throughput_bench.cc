@@ -1,8 +1,6 @@
 // The engine's own throughput against this machine's roofline, in one run (issue 7, item 2):
-//  * memory read bandwidth (GB/s): every thread sums its slice of a 1 GiB buffer with the
-//    widest vectors the CPU has (as kernels_bench), best of 8 passes;
-//  * f32 FMA peak (GFLOP/s): every thread runs 16 (AVX2: 12) independent register-only
-//    vfmadd231ps chains in inline assembly (no loads), best of 5;
+//  * memory read bandwidth (GB/s) and f32 FMA peak (GFLOP/s) as bench/roofline.h measures
+//    them (a 1 GiB sum by all threads; register-only vfmadd231ps chains);
 //  * per model (SmolLM2-135M and Llama-3.2-1B shapes, bf16, random weights written by the
 //    project's generator into /tmp/hotswap-bench/<preset> when missing):
 //      - decode steps of Model::forward with a ForwardBatch of B one-token chunks (B = 1, 4,
@@ -17,24 +15,20 @@
 // decode step reads and multiplies exactly as many keys and values as it would after a real
 // prefill, which is what the timing needs, and it keeps the run short.
 //
-// The machine may be shared, so each rate is the best step of its point (the median is
-// printed beside it), the roofline is re-measured at the end and the best of both kept, and
-// every point prints the share of its wall time our threads were on a CPU: wall-time ratios
-// taken while that share is low are pessimistic. Each rate is also given [by CPU time]: the
-// work divided by the process's CPU time per thread, i.e. what it would take with the cores
-// to itself. Those ratios hold up under contention only when waiting threads sleep instead
-// of spinning (OMP_WAIT_POLICY=passive, or OMP_NUM_THREADS=1); a thread that runs alone
-// meanwhile may get more memory bandwidth than its share, which flatters the bandwidth and
-// batch-1 decode alike, so their ratio stays fair.
+// The machine may be shared and its memory bandwidth drifts by tens of percent from one second
+// to the next, so decode is measured in rounds: a read-bandwidth pass, then one step of every
+// batch size, back to back. The headline ratios are per round (decode GB/s over that round's
+// bandwidth; batch-B over batch-1 tokens/s of that round), reported as median and range.
+// Best and median steps are printed too, with the share of wall time our threads were on a
+// CPU and rates [by CPU time] (work / CPU time per thread: what it would take with the cores
+// to itself; meaningful under contention only if waiting threads sleep, OMP_WAIT_POLICY=passive).
+// Run it with the engine's own OpenMP settings (none) on an otherwise idle machine.
 //
 //   engine_throughput_bench [--presets smollm2-135m,llama-3.2-1b] [--root /tmp/hotswap-bench]
 //                           [--context 128] [--batches 1,4,16,64] [--prompts 128,512]
-//                           [--min-time 1.5] [--prefill-reps 2] [--bf16-dot]
-// --bf16-dot runs linear() with LinearPrecision::kBf16Dot (vdpbf16ps for m >= 16), which the
-// engine does not use by default: a what-if for batched decode and prefill.
-#include <immintrin.h>
-#include <time.h>
-
+//                           [--min-time 1.5] [--min-rounds 12] [--max-steps 40]
+//                           [--prefill-reps 2] [--bf16-dot]
+// --bf16-dot runs linear() with LinearPrecision::kBf16Dot (vdpbf16ps for m >= 16).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -51,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "roofline.h"
 #include "kernels/isa.h"
 #include "kernels/linear.h"
 #include "kv_cache/kv_storage.h"
@@ -71,253 +66,15 @@ namespace {
 
 using kernels::Isa;
 
-// ---------------------------------------------------------------------------------------
-// Clocks and threads.
+using bench::CpuShare;
+using bench::Elapsed;
+using bench::load_average;
+using bench::now_seconds;
+using bench::Rate;
+using bench::ReadBandwidthProbe;
+using bench::Stopwatch;
 
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double process_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-int bench_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-template <typename Body>
-void on_all_threads(const Body& body) {
-#ifdef _OPENMP
-#pragma omp parallel
-  body(omp_get_thread_num(), omp_get_num_threads());
-#else
-  body(0, 1);
-#endif
-}
-
-double load_average() {
-  double load = -1;
-  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf", &load) != 1) load = -1;
-    std::fclose(f);
-  }
-  return load;
-}
-
-// Share of a region's wall time that this process's threads were on a CPU.
-class CpuShare {
- public:
-  CpuShare() : wall_(now_seconds()), cpu_(process_cpu_seconds()) {}
-  double share() const {
-    return (process_cpu_seconds() - cpu_) / ((now_seconds() - wall_) * bench_threads());
-  }
-
- private:
-  double wall_, cpu_;
-};
-
-// Wall and process CPU time of one timed region. The CPU-time rate divides the work by the
-// CPU time per thread (process CPU seconds / threads): what the region would take with the
-// cores to itself. It is a second opinion for a shared machine, not the headline figure:
-// threads that wait at a barrier for a descheduled peer spin (counted), and a thread that
-// runs alone meanwhile may get more than its share of memory bandwidth (flattering).
-struct Elapsed {
-  double wall = 0, cpu = 0;
-};
-
-class Stopwatch {
- public:
-  Stopwatch() : wall_(now_seconds()), cpu_(process_cpu_seconds()) {}
-  Elapsed elapsed() const {
-    return {now_seconds() - wall_, (process_cpu_seconds() - cpu_) / bench_threads()};
-  }
-
- private:
-  double wall_, cpu_;
-};
-
-// Best rates of a roofline measurement: by wall time and by CPU time per thread.
-struct Rate {
-  double wall = 0, cpu = 0;
-  void keep(double amount, Elapsed e) {
-    wall = std::max(wall, amount / e.wall);
-    cpu = std::max(cpu, amount / e.cpu);
-  }
-  void keep(const Rate& r) {
-    wall = std::max(wall, r.wall);
-    cpu = std::max(cpu, r.cpu);
-  }
-};
-
-// ---------------------------------------------------------------------------------------
-// Roofline: read bandwidth (the approach of kernels_bench.cc).
-
-struct AlignedDelete {
-  void operator()(void* p) const { ::operator delete (p, std::align_val_t{64}); }
-};
-using AlignedBytes = std::unique_ptr<uint8_t, AlignedDelete>;
-AlignedBytes aligned_bytes(size_t n) {
-  return AlignedBytes(static_cast<uint8_t*>(::operator new (n, std::align_val_t{64})));
-}
-
-template <bool kPrefetch>
-__attribute__((target("avx512f"))) float sum_avx512(const float* p, size_t n) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  for (size_t i = 0; i + 64 <= n; i += 64) {
-    if constexpr (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(p + i + 512), _MM_HINT_T0);
-    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
-    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
-    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
-    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
-template <bool kPrefetch>
-__attribute__((target("avx2"))) float sum_avx2(const float* p, size_t n) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  for (size_t i = 0; i + 32 <= n; i += 32) {
-    if (kPrefetch && i % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(p + i + 512), _MM_HINT_T0);
-    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
-    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
-    a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
-    a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
-  }
-  alignas(32) float t[8];
-  _mm256_store_ps(t, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
-}
-
-float sum_scalar(const float* p, size_t n) {
-  float a[4] = {};
-  for (size_t i = 0; i + 4 <= n; i += 4)
-    for (int j = 0; j < 4; ++j) a[j] += p[i + j];
-  return a[0] + a[1] + a[2] + a[3];
-}
-
-template <bool kPrefetch>
-float sum_best(const float* p, size_t n) {
-  switch (kernels::best_supported_isa()) {
-    case Isa::kAvx512:
-      return sum_avx512<kPrefetch>(p, n);
-    case Isa::kAvx2:
-      return sum_avx2<kPrefetch>(p, n);
-    case Isa::kScalar:
-      break;
-  }
-  return sum_scalar(p, n);
-}
-
-volatile float g_sink[256];
-
-Rate measure_read_bandwidth() {
-  constexpr size_t kBytes = size_t{1} << 30, kFloats = kBytes / 4;
-  AlignedBytes buf = aligned_bytes(kBytes);
-  auto* f = reinterpret_cast<float*>(buf.get());
-  auto slice = [&](int t, int nt) {
-    return std::pair<size_t, size_t>{kFloats * t / nt, kFloats * (t + 1) / nt};
-  };
-  on_all_threads([&](int t, int nt) {
-    auto [b, e] = slice(t, nt);
-    std::fill(f + b, f + e, 1.0f);
-  });
-  Rate best;
-  for (int rep = 0; rep < 8; ++rep) {
-    const Stopwatch sw;
-    on_all_threads([&](int t, int nt) {
-      auto [b, e] = slice(t, nt);
-      const size_t n = (e - b) / 64 * 64;
-      g_sink[t % 256] = rep % 2 ? sum_best<true>(f + b, n) : sum_best<false>(f + b, n);
-    });
-    best.keep(kBytes / 1e9, sw.elapsed());
-  }
-  return best;
-}
-
-// ---------------------------------------------------------------------------------------
-// Roofline: f32 FMA peak (register-only FMA chains; the loop has no loads).
-
-constexpr int64_t kFmaIters = int64_t{1} << 22;
-
-__attribute__((target("avx512f"))) void fma_loop_avx512(int64_t iters) {
-  __asm__ volatile(
-      "vpxord %%zmm16, %%zmm16, %%zmm16\n"
-      "vpxord %%zmm17, %%zmm17, %%zmm17\n"
-      "1:\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm0\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm1\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm2\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm3\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm4\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm5\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm6\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm7\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm8\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm9\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm10\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm11\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm12\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm13\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm14\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm15\n"
-      "dec %0\n"
-      "jnz 1b\n"
-      : "+r"(iters)
-      :
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-        "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "cc");
-}
-
-__attribute__((target("avx2,fma"))) void fma_loop_avx2(int64_t iters) {
-  __asm__ volatile(
-      "vxorps %%ymm12, %%ymm12, %%ymm12\n"
-      "vxorps %%ymm13, %%ymm13, %%ymm13\n"
-      "1:\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm0\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm1\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm2\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm3\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm4\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm5\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm6\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm7\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm8\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm9\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm10\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm11\n"
-      "dec %0\n"
-      "jnz 1b\n"
-      : "+r"(iters)
-      :
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-        "xmm12", "xmm13", "cc");
-}
-
-Rate measure_fma_peak() {
-  const Isa isa = kernels::best_supported_isa();
-  if (isa == Isa::kScalar) return {};
-  const bool wide = isa == Isa::kAvx512;
-  const double flops_per_iter = wide ? 16.0 * 16 * 2 : 12.0 * 8 * 2;
-  Rate best;
-  for (int rep = 0; rep < 5; ++rep) {
-    const Stopwatch sw;
-    on_all_threads([&](int, int) {
-      if (wide)
-        fma_loop_avx512(kFmaIters);
-      else
-        fma_loop_avx2(kFmaIters);
-    });
-    best.keep(bench_threads() * flops_per_iter * kFmaIters / 1e9, sw.elapsed());
-  }
-  return best;
-}
+volatile float g_sink[4];
 
 // ---------------------------------------------------------------------------------------
 // Options.
@@ -342,8 +99,9 @@ struct Options {
   int context = 128;
   std::vector<int> batches = {1, 4, 16, 64};
   std::vector<int> prompts = {128, 512};
-  double min_time = 1.5;  // seconds of timed decode steps per point (at least 3 steps)
-  int max_steps = 24;     // timed decode steps per point at most
+  double min_time = 1.5;  // seconds of timed decode steps in all (and at least min_rounds rounds)
+  int min_rounds = 12;
+  int max_steps = 40;     // decode rounds at most
   int prefill_reps = 2;   // timed prefills per prompt length, after one warm-up
   bool bf16_dot = false;  // LinearPrecision::kBf16Dot (not the engine's default) for m >= 16
 };
@@ -368,6 +126,7 @@ bool parse_options(int argc, char** argv, Options& o) {
     else if (k == "--prompts") o.prompts = split_ints(v);
     else if (k == "--min-time") o.min_time = std::atof(v.c_str());
     else if (k == "--max-steps") o.max_steps = std::atoi(v.c_str());
+    else if (k == "--min-rounds") o.min_rounds = std::atoi(v.c_str());
     else if (k == "--prefill-reps") o.prefill_reps = std::atoi(v.c_str());
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
@@ -442,6 +201,14 @@ int32_t random_token(int vocab) {
   return static_cast<int32_t>((g_rng >> 8) % static_cast<uint32_t>(vocab));
 }
 
+// Decode rounds (see ModelBench::decode): per batch size, the step of each round; and the
+// read bandwidth measured at the start of each round.
+struct DecodeRounds {
+  std::map<int, Timing> steps;
+  std::vector<double> bandwidth;  // GB/s, before each round and after the last (rounds + 1)
+  double cpu_share = 0;
+};
+
 class ModelBench {
  public:
   ModelBench(const Model& model, const Options& o) : model_(model), opt_(o) {
@@ -461,11 +228,15 @@ class ModelBench {
     std::iota(prefill_table_.begin(), prefill_table_.end(), static_cast<int32_t>(max_batch * decode_blocks));
   }
 
-  // Decode steps of `batch` sequences, each at position context + step.
-  Timing decode(int batch) {
+  // Decode steps of every batch size, interleaved: each round sweeps the bandwidth probe
+  // once and then runs one step of each batch size, so every ratio (decode GB/s over read
+  // bandwidth, batch B over batch 1) can be taken within a round, under the conditions of
+  // that moment. Each sequence of a step is at position context + step.
+  DecodeRounds decode(const std::vector<int>& batches, ReadBandwidthProbe& probe) {
     const int vocab = model_.config().vocab_size;
-    std::vector<int32_t> tokens(batch);
-    auto step = [&](int position) {
+    std::vector<int32_t> tokens;
+    auto step = [&](int batch, int position) {
+      tokens.resize(batch);
       ForwardBatch fb;
       for (int s = 0; s < batch; ++s) {
         tokens[s] = random_token(vocab);
@@ -482,16 +253,21 @@ class ModelBench {
       g_sink[0] = logits.data[0];
       return e;
     };
-    step(opt_.context);  // warm-up: scratch buffers grow, weights and KV pages are touched
-    Timing t;
+    // Warm-up: scratch buffers grow, weights and KV pages are touched.
+    for (int b : batches) step(b, opt_.context);
+    DecodeRounds r;
     CpuShare share;
     double total = 0;
-    for (int i = 0; i < opt_.max_steps && (i < 3 || total < opt_.min_time); ++i) {
-      t.add(step(opt_.context + 1 + i % kStepCycle));
-      total += t.seconds.back();
+    for (int i = 0; i < opt_.max_steps && (i < opt_.min_rounds || total < opt_.min_time); ++i) {
+      r.bandwidth.push_back(probe.pass().wall);
+      for (int b : batches) {
+        r.steps[b].add(step(b, opt_.context + 1 + i % kStepCycle));
+        total += r.steps[b].seconds.back();
+      }
     }
-    t.cpu_share = share.share();
-    return t;
+    r.bandwidth.push_back(probe.pass().wall);  // the closing pass of the last round
+    r.cpu_share = share.share();
+    return r;
   }
 
   // Prefill of one prompt of P tokens from position 0 (logits of the last token).
@@ -547,6 +323,10 @@ struct ModelSummary {
   std::map<int, double> decode_tps, decode_tps_cpu;    // batch -> best aggregate tokens/s
   std::map<int, double> prefill_tps, prefill_tps_cpu;  // prompt -> best tokens/s
   std::map<int, double> prefill_gflop;                 // prompt -> GFLOP per prefill
+  // Per decode round: batch-1 GB/s over the read bandwidth of that round, and batch-B
+  // aggregate tokens/s over batch-1 tokens/s of that round.
+  std::vector<double> round_bandwidth_fraction;
+  std::map<int, std::vector<double>> round_batch_ratio;
 };
 
 std::string ensure_model(const Options& o, const std::string& preset) {
@@ -559,7 +339,7 @@ std::string ensure_model(const Options& o, const std::string& preset) {
   return dir;
 }
 
-ModelSummary bench_model(const Options& o, const std::string& preset) {
+ModelSummary bench_model(const Options& o, const std::string& preset, ReadBandwidthProbe& probe) {
   const std::string dir = ensure_model(o, preset);
   auto model = Model::load(dir);
   const ModelConfig& c = model->config();
@@ -575,17 +355,34 @@ ModelSummary bench_model(const Options& o, const std::string& preset) {
   std::fflush(stdout);
 
   ModelBench bench(*model, o);
-  std::printf("decode (one token per sequence per step, context %d, logits for every sequence):\n", o.context);
-  std::printf("  %5s %5s %9s %9s %11s %11s %11s %5s\n", "batch", "steps", "best ms", "median ms", "tok/s best",
-              "tok/s med", "tok/s cpu", "cpu");
+  const DecodeRounds rounds = bench.decode(o.batches, probe);
+  const size_t n_rounds = rounds.bandwidth.size() - 1;
+  std::printf("decode (one token per sequence per step, context %d, logits for every sequence; %zu rounds, each\n"
+              "one step of every batch size between two read-bandwidth passes; read bandwidth: median %.1f GB/s,\n"
+              "range %.1f-%.1f):\n",
+              o.context, n_rounds, bench::median(rounds.bandwidth.data(), rounds.bandwidth.size()),
+              *std::min_element(rounds.bandwidth.begin(), rounds.bandwidth.end()),
+              *std::max_element(rounds.bandwidth.begin(), rounds.bandwidth.end()));
+  std::printf("  %5s %9s %9s %11s %11s %11s %5s\n", "batch", "best ms", "median ms", "tok/s best", "tok/s med",
+              "tok/s cpu", "cpu");
   for (int b : o.batches) {
-    const Timing t = bench.decode(b);
+    const Timing& t = rounds.steps.at(b);
     sum.decode_tps[b] = b / t.best();
     sum.decode_tps_cpu[b] = b / t.best_cpu();
-    std::printf("  %5d %5zu %9.2f %9.2f %11.1f %11.1f %11.1f %4.0f%%\n", b, t.seconds.size(), 1e3 * t.best(),
-                1e3 * t.median(), b / t.best(), b / t.median(), b / t.best_cpu(), 100 * t.cpu_share);
-    std::fflush(stdout);
+    std::printf("  %5d %9.2f %9.2f %11.1f %11.1f %11.1f %4.0f%%\n", b, 1e3 * t.best(), 1e3 * t.median(), b / t.best(),
+                b / t.median(), b / t.best_cpu(), 100 * rounds.cpu_share);
   }
+  if (rounds.steps.count(1)) {
+    const Timing& one = rounds.steps.at(1);
+    for (size_t i = 0; i < n_rounds; ++i) {
+      // The bandwidth around the step: the mean of the passes before and after its round.
+      const double bandwidth = 0.5 * (rounds.bandwidth[i] + rounds.bandwidth[i + 1]);
+      sum.round_bandwidth_fraction.push_back(sum.gb_per_token / one.seconds[i] / bandwidth);
+      for (int b : o.batches)
+        if (b != 1) sum.round_batch_ratio[b].push_back(b * one.seconds[i] / rounds.steps.at(b).seconds[i]);
+    }
+  }
+  std::fflush(stdout);
   std::printf("prefill (one sequence from position 0, one chunk, logits for the last token):\n");
   std::printf("  %6s %4s %9s %9s %11s %11s %9s %9s %5s\n", "prompt", "reps", "best ms", "median ms", "tok/s best",
               "tok/s cpu", "GFLOP/s", "[cpu]", "cpu");
@@ -603,6 +400,15 @@ ModelSummary bench_model(const Options& o, const std::string& preset) {
   return sum;
 }
 
+// "median 83.1% (range 79.0-86.2%)" of fractions.
+std::string median_and_range(const std::vector<double>& v, double scale, const char* unit) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "median %.2f%s (range %.2f-%.2f%s over %zu rounds)", scale * bench::median(v.data(), v.size()),
+                unit, scale * *std::min_element(v.begin(), v.end()), scale * *std::max_element(v.begin(), v.end()), unit,
+                v.size());
+  return buf;
+}
+
 int run(const Options& o) {
   const CpuShare whole;
   const double t_start = now_seconds();
@@ -610,45 +416,49 @@ int run(const Options& o) {
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   std::printf("engine_throughput_bench: %d threads (OMP_WAIT_POLICY=%s), best ISA %s (avx512_bf16: %s), "
               "linear() path %s%s, load average %.2f\n",
-              bench_threads(), wait_policy ? wait_policy : "unset", kernels::isa_name(kernels::best_supported_isa()),
-              kernels::cpu_has_avx512_bf16() ? "yes" : "no", kernels::linear_isa(),
-              o.bf16_dot ? " (--bf16-dot: bf16 products for m >= 16, not the engine's default)" : "", load_average());
-  const char* fma_how = kernels::best_supported_isa() == Isa::kAvx512 ? "zmm, 16 independent chains per thread"
-                                                                      : "ymm, 12 independent chains per thread";
-  Rate bandwidth = measure_read_bandwidth();
-  Rate peak = measure_fma_peak();
+              bench::bench_threads(), wait_policy ? wait_policy : "unset",
+              kernels::isa_name(kernels::best_supported_isa()), kernels::cpu_has_avx512_bf16() ? "yes" : "no",
+              kernels::linear_isa(), o.bf16_dot ? " (--bf16-dot: bf16 products for m >= 16)" : "", load_average());
+  ReadBandwidthProbe probe;
+  Rate bandwidth = probe.best_of(8);
+  Rate peak = bench::measure_fma_peak();
   std::printf("memory read bandwidth: %.1f GB/s (1 GiB sum, all threads, best of 8; by CPU time %.1f)\n",
               bandwidth.wall, bandwidth.cpu);
   std::printf("f32 FMA peak: %.1f GFLOP/s (register-only vfmadd231ps loop, %s, all threads, best of 5; by CPU time %.1f)\n",
-              peak.wall, fma_how, peak.cpu);
+              peak.wall, bench::fma_peak_method(), peak.cpu);
   std::fflush(stdout);
 
   std::vector<ModelSummary> models;
-  for (const auto& preset : o.presets) models.push_back(bench_model(o, preset));
+  for (const auto& preset : o.presets) models.push_back(bench_model(o, preset, probe));
 
   // The roofline once more, after the models: best of both measurements.
-  const Rate bw2 = measure_read_bandwidth(), peak2 = measure_fma_peak();
+  const Rate bw2 = probe.best_of(8), peak2 = bench::measure_fma_peak();
   bandwidth.keep(bw2);
   peak.keep(peak2);
 
   const auto pct = [](double a, double b) { return b > 0 ? 100 * a / b : 0.0; };
-  std::printf("\n== summary: best step of each point vs best roofline measurement, by wall time [by CPU time] ==\n");
-  std::printf("memory read bandwidth %.1f GB/s [%.1f] (end of run: %.1f); f32 FMA peak %.1f GFLOP/s [%.1f] (end of run: %.1f)\n",
+  std::printf("\n== summary ==\n");
+  std::printf("memory read bandwidth best %.1f GB/s [by CPU time %.1f] (end of run: %.1f); f32 FMA peak %.1f GFLOP/s [%.1f] "
+              "(end of run: %.1f)\n",
               bandwidth.wall, bandwidth.cpu, bw2.wall, peak.wall, peak.cpu, peak2.wall);
+  std::printf("Ratios marked 'per round' pair measurements taken within one decode round (a bandwidth pass and\n"
+              "one step of each batch size, back to back): the headline figures on a machine whose bandwidth drifts.\n"
+              "The bandwidth of a round is the mean of the passes before and after it.\n");
   for (const ModelSummary& m : models) {
     std::printf("%s:\n", m.preset.c_str());
     if (m.decode_tps.count(1)) {
-      const double gbs = m.gb_per_token * m.decode_tps.at(1), gbs_cpu = m.gb_per_token * m.decode_tps_cpu.at(1);
-      std::printf("  batch-1 decode %.2f tok/s x %.3f GB/token = %.1f GB/s = %.1f%% of read bandwidth "
-                  "[%.1f GB/s = %.1f%%] (target >= 85%%)\n",
-                  m.decode_tps.at(1), m.gb_per_token, gbs, pct(gbs, bandwidth.wall), gbs_cpu, pct(gbs_cpu, bandwidth.cpu));
+      const double gbs = m.gb_per_token * m.decode_tps.at(1);
+      std::printf("  batch-1 decode GB/s / read bandwidth, per round: %s (target >= 85%%)\n",
+                  median_and_range(m.round_bandwidth_fraction, 100, "%").c_str());
+      std::printf("  batch-1 decode best %.2f tok/s x %.3f GB/token = %.1f GB/s = %.1f%% of the best read bandwidth\n",
+                  m.decode_tps.at(1), m.gb_per_token, gbs, pct(gbs, bandwidth.wall));
     }
-    std::printf("  decode aggregate tok/s:");
+    std::printf("  decode aggregate tok/s, best step:");
     for (const auto& [b, tps] : m.decode_tps) std::printf("  b%d %.1f [%.1f]", b, tps, m.decode_tps_cpu.at(b));
     std::printf("\n");
-    if (m.decode_tps.count(1) && m.decode_tps.count(16))
-      std::printf("  batch-16 / batch-1 = %.2fx [%.2fx] (target >= 6)\n", m.decode_tps.at(16) / m.decode_tps.at(1),
-                  m.decode_tps_cpu.at(16) / m.decode_tps_cpu.at(1));
+    for (const auto& [b, ratios] : m.round_batch_ratio)
+      std::printf("  batch-%d / batch-1 aggregate tok/s, per round: %s%s\n", b, median_and_range(ratios, 1, "x").c_str(),
+                  b == 16 ? " (target >= 6)" : "");
     for (const auto& [p, tps] : m.prefill_tps) {
       const double gflops = m.prefill_gflop.at(p) * tps / p, gflops_cpu = m.prefill_gflop.at(p) * m.prefill_tps_cpu.at(p) / p;
       std::printf("  prefill %d: %.1f tok/s, %.1f GFLOP/s = %.1f%% of f32 FMA peak [%.1f GFLOP/s = %.1f%%]%s\n", p,
@@ -675,7 +485,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: engine_throughput_bench [--presets smollm2-135m,llama-3.2-1b] [--root /tmp/hotswap-bench]\n"
                  "         [--context 128] [--batches 1,4,16,64] [--prompts 128,512] [--min-time 1.5]\n"
-                 "         [--max-steps 24] [--prefill-reps 2] [--bf16-dot]\n");
+                 "         [--min-rounds 12] [--max-steps 40] [--prefill-reps 2] [--bf16-dot]\n");
     return 2;
   }
   if (o.batches.empty() || o.presets.empty()) return 2;
