@@ -7,7 +7,9 @@
 #include "attention/nsa/nsa_compress.h"
 #include "attention/nsa/nsa_math.h"
 #include "attention/nsa/nsa_select.h"
+#include "attention/paged_attention_kernel.h"
 #include "core/check.h"
+#include "kernels/isa.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -47,7 +49,7 @@ struct CompressScratch {
   std::vector<float> x, hidden, out;
 };
 struct ItemScratch {
-  std::vector<float> importance, sel_scores, win_scores, branch_out;
+  std::vector<float> importance, kernel_state, kernel_scratch;
   std::vector<int32_t> candidates, blocks;
 };
 CompressScratch& compress_scratch() {
@@ -125,40 +127,19 @@ void compress_new_blocks(const LayerAttentionCall& call, const NsaAdapter& adapt
   }
 }
 
-// Calls f(first_position, count, key_rows, value_rows) for the runs of [lo, hi) that are
-// contiguous in the paged KV cache for KV head h.
-template <typename F>
-void for_each_run(const PagedKvView& kv, int64_t lo, int64_t hi, int h, F&& f) {
-  for (int64_t p = lo; p < hi;) {
-    const int64_t run_end = std::min<int64_t>(hi, (p / kv.block_size + 1) * kv.block_size);
-    HS_CHECK(kv.blocks[p / kv.block_size] >= 0) << "nsa reads position " << p << " from a released KV page";
-    f(p, static_cast<int>(run_end - p), kv.key(static_cast<int>(p), h), kv.value(static_cast<int>(p), h));
-    p = run_end;
+// The paged attention kernel of the active ISA (attention/paged_attention_kernel.h): one
+// online-softmax pass of a KV group's query heads over key segments, each K/V row loaded
+// once for the whole group. The selected and sliding branches run on it.
+attention_detail::ItemKernel branch_kernel() {
+  switch (kernels::active_isa()) {
+    case kernels::Isa::kAvx512:
+      return attention_detail::avx512_item_kernel();
+    case kernels::Isa::kAvx2:
+      return attention_detail::avx2_item_kernel();
+    case kernels::Isa::kScalar:
+      break;
   }
-}
-
-// Softmax attention of the group's rotated queries over the KV-cache keys of `ranges`
-// (ascending, disjoint [lo, hi) pairs); out is [group, d].
-void attend_ranges(const PagedKvView& kv, int h, const float* const* q, int group, int d, float scale,
-                   const int64_t* ranges, int num_ranges, float* scores, int64_t stride, float* out) {
-  int64_t n = 0;
-  for (int r = 0; r < num_ranges; ++r) {
-    for_each_run(kv, ranges[2 * r], ranges[2 * r + 1], h, [&](int64_t, int count, const float* k, const float*) {
-      score_rows(q, group, k, count, d, scale, scores + n, static_cast<int>(stride));
-      n += count;
-    });
-  }
-  std::fill_n(out, static_cast<int64_t>(group) * d, 0.0f);
-  for (int a = 0; a < group; ++a) softmax_inplace(scores + a * stride, static_cast<int>(n));
-  int64_t at = 0;
-  for (int r = 0; r < num_ranges; ++r) {
-    for_each_run(kv, ranges[2 * r], ranges[2 * r + 1], h, [&](int64_t, int count, const float*, const float* v) {
-      for (int k = 0; k < count; ++k) {
-        for (int a = 0; a < group; ++a) axpy(scores[a * stride + at + k], v + static_cast<int64_t>(k) * d, out + a * d, d);
-      }
-      at += count;
-    });
-  }
+  return attention_detail::scalar_item_kernel();
 }
 
 // Per-call buffers the phases of one tile of queries hand each other (the engine thread's).
@@ -168,8 +149,10 @@ struct TileBuffers {
   std::vector<float> importance;   // [tile, H, nsel_max]: each head's importance of each selection block
   std::vector<float> partial;      // [tile, Hkv, chunks, G, d]: compressed-branch partial outputs
   std::vector<float> o_cmp;        // [tile, H, d]: compressed-branch outputs
-  std::vector<int64_t> ranges;     // [tile, Hkv, 2 * max_ranges]: selected keys as [lo, hi) ranges
+  std::vector<float> o_branch;     // [tile, H, 2, d]: selected and sliding outputs
+  std::vector<attention_detail::Segment> ranges;  // [tile, Hkv, max_ranges]: selected keys
   std::vector<int32_t> num_ranges; // [tile, Hkv]
+  std::vector<uint8_t> all_heads, no_heads;  // [G] flags of the kernel: every head, no head
 };
 TileBuffers& tile_buffers() {
   thread_local TileBuffers b;
@@ -200,6 +183,9 @@ struct CallContext {
   }
   float* head_importance(int i, int qh) const {
     return buffers->importance.data() + (static_cast<int64_t>(i - tile_begin) * call->num_heads + qh) * nsel_max;
+  }
+  float* branch_out(int i, int qh) const {
+    return buffers->o_branch.data() + ((static_cast<int64_t>(i - tile_begin) * call->num_heads + qh) * 2) * call->head_dim;
   }
   float* partial(int i, int g, int chunk_index) const {
     const int64_t item = static_cast<int64_t>(i - tile_begin) * call->num_kv_heads + g;
@@ -316,48 +302,73 @@ void select_for_group(const CallContext& ctx, int i, int g, ItemScratch& s) {
   int32_t* blocks = grow(s.blocks, std::min<int64_t>(nsel, c.num_selected_blocks));
   const int num_blocks = nsa_detail::select_blocks(imp, t, c, grow(s.candidates, nsel), blocks);
 
+  // Ascending blocks give the fewest segments and read the cache in address order.
+  std::sort(blocks, blocks + num_blocks);
   const int64_t item = static_cast<int64_t>(i - ctx.tile_begin) * call.num_kv_heads + g;
-  int64_t* ranges = ctx.buffers->ranges.data() + item * 2 * ctx.max_ranges;
+  attention_detail::Segment* ranges = ctx.buffers->ranges.data() + item * ctx.max_ranges;
   int n = 0;
   const int64_t sel = c.selection_block_size;
   for (int k = 0; k < num_blocks; ++k) {
-    const int64_t lo = blocks[k] * sel, hi = std::min((blocks[k] + 1) * sel, t + 1);
-    if (n > 0 && ranges[2 * n - 1] == lo) {
-      ranges[2 * n - 1] = hi;  // adjacent blocks: one range
+    const int lo = static_cast<int>(blocks[k] * sel), hi = static_cast<int>(std::min((blocks[k] + 1) * sel, t + 1));
+    if (n > 0 && ranges[n - 1].end == lo) {
+      ranges[n - 1].end = hi;  // adjacent blocks: one segment
     } else {
-      ranges[2 * n] = lo;
-      ranges[2 * n + 1] = hi;
-      ++n;
+      ranges[n++] = attention_detail::Segment{lo, hi, false};
     }
   }
   ctx.buffers->num_ranges[static_cast<size_t>(item)] = n;
 }
 
-// Phase C, one query token and one query head: the selected and sliding branches, the gate,
-// and the output row.
-void finish_head(const CallContext& ctx, int i, int qh, ItemScratch& s) {
+// Phase C, one query token, one KV group and one branch (0 selected, 1 sliding): the
+// branch's softmax attention for all the group's query heads at once, on the paged kernel
+// (each selected or windowed K/V row is read once per group, not once per head).
+void branch_for_group(const CallContext& ctx, attention_detail::ItemKernel kernel, int i, int g, int branch,
+                      ItemScratch& s) {
   const LayerAttentionCall& call = *ctx.call;
-  const NsaAdapter& adapter = *ctx.adapter;
-  const NsaConfig& c = adapter.config;
-  const NsaLayerWeights& w = adapter.layers[static_cast<size_t>(call.layer)];
-  const int H = call.num_heads, d = call.head_dim, g = qh / ctx.group;
+  const NsaConfig& c = ctx.adapter->config;
+  const int G = ctx.group, d = call.head_dim;
   const int64_t t = static_cast<int64_t>(call.first_position) + i;
-  const float* q = call.q + (static_cast<int64_t>(i) * H + qh) * d;
-  float* o_sel = grow(s.branch_out, 2 * static_cast<int64_t>(d));
-  float* o_win = o_sel + d;
-
   const int64_t item = static_cast<int64_t>(i - ctx.tile_begin) * call.num_kv_heads + g;
-  const int64_t* ranges = ctx.buffers->ranges.data() + item * 2 * ctx.max_ranges;
-  const int num_ranges = ctx.buffers->num_ranges[static_cast<size_t>(item)];
-  int64_t num_sel_keys = 0;
-  for (int r = 0; r < num_ranges; ++r) num_sel_keys += ranges[2 * r + 1] - ranges[2 * r];
-  attend_ranges(call.kv, g, &q, 1, d, call.scale, ranges, num_ranges, grow(s.sel_scores, num_sel_keys), num_sel_keys,
-                o_sel);
-  const int64_t win_lo = std::max<int64_t>(0, t - c.sliding_window_size + 1);
-  const int64_t window[2] = {win_lo, t + 1};
-  attend_ranges(call.kv, g, &q, 1, d, call.scale, window, 1, grow(s.win_scores, t + 1 - win_lo), t + 1 - win_lo, o_win);
+  attention_detail::Segment window{static_cast<int>(std::max<int64_t>(0, t - c.sliding_window_size + 1)),
+                                   static_cast<int>(t + 1), false};
+  attention_detail::ItemArgs args;
+  args.q = call.q + (static_cast<int64_t>(i) * call.num_heads + g * G) * d;
+  args.scale = call.scale;
+  args.group = G;
+  args.head_dim = d;
+  args.k = call.kv.k;
+  args.v = call.kv.v;
+  args.blocks = call.kv.blocks;
+  args.block_size = call.kv.block_size;
+  args.num_kv_heads = call.kv.num_kv_heads;
+  args.kv_head = g;
+  if (branch == 0) {
+    args.segments = ctx.buffers->ranges.data() + item * ctx.max_ranges;
+    args.num_segments = ctx.buffers->num_ranges[static_cast<size_t>(item)];
+  } else {
+    args.segments = &window;
+    args.num_segments = 1;
+  }
+  // The kernel's "dense" state is the branch; its streaming state stays unused.
+  args.need_dense = ctx.buffers->all_heads.data();
+  args.need_window = ctx.buffers->no_heads.data();
+  float* state = grow(s.kernel_state, static_cast<int64_t>(attention_detail::state_floats(G, d)));
+  kernel(args, state, grow(s.kernel_scratch, static_cast<int64_t>(attention_detail::scratch_floats(G, d))));
+  const size_t stride = attention_detail::state_stride(d);
+  for (int a = 0; a < G; ++a) {
+    const float* st = state + a * stride;
+    const float inv = 1.0f / st[1];  // > 0: both branches always see key t
+    float* o = ctx.branch_out(i, g * G + a) + static_cast<int64_t>(branch) * d;
+    for (int k = 0; k < d; ++k) o[k] = st[2 + k] * inv;
+  }
+}
 
-  // Gate and mix: g = sigmoid(W_g x + b_g), row 3*qh + branch.
+// Phase D, one query token and one query head: the gate and the output row.
+void finish_head(const CallContext& ctx, int i, int qh) {
+  const LayerAttentionCall& call = *ctx.call;
+  const NsaLayerWeights& w = ctx.adapter->layers[static_cast<size_t>(call.layer)];
+  const int H = call.num_heads, d = call.head_dim;
+  // g = sigmoid(W_g x + b_g), row 3*qh + branch.
   const int D = ctx.extra->hidden_size;
   const float* x = ctx.extra->x + static_cast<int64_t>(i) * D;
   float gate[3];
@@ -366,6 +377,8 @@ void finish_head(const CallContext& ctx, int i, int qh, ItemScratch& s) {
     gate[b] = sigmoid(dot(w.gate_w.data() + r * D, x, D) + w.gate_b[static_cast<size_t>(r)]);
   }
   const float* oc = ctx.buffers->o_cmp.data() + (static_cast<int64_t>(i - ctx.tile_begin) * H + qh) * d;
+  const float* o_sel = ctx.branch_out(i, qh);
+  const float* o_win = o_sel + d;
   float* out = call.out + (static_cast<int64_t>(i) * H + qh) * d;
 #pragma omp simd
   for (int k = 0; k < d; ++k) out[k] = gate[0] * oc[k] + gate[1] * o_sel[k] + gate[2] * o_win[k];
@@ -443,12 +456,13 @@ void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, con
   // 2. The queries, a tile at a time (the tile's scores and importance probabilities are
   //    kept between phases): A1) compressed scores per (token, group, chunk of blocks);
   //    A2) softmaxes per (token, head); A3) compressed values per (token, group, chunk);
-  //    B) the branch's sums and the selection per (token, group); C) selected and sliding
-  //    branches, gate and output per (token, head). Chunks spread a single decode token's
-  //    compressed cache over the threads while each key row is still read once per group.
+  //    B) the branch's sums and the selection per (token, group); C) the selected or the
+  //    sliding branch per (token, group, branch); D) gate and output per (token, head).
+  //    Chunks spread a single decode token's compressed cache over the threads while each
+  //    key row is still read once per group.
   const int64_t nc_max = std::max<int64_t>(1, nc_end);
   const int64_t nsel_max = c.num_selection_blocks(end - 1);
-  const int64_t per_query = static_cast<int64_t>(H) * (c.num_mem_tokens + 2 * nc_max + nsel_max);
+  const int64_t per_query = static_cast<int64_t>(H) * (c.num_mem_tokens + 2 * nc_max + nsel_max + 3 * d);
   const int64_t tile = std::clamp<int64_t>(kTileBufferFloats / per_query, 1, T);
   const int64_t page = state.pool().entries_per_page();
   int threads = 1;
@@ -467,8 +481,12 @@ void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, con
   grow(buf.importance, tile * H * nsel_max);
   grow(buf.partial, tile * hkv * num_chunks * G * d);
   grow(buf.o_cmp, tile * H * d);
-  grow(buf.ranges, tile * hkv * 2 * std::max(1, max_ranges));
+  grow(buf.o_branch, tile * H * 2 * d);
+  grow(buf.ranges, tile * hkv * std::max(1, max_ranges));
   grow(buf.num_ranges, tile * hkv);
+  buf.all_heads.assign(static_cast<size_t>(G), 1);
+  buf.no_heads.assign(static_cast<size_t>(G), 0);
+  const attention_detail::ItemKernel kernel = branch_kernel();
   const int64_t keys_per_query = c.num_mem_tokens + nc_end +
                                  std::min<int64_t>(static_cast<int64_t>(c.num_selected_blocks) * c.selection_block_size, end) +
                                  std::min<int64_t>(c.sliding_window_size, end);
@@ -497,7 +515,12 @@ void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, con
 #pragma omp for schedule(dynamic, 1)
       for (int64_t it = 0; it < groups; ++it) select_for_group(ctx, i0 + static_cast<int>(it / hkv), static_cast<int>(it % hkv), s);
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t it = 0; it < heads; ++it) finish_head(ctx, i0 + static_cast<int>(it / H), static_cast<int>(it % H), s);
+      for (int64_t it = 0; it < 2 * groups; ++it) {
+        branch_for_group(ctx, kernel, i0 + static_cast<int>(it / 2 / hkv), static_cast<int>(it / 2 % hkv),
+                         static_cast<int>(it % 2), s);
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t it = 0; it < heads; ++it) finish_head(ctx, i0 + static_cast<int>(it / H), static_cast<int>(it % H));
     }
   }
 }
