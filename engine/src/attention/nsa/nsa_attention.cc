@@ -32,6 +32,8 @@ constexpr int kCompressTile = 32;
 constexpr int64_t kParallelWork = 1 << 16;
 // Query heads per KV head (a bound that keeps per-item buffers small).
 constexpr int kMaxGroup = 64;
+// Head dimension (the compressed branch's output row lives on the stack).
+constexpr int kMaxHeadDim = 512;
 // Floats of importance probabilities a tile of queries may hold ([tile, H, blocks]): 16 MiB.
 constexpr int64_t kTileBufferFloats = int64_t{1} << 22;
 // Fewest compressed blocks a chunk of the compressed branch handles.
@@ -148,7 +150,6 @@ struct TileBuffers {
   std::vector<float> p;            // [tile, H, nc_max]: each head's importance probabilities
   std::vector<float> importance;   // [tile, H, nsel_max]: each head's importance of each selection block
   std::vector<float> partial;      // [tile, Hkv, chunks, G, d]: compressed-branch partial outputs
-  std::vector<float> o_cmp;        // [tile, H, d]: compressed-branch outputs
   std::vector<float> o_branch;     // [tile, H, 2, d]: selected and sliding outputs
   std::vector<attention_detail::Segment> ranges;  // [tile, Hkv, max_ranges]: selected keys
   std::vector<int32_t> num_ranges; // [tile, Hkv]
@@ -206,7 +207,7 @@ void for_each_page(const CallContext& ctx, int g, int64_t begin, int64_t end, F&
   }
 }
 
-// Phase A1, one query token, one KV group and one chunk of its compressed entries: the
+// Phase 1, one query token, one KV group and one chunk of its compressed entries: the
 // scores of the group's queries (un-rotated for "pre") against the memory tokens (chunk 0)
 // and the chunk's cached blocks. Each key row is read once for the whole group.
 void compressed_scores(const CallContext& ctx, int i, int g, int chunk_index) {
@@ -231,7 +232,7 @@ void compressed_scores(const CallContext& ctx, int i, int g, int chunk_index) {
   });
 }
 
-// Phase A2, one query token and one query head: the importance probabilities (a softmax over
+// Part of phase 2, one query token and one query head: the importance probabilities (a softmax over
 // the existing blocks only, not the memory tokens) and the branch's own softmax weights over
 // [memory tokens] + blocks.
 void compressed_softmax(const CallContext& ctx, int i, int qh) {
@@ -251,7 +252,7 @@ void compressed_softmax(const CallContext& ctx, int i, int qh) {
   if (M + nc > 0) softmax_inplace(row, static_cast<int>(M + nc));
 }
 
-// Phase A3, one query token, one KV group and one chunk: the chunk's share of the group's
+// Phase 3a, one query token, one KV group and one chunk: the chunk's share of the group's
 // compressed-branch outputs (weights x values; memory tokens with chunk 0).
 void compressed_values(const CallContext& ctx, int i, int g, int chunk_index) {
   const LayerAttentionCall& call = *ctx.call;
@@ -275,7 +276,7 @@ void compressed_values(const CallContext& ctx, int i, int g, int chunk_index) {
   });
 }
 
-// Phase B, one query token and one KV group: the group's importance (its heads' summed) and
+// Phase 2, one query token and one KV group: its heads' softmaxes, the group's importance and
 // the selection, as merged [lo, hi) key ranges up to t.
 void select_for_group(const CallContext& ctx, int i, int g, ItemScratch& s) {
   const LayerAttentionCall& call = *ctx.call;
@@ -283,15 +284,9 @@ void select_for_group(const CallContext& ctx, int i, int g, ItemScratch& s) {
   const int G = ctx.group;
   const int64_t t = static_cast<int64_t>(call.first_position) + i;
   const int64_t nsel = c.num_selection_blocks(t);
-  // The compressed branch's outputs: the chunks' partial sums, in chunk order.
-  const int d = call.head_dim;
-  float* o_cmp = ctx.buffers->o_cmp.data() + (static_cast<int64_t>(i - ctx.tile_begin) * call.num_heads + g * G) * d;
-  std::copy_n(ctx.partial(i, g, 0), static_cast<int64_t>(G) * d, o_cmp);
-  for (int k = 1; k < ctx.num_chunks; ++k) {
-    const float* part = ctx.partial(i, g, k);
-    for (int64_t e = 0; e < static_cast<int64_t>(G) * d; ++e) o_cmp[e] += part[e];
-  }
-  // The group's importance: its heads' (phase A2), summed in head order as group_importance().
+  // Each head's softmaxes and importance (phase A2), then the group's importance: its heads',
+  // summed in head order as group_importance().
+  for (int a = 0; a < G; ++a) compressed_softmax(ctx, i, g * G + a);
   float* imp = grow(s.importance, nsel);
   std::fill_n(imp, nsel, 0.0f);
   for (int a = 0; a < G; ++a) {
@@ -319,7 +314,7 @@ void select_for_group(const CallContext& ctx, int i, int g, ItemScratch& s) {
   ctx.buffers->num_ranges[static_cast<size_t>(item)] = n;
 }
 
-// Phase C, one query token, one KV group and one branch (0 selected, 1 sliding): the
+// Phase 3b, one query token, one KV group and one branch (0 selected, 1 sliding): the
 // branch's softmax attention for all the group's query heads at once, on the paged kernel
 // (each selected or windowed K/V row is read once per group, not once per head).
 void branch_for_group(const CallContext& ctx, attention_detail::ItemKernel kernel, int i, int g, int branch,
@@ -363,7 +358,8 @@ void branch_for_group(const CallContext& ctx, attention_detail::ItemKernel kerne
   }
 }
 
-// Phase D, one query token and one query head: the gate and the output row.
+// Phase 4, one query token and one query head: the compressed branch's chunks summed, the
+// gate and the output row.
 void finish_head(const CallContext& ctx, int i, int qh) {
   const LayerAttentionCall& call = *ctx.call;
   const NsaLayerWeights& w = ctx.adapter->layers[static_cast<size_t>(call.layer)];
@@ -376,7 +372,14 @@ void finish_head(const CallContext& ctx, int i, int qh) {
     const int64_t r = 3 * static_cast<int64_t>(qh) + b;
     gate[b] = sigmoid(dot(w.gate_w.data() + r * D, x, D) + w.gate_b[static_cast<size_t>(r)]);
   }
-  const float* oc = ctx.buffers->o_cmp.data() + (static_cast<int64_t>(i - ctx.tile_begin) * H + qh) * d;
+  // The compressed branch's output: the chunks' partial sums, in chunk order.
+  const int G = ctx.group, g = qh / G;
+  float oc[kMaxHeadDim];
+  std::copy_n(ctx.partial(i, g, 0) + static_cast<int64_t>(qh - g * G) * d, d, oc);
+  for (int k = 1; k < ctx.num_chunks; ++k) {
+    const float* part = ctx.partial(i, g, k) + static_cast<int64_t>(qh - g * G) * d;
+    for (int e = 0; e < d; ++e) oc[e] += part[e];
+  }
   const float* o_sel = ctx.branch_out(i, qh);
   const float* o_win = o_sel + d;
   float* out = call.out + (static_cast<int64_t>(i) * H + qh) * d;
@@ -434,9 +437,9 @@ void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, con
                 NsaSequenceState& state) {
   const NsaConfig& c = adapter.config;
   HS_CHECK(call.num_kv_heads > 0 && call.num_heads % call.num_kv_heads == 0 &&
-           call.num_heads / call.num_kv_heads <= kMaxGroup)
-      << "nsa supports up to " << kMaxGroup << " query heads per KV head, got H=" << call.num_heads
-      << " Hkv=" << call.num_kv_heads;
+           call.num_heads / call.num_kv_heads <= kMaxGroup && call.head_dim <= kMaxHeadDim)
+      << "nsa supports up to " << kMaxGroup << " query heads per KV head and d <= " << kMaxHeadDim
+      << ", got H=" << call.num_heads << " Hkv=" << call.num_kv_heads << " d=" << call.head_dim;
   HS_CHECK(extra.x != nullptr && extra.hidden_size == adapter.hidden_size)
       << "nsa needs the attention input x [T, " << adapter.hidden_size << "]";
   HS_CHECK(c.compress_rope != NsaCompressRope::kPre || extra.q_unrotated != nullptr)
@@ -454,12 +457,12 @@ void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, con
   const int max_ranges = static_cast<int>(std::min<int64_t>(c.num_selected_blocks, c.num_selection_blocks(end - 1)));
 
   // 2. The queries, a tile at a time (the tile's scores and importance probabilities are
-  //    kept between phases): A1) compressed scores per (token, group, chunk of blocks);
-  //    A2) softmaxes per (token, head); A3) compressed values per (token, group, chunk);
-  //    B) the branch's sums and the selection per (token, group); C) the selected or the
-  //    sliding branch per (token, group, branch); D) gate and output per (token, head).
-  //    Chunks spread a single decode token's compressed cache over the threads while each
-  //    key row is still read once per group.
+  //    kept between phases), in four work-shared phases: 1) compressed scores per (token,
+  //    group, chunk of blocks); 2) softmaxes, importance and selection per (token, group);
+  //    3) compressed values per (token, group, chunk) beside the selected and the sliding
+  //    branch per (token, group, branch); 4) gate and output per (token, head). Chunks
+  //    spread a single decode token's compressed cache over the threads while each key row
+  //    is still read once per group; few phases keep a decode step's barriers few.
   const int64_t nc_max = std::max<int64_t>(1, nc_end);
   const int64_t nsel_max = c.num_selection_blocks(end - 1);
   const int64_t per_query = static_cast<int64_t>(H) * (c.num_mem_tokens + 2 * nc_max + nsel_max + 3 * d);
@@ -480,7 +483,6 @@ void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, con
   grow(buf.p, tile * H * nc_max);
   grow(buf.importance, tile * H * nsel_max);
   grow(buf.partial, tile * hkv * num_chunks * G * d);
-  grow(buf.o_cmp, tile * H * d);
   grow(buf.o_branch, tile * H * 2 * d);
   grow(buf.ranges, tile * hkv * std::max(1, max_ranges));
   grow(buf.num_ranges, tile * hkv);
@@ -506,18 +508,18 @@ void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, con
                           static_cast<int>(it % num_chunks));
       }
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t it = 0; it < heads; ++it) compressed_softmax(ctx, i0 + static_cast<int>(it / H), static_cast<int>(it % H));
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t it = 0; it < chunked; ++it) {
-        compressed_values(ctx, i0 + static_cast<int>(it / num_chunks / hkv), static_cast<int>(it / num_chunks % hkv),
-                          static_cast<int>(it % num_chunks));
-      }
-#pragma omp for schedule(dynamic, 1)
       for (int64_t it = 0; it < groups; ++it) select_for_group(ctx, i0 + static_cast<int>(it / hkv), static_cast<int>(it % hkv), s);
+      // The selected and sliding items first: each is bigger than a chunk of compressed values.
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t it = 0; it < 2 * groups; ++it) {
-        branch_for_group(ctx, kernel, i0 + static_cast<int>(it / 2 / hkv), static_cast<int>(it / 2 % hkv),
-                         static_cast<int>(it % 2), s);
+      for (int64_t it = 0; it < 2 * groups + chunked; ++it) {
+        if (it < 2 * groups) {
+          branch_for_group(ctx, kernel, i0 + static_cast<int>(it / 2 / hkv), static_cast<int>(it / 2 % hkv),
+                           static_cast<int>(it % 2), s);
+        } else {
+          const int64_t k = it - 2 * groups;
+          compressed_values(ctx, i0 + static_cast<int>(k / num_chunks / hkv), static_cast<int>(k / num_chunks % hkv),
+                            static_cast<int>(k % num_chunks));
+        }
       }
 #pragma omp for schedule(dynamic, 1)
       for (int64_t it = 0; it < heads; ++it) finish_head(ctx, i0 + static_cast<int>(it / H), static_cast<int>(it % H));

@@ -16,11 +16,14 @@
 // branch plus O(n*l' + w) for the others, plus one block's compression every s tokens.
 //
 // Threading: called on the engine thread, outside any parallel region; runs its own OpenMP
-// regions: blocks x KV heads for compression, then per tile of queries five work-shared
-// phases (compressed scores and values per (token, KV group, chunk of cached blocks), the
-// softmaxes and each head's importance per (token, head), the group's selection per
-// (token, KV group), selected + sliding branches and the gate per (token, head)), so that a
-// single decode token keeps every thread busy while each cached key is read once per group.
+// regions: blocks x KV heads for compression, then per tile of queries four work-shared
+// phases (compressed scores per (token, KV group, chunk of cached blocks); the softmaxes,
+// importance and selection per (token, KV group); compressed values per (token, KV group,
+// chunk) beside the selected and sliding branches per (token, KV group, branch); the gate and
+// output per (token, head)), so that a single decode token keeps every thread busy while each
+// cached, selected or windowed key is read once per group, not once per query head. The
+// selected and sliding branches run on the paged attention kernel of the active ISA
+// (attention/paged_attention_kernel.h: AVX-512, AVX2 or scalar, chosen at run time).
 // Mutates `state` (the pages and recent keys of call.layer); distinct sequences' states may
 // not be shared.
 #pragma once
