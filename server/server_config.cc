@@ -87,6 +87,11 @@ const std::map<std::string, Setter>& setters() {
       HS_INT("timeouts.write_ms", c->timeouts.write_ms, 1, kIntMax),
       HS_INT("timeouts.drain_ms", c->timeouts.drain_ms, 0, kIntMax),
       HS_INT("engine.threads", c->engine.num_threads, 0, 1024),
+      {"engine.matmul_precision",
+       [](const json& v, const std::string& w, ServerConfig* c) {
+         if (!v.is_string() || !parse_matmul_precision(v.get<std::string>(), &c->engine.matmul_precision))
+           bad(w, "\"f32\" or \"bf16\"", v);
+       }},
       HS_INT("engine.kv_cache_tokens", c->engine.kv_cache_tokens, 1, kBig),
       HS_INT("engine.kv_cache_bytes", c->engine.kv_cache_bytes, 0, kBig),
       HS_INT("engine.kv_block_size", c->engine.kv_block_size, 1, 4096),
@@ -143,6 +148,7 @@ const Flag kFlags[] = {
     {"--log-level", "log_level", "LEVEL  trace|debug|info|warn|error"},
     {"--default-attention", "default_attention", "A  attention when a request says auto and has no adapter"},
     {"--engine-threads", "engine.threads", "N  compute threads (0 = all cores)"},
+    {"--matmul-precision", "engine.matmul_precision", "P  f32 | bf16: bf16 dot products for BF16 weights in batched steps"},
     {"--kv-cache-tokens", "engine.kv_cache_tokens", "N  KV cache capacity in tokens"},
     {"--kv-cache-bytes", "engine.kv_cache_bytes", "N  KV cache capacity in bytes (overrides tokens)"},
     {"--kv-block-size", "engine.kv_block_size", "N  tokens per KV block"},
@@ -164,7 +170,7 @@ const Flag kFlags[] = {
 
 json flag_value(const std::string& key, const std::string& text) {
   static const char* const kStringKeys[] = {"host", "model", "adapter_dir", "api_key", "cache_dir",
-                                            "served_model_name", "log_level"};
+                                            "served_model_name", "log_level", "engine.matmul_precision"};
   for (const char* k : kStringKeys)
     if (key == k) return text;
   if (key == "default_attention") {

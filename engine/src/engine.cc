@@ -18,6 +18,7 @@
 #include "attention/sequence_attention.h"
 #include "chat/chat_template.h"
 #include "core/load_error.h"
+#include "kernels/linear.h"
 #include "kv_cache/kv_cache_manager.h"
 #include "model/model.h"
 #include "scheduler/scheduler.h"
@@ -48,6 +49,10 @@ class EngineImpl final : public Engine {
     const int loaded = adapters_.load_directory();
     if (!config.adapter_dir.empty()) spdlog::info("loaded {} adapters from {}", loaded, config.adapter_dir);
     if (config_.num_threads > 0) omp_set_num_threads(config_.num_threads);
+    kernels::set_linear_precision(config_.matmul_precision == MatmulPrecision::kBf16 ? kernels::LinearPrecision::kBf16Dot
+                                                                                   : kernels::LinearPrecision::kF32);
+    spdlog::info("event=kernels isa={} matmul_precision={}", kernels::linear_isa(),
+                 matmul_precision_name(config_.matmul_precision));
     const ModelConfig& mc = model_->config();
     info_.id = std::filesystem::path(config.model_dir).filename().string();
     if (info_.id.empty()) info_.id = std::filesystem::path(config.model_dir).parent_path().filename().string();
@@ -353,7 +358,6 @@ class EngineImpl final : public Engine {
 }  // namespace
 
 std::unique_ptr<Engine> Engine::create(const EngineConfig& config) { return std::make_unique<EngineImpl>(config); }
-
 }  // namespace hotswap
 
 namespace hotswap {

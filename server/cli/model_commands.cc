@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/json_output.h"
 #include "engine/engine.h"
+#include "kernels/linear.h"
 #include "model/model.h"
 #include "runner/sequence_session.h"
 
@@ -23,6 +24,15 @@ AttentionChoice attention_from(const CliArgs& args) {
   if (!parse_attention_choice(args.get("attention"), &choice, &error)) throw UsageError("--attention: " + error);
   return choice;
 }
+
+MatmulPrecision matmul_precision_from(const CliArgs& args) {
+  MatmulPrecision p = MatmulPrecision::kF32;
+  if (args.has("matmul-precision") && !parse_matmul_precision(args.get("matmul-precision"), &p))
+    throw UsageError("--matmul-precision must be f32 or bf16, got '" + args.get("matmul-precision") + "'");
+  return p;
+}
+
+constexpr const char* kMatmulPrecisionHelp = "f32 | bf16 (bf16 dot products for BF16 weights in batched steps)";
 
 }  // namespace
 
@@ -42,6 +52,7 @@ int run_generate(int argc, char** argv) {
       .option("attention", "eager | streaming | mixed | nsa | auto, or a JSON object")
       .option("adapter", "adapter_weight.json file or directory")
       .option("threads", "worker threads (0 = all cores)", "0")
+      .option("matmul-precision", kMatmulPrecisionHelp, "f32")
       .flag("ignore-eos", "do not stop at EOS")
       .flag("json", "print {\"prompt_ids\",\"output_ids\",\"text\"} as JSON");
   if (!args.parse(argc, argv, 2)) return 0;
@@ -50,6 +61,7 @@ int run_generate(int argc, char** argv) {
   EngineConfig config;
   config.model_dir = args.get("model");
   config.num_threads = args.get_int("threads", 0);
+  config.matmul_precision = matmul_precision_from(args);
   auto engine = Engine::create(config);
 
   GenerateRequest request;
@@ -118,9 +130,12 @@ int run_logits(int argc, char** argv) {
       .option("prompt-ids", "comma-separated token ids")
       .option("attention", "eager | streaming | mixed | nsa | auto, or a JSON object")
       .option("adapter", "adapter_weight.json file or directory")
+      .option("matmul-precision", kMatmulPrecisionHelp, "f32")
       .flag("all-positions", "logits for every position, not only the last");
   if (!args.parse(argc, argv, 2)) return 0;
   const std::vector<int32_t> ids = parse_id_list(args.get("prompt-ids"), "prompt-ids");
+  kernels::set_linear_precision(matmul_precision_from(args) == MatmulPrecision::kBf16 ? kernels::LinearPrecision::kBf16Dot
+                                                                                    : kernels::LinearPrecision::kF32);
   auto model = Model::load(args.get("model"));
   const ModelConfig& c = model->config();
   for (int32_t id : ids)

@@ -24,6 +24,7 @@ TEST(ServerConfig, DefaultsMatchTheShippedConfigFile) {
   EXPECT_EQ(from_file.timeouts.idle_ms, builtin.timeouts.idle_ms);
   EXPECT_EQ(from_file.timeouts.drain_ms, builtin.timeouts.drain_ms);
   EXPECT_EQ(from_file.engine.kv_cache_tokens, builtin.engine.kv_cache_tokens);
+  EXPECT_EQ(from_file.engine.matmul_precision, builtin.engine.matmul_precision);
   EXPECT_EQ(from_file.engine.max_queue, builtin.engine.max_queue);
   EXPECT_EQ(from_file.engine.max_new_tokens, builtin.engine.max_new_tokens);
   EXPECT_EQ(from_file.engine.adapter_resident_bytes, builtin.engine.adapter_resident_bytes);
@@ -79,6 +80,26 @@ TEST(ServerConfig, UnknownKeysAndBadValuesNameTheKey) {
   }
   EXPECT_THROW(apply_config_json(R"({"port": 70000})", "f.json", &c), ConfigError);
   EXPECT_THROW(apply_config_json("{not json", "f.json", &c), ConfigError);
+}
+
+TEST(ServerConfig, MatmulPrecision) {
+  EXPECT_EQ(parse_serve_args({"serve"}).config.engine.matmul_precision, MatmulPrecision::kF32);
+  EXPECT_EQ(parse_serve_args({"serve", "--matmul-precision", "bf16"}).config.engine.matmul_precision,
+            MatmulPrecision::kBf16);
+  ServerConfig c;
+  apply_config_json(R"({"engine": {"matmul_precision": "bf16"}})", "f.json", &c);
+  EXPECT_EQ(c.engine.matmul_precision, MatmulPrecision::kBf16);
+  for (const char* bad : {R"({"engine": {"matmul_precision": "fp8"}})", R"({"engine": {"matmul_precision": 16}})"}) {
+    try {
+      apply_config_json(bad, "f.json", &c);
+      FAIL() << bad << " accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(R"(f.json: engine.matmul_precision must be "f32" or "bf16")"), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(c.engine.matmul_precision, MatmulPrecision::kBf16) << "a rejected value changes nothing";
+  EXPECT_THROW(parse_serve_args({"serve", "--matmul-precision", "f16"}), ConfigError);
 }
 
 TEST(ServerConfig, BadFlags) {
