@@ -18,16 +18,14 @@ void ensure(std::vector<float>& buf, size_t n) {
   if (buf.size() < n) buf.resize(n);
 }
 
-void add_bias_rows(float* y, int64_t rows, const TensorView& bias) {
-  if (bias.empty()) return;
-  const int64_t n = bias.numel();
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = 0; i < n; ++i) y[r * n + i] += bias.at(i);
+std::vector<float> to_f32(const TensorView& t) {
+  std::vector<float> out(static_cast<size_t>(t.empty() ? 0 : t.numel()));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = t.at(static_cast<int64_t>(i));
+  return out;
 }
 
-void project(const float* x, int64_t rows, const TensorView& w, const TensorView& bias, float* y) {
-  kernels::linear(x, rows, w, nullptr, y);
-  add_bias_rows(y, rows, bias);
+void project(const float* x, int64_t rows, const TensorView& w, const std::vector<float>& bias, float* y) {
+  kernels::linear(x, rows, w, bias.empty() ? nullptr : bias.data(), y);
 }
 
 }  // namespace
@@ -37,7 +35,11 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir) {
 }
 
 Model::Model(std::string dir, ModelConfig config)
-    : dir_(std::move(dir)), config_(std::move(config)), weights_(dir_, config_), rope_(config_) {}
+    : dir_(std::move(dir)), config_(std::move(config)), weights_(dir_, config_), rope_(config_) {
+  for (const LayerWeights& w : weights_.layers)
+    biases_.push_back({to_f32(w.q_bias), to_f32(w.k_bias), to_f32(w.v_bias), to_f32(w.o_bias), to_f32(w.gate_bias),
+                       to_f32(w.up_bias), to_f32(w.down_bias)});
+}
 
 KvLayout Model::kv_layout(int block_size, int64_t num_blocks) const {
   KvLayout l;
@@ -109,11 +111,12 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   }
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
+    const LayerBiases& b = biases_[l];
     // Attention block.
     kernels::rms_norm(ws.hidden.data(), T, D, w.input_norm, c.rms_norm_eps, ws.normed.data());
-    project(ws.normed.data(), T, w.q_proj, w.q_bias, ws.q.data());
-    project(ws.normed.data(), T, w.k_proj, w.k_bias, ws.k.data());
-    project(ws.normed.data(), T, w.v_proj, w.v_bias, ws.v.data());
+    project(ws.normed.data(), T, w.q_proj, b.q, ws.q.data());
+    project(ws.normed.data(), T, w.k_proj, b.k, ws.k.data());
+    project(ws.normed.data(), T, w.v_proj, b.v, ws.v.data());
     if (keep_unrotated) {
       std::copy_n(ws.q.data(), T * H * d, ws.q_unrotated.data());
       std::copy_n(ws.k.data(), T * Hkv * d, ws.k_unrotated.data());
@@ -170,15 +173,15 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       calls.push_back(call);
     }
     attend_many(calls.data(), static_cast<int>(calls.size()));
-    project(ws.attn.data(), T, w.o_proj, w.o_bias, ws.proj.data());
+    project(ws.attn.data(), T, w.o_proj, b.o, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
 
     // MLP block (SwiGLU).
     kernels::rms_norm(ws.hidden.data(), T, D, w.post_attention_norm, c.rms_norm_eps, ws.normed.data());
-    project(ws.normed.data(), T, w.gate_proj, w.gate_bias, ws.gate.data());
-    project(ws.normed.data(), T, w.up_proj, w.up_bias, ws.up.data());
+    project(ws.normed.data(), T, w.gate_proj, b.gate, ws.gate.data());
+    project(ws.normed.data(), T, w.up_proj, b.up, ws.up.data());
     kernels::silu_mul(ws.gate.data(), ws.up.data(), ws.gate.data(), T * I);
-    project(ws.gate.data(), T, w.down_proj, w.down_bias, ws.proj.data());
+    project(ws.gate.data(), T, w.down_proj, b.down, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
   }
 

@@ -40,10 +40,17 @@ class Model {
  private:
   Model(std::string dir, ModelConfig config);
 
+  // Projection biases as float32, converted once at load so the kernels add them while
+  // storing y (the stored tensors may be bf16/f16); empty when the model has none.
+  struct LayerBiases {
+    std::vector<float> q, k, v, o, gate, up, down;
+  };
+
   std::string dir_;
   ModelConfig config_;
   ModelWeights weights_;
   RotaryEmbedding rope_;
+  std::vector<LayerBiases> biases_;
 };
 
 }  // namespace hotswap
