@@ -454,6 +454,20 @@ void register_benchmarks() {
         cases.push_back({m, 2048, 2048, DType::kBF16, isa, LinearPrecision::kBf16Dot});
     }
   }
+  // The other Llama-3.2-1B projections (k/v, gate/up, down, lm_head) in both precisions at
+  // batched-decode and prefill sizes; lm_head only at decode sizes (prefill computes logits
+  // for the last position only). m = 8 and 12 on one shape for the kBf16DotMinRows choice.
+  if (best_supported_isa() == Isa::kAvx512) {
+    const std::pair<int64_t, int64_t> shapes[] = {{512, 2048}, {8192, 2048}, {2048, 8192}, {128256, 2048}};
+    for (int64_t m : {8, 12, 16, 32, 64, 512}) {
+      for (auto [n, k] : shapes) {
+        if ((n == 128256 && m > 64) || (m < 16 && n != 2048)) continue;
+        cases.push_back({m, n, k, DType::kBF16, Isa::kAvx512});
+        if (cpu_has_avx512_bf16())
+          cases.push_back({m, n, k, DType::kBF16, Isa::kAvx512, LinearPrecision::kBf16Dot});
+      }
+    }
+  }
   for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kScalar}) {
     if (isa > best_supported_isa()) continue;
     const std::string suffix = std::string("/") + isa_name(isa);

@@ -8,6 +8,8 @@
 // linear() runs on omp_get_max_threads() threads when the work is large enough; it may be
 // called from several threads at once. Its scratch memory is thread-local and kept at the
 // largest size used: about 4·min(m, 512)·k bytes on the calling thread, < 1 MiB per worker.
+// With kBf16Dot, a given row of x gives bitwise the same row of y whatever other rows share
+// the call (for m >= kBf16DotMinRows).
 //
 // Accuracy (default LinearPrecision::kF32): every product is x·w in float32 with w widened
 // exactly, so |y - linear_reference| <= 1e-5 · (sum_c |x[c]·w[c]| + |bias|) per element.

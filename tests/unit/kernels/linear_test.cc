@@ -160,9 +160,57 @@ TEST_P(LinearTest, Bf16DotPrecisionStaysWithinItsBound) {
                                  ? "avx512_bf16"
                                  : isa_name(GetParam().isa));
   uint32_t seed = 5000;
-  for (int64_t m : {1, 15, 16, 17, 33, 64, 100})
+  for (int64_t m : {1, 7, 8, 10, 15, 16, 17, 33, 64, 100})
     for (int64_t k : {1, 2, 17, 64, 257, 1030})
       for (int64_t n : {1, 13, 100}) check(m, n, k, /*with_bias=*/m % 2 == 1, tol, seed++);
+}
+
+// Shapes that cross the bf16 form's blocking: k blocks (ragged and odd k), column tiles and
+// thread ranges (n not a multiple of 16 or 64), row groups and the 512-row chunk.
+TEST_P(LinearTest, Bf16DotPrecisionStaysWithinItsBoundOnLargeShapes) {
+  set_linear_precision(LinearPrecision::kBf16Dot);
+  const bool dot =
+      GetParam().dtype == DType::kBF16 && GetParam().isa == Isa::kAvx512 && cpu_has_avx512_bf16();
+  const double tol = dot ? 1.0 / 256 : kTolerance;
+  struct Shape {
+    int64_t m, n, k;
+  };
+  const Shape shapes[] = {{8, 200, 2048}, {9, 129, 513},  {11, 64, 256},  {13, 65, 255},  {14, 1000, 777},
+                          {16, 197, 1025}, {20, 333, 2050}, {31, 17, 4097}, {47, 130, 300}, {513, 70, 300}};
+  uint32_t seed = 7000;
+  for (const Shape& s : shapes) check(s.m, s.n, s.k, /*with_bias=*/seed % 2 == 0, tol, seed++);
+}
+
+// The engine batches sequences freely, so a row of x must give bitwise the same y row
+// whichever other rows share the call and wherever it sits in the batch.
+TEST_P(LinearTest, Bf16DotRowsAreIndependentOfTheBatch) {
+  if (GetParam().dtype != DType::kBF16 || GetParam().isa != Isa::kAvx512 || !cpu_has_avx512_bf16())
+    GTEST_SKIP() << "kBf16Dot does not apply";
+  set_linear_precision(LinearPrecision::kBf16Dot);
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{197, 1025}, {64, 256}, {300, 2048}}) {
+    std::mt19937 rng(static_cast<uint32_t>(n * k));
+    const StoredWeight w = make_weight(DType::kBF16, n, k, rng);
+    const std::vector<float> bias = random_floats(n, rng);
+    const std::vector<float> probe = random_floats(k, rng);
+    // The probe row alone in the smallest batch the bf16 form takes.
+    std::vector<float> x = random_floats(kBf16DotMinRows * k, rng);
+    std::copy(probe.begin(), probe.end(), x.begin());
+    std::vector<float> expected(static_cast<size_t>(kBf16DotMinRows * n));
+    linear(x.data(), kBf16DotMinRows, w.view, bias.data(), expected.data());
+    expected.resize(static_cast<size_t>(n));
+    for (int64_t m : {kBf16DotMinRows, kBf16DotMinRows + 1, int64_t{13}, int64_t{16}, int64_t{17}, int64_t{23},
+                      int64_t{64}, int64_t{100}, int64_t{515}}) {
+      if (m < kBf16DotMinRows) continue;
+      x = random_floats(m * k, rng);
+      for (int64_t at : {int64_t{0}, m / 2, m - 1}) {
+        std::copy(probe.begin(), probe.end(), x.begin() + at * k);
+        std::vector<float> y(static_cast<size_t>(m * n));
+        linear(x.data(), m, w.view, bias.data(), y.data());
+        const std::vector<float> row(y.begin() + at * n, y.begin() + (at + 1) * n);
+        EXPECT_EQ(row, expected) << "n=" << n << " k=" << k << " m=" << m << " row " << at;
+      }
+    }
+  }
 }
 
 // The bf16 path really runs (x is rounded) when enabled, and only then.

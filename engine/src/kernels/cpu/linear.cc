@@ -130,16 +130,26 @@ void run_packed_form(const LinearKernels& kern, const float* x, int64_t m, const
       });
 }
 
-void run_packed_bf16_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
-                          const float* bias, float* y, int threads) {
-  run_packed<uint16_t>(
-      kern, x, m, w, y, threads, (w.k + 1) / 2 * 2,
-      [&](const float* xc, int64_t mc, int64_t p0, int64_t p1, uint16_t* xp) {
-        kern.pack_gemm_x_bf16(xc, mc, w.k, p0, p1, xp);
-      },
-      [&](const uint16_t* xp, int64_t mc, int64_t j0, int64_t j1, float* yc) {
-        kern.gemm_cols_bf16(xp, mc, w, bias, j0, j1, yc);
-      });
+// x is rounded to bf16 one chunk of rows at a time (rows split over the threads), then each
+// thread computes its own columns for every row of the chunk.
+void run_bf16_dot_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
+                       const float* bias, float* y, int threads) {
+  constexpr int64_t kRowChunk = 512;
+  const int64_t stride = kern.bf16_x_stride(w.k), tile = kern.bf16_tile_cols;
+  auto* xb = detail::thread_scratch_as<uint16_t>(ScratchSlot::kLinearX,
+                                                 static_cast<size_t>(std::min(m, kRowChunk) * stride));
+  const int64_t tiles = (w.n + tile - 1) / tile;
+  parallel_run(threads, [&](int index, int count) {
+    const Range cols = split(tiles, count, index, tile, w.n);
+    for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
+      const int64_t mc = std::min(kRowChunk, m - i0);
+      const Range rows = split(mc, count, index, 1, mc);
+      kern.pack_x_bf16(x + i0 * w.k, w.k, rows.begin, rows.end, xb);
+      barrier();  // every thread reads every row
+      if (cols.begin < cols.end) kern.gemm_cols_bf16(xb, mc, w, bias, cols.begin, cols.end, y + i0 * w.n);
+      barrier();  // before the next chunk overwrites xb
+    }
+  });
 }
 
 bool use_bf16_dot(const LinearKernels& kern, const WeightMatrix& w, int64_t m) {
@@ -167,7 +177,7 @@ void linear(const float* x, int64_t m, const TensorView& w, const float* bias, f
 
   const LinearKernels& kern = kernels_for(active_isa());
   const int threads = thread_count(m * wm.n * wm.k);
-  if (use_bf16_dot(kern, wm, m)) return run_packed_bf16_form(kern, x, m, wm, bias, y, threads);
+  if (use_bf16_dot(kern, wm, m)) return run_bf16_dot_form(kern, x, m, wm, bias, y, threads);
   if (kern.gemm_cols != nullptr && m >= kMinPackedRows)
     return run_packed_form(kern, x, m, wm, bias, y, threads);
   run_dot_form(kern, x, m, wm, bias, y, threads);

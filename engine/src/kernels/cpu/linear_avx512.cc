@@ -136,98 +136,151 @@ struct Avx512 {
 #include "kernels/cpu/linear_simd.inc"
 
 // ------------------------------------------------------------------------------------------
-// LinearPrecision::kBf16Dot: the packed form with x rounded to bf16 and vdpbf16ps, which
-// multiplies bf16 pairs and adds both products into float32 lanes (twice the FMA rate).
-// x panels hold k-pairs: xp[panel][k_pairs][32 rows][2]; a W pair w[j][2q, 2q + 1] is one
-// 32-bit broadcast straight from the bf16 tile, so W needs no widening at all.
+// LinearPrecision::kBf16Dot: vdpbf16ps multiplies bf16 pairs and adds both products into
+// float32 lanes (twice the FMA rate). The vector lanes hold 16 output columns: a W tile of
+// kBf16TileCols rows x one k block is transposed once into pairs wp[k_pair][column][2] (so
+// each W element is rearranged once per call, whatever m), and each x pair x[i][2q, 2q + 1]
+// is one 32-bit broadcast against kBf16Vecs column vectors. A register tile of up to
+// kBf16Rows x rows x kBf16Vecs vectors holds 24 accumulators (vdpbf16ps latency 6 x 2
+// pipes needs >= 12) for 10 loads per 24 vdpbf16ps; the result lands in y row-major, with
+// no transpose.
+//
+// Row independence: y[i][j] is summed the same way for every m — per k block from zero,
+// pairs in order, then y = y + block (+ bias after the last block) — so a row's result does
+// not depend on the other rows in the call.
 
-constexpr int64_t kWStrideBf16 = kKcMax + 32;  // uint16 elements per W tile row
+constexpr int kBf16Vecs = 4;                           // column vectors per register tile
+constexpr int kBf16Rows = 6;                           // x rows per register tile, at most
+constexpr int64_t kBf16TileCols = 16 * kBf16Vecs;      // W rows per packed tile
+constexpr int64_t kBf16Kc = 256;                       // k per block: the packed tile is 32 KiB (L1)
+constexpr int64_t kBf16TileWords = kBf16Kc / 2 * kBf16TileCols;  // uint32 pairs per packed tile
 
-void avx512_pack_gemm_x_bf16(const float* x, int64_t m, int64_t k, int64_t panel_begin, int64_t panel_end,
-                             uint16_t* xp) {
-  constexpr int64_t panel_rows = kPanelRows<Avx512>;
-  const int64_t k_pairs = (k + 1) / 2;
-  for (int64_t p = panel_begin; p < panel_end; ++p) {
-    uint16_t* dst = xp + p * k_pairs * panel_rows * 2;
-    const int64_t i0 = p * panel_rows, rows = std::min(panel_rows, m - i0);
-    for (int64_t r = 0; r < panel_rows; ++r) {
-      const float* src = x + (i0 + r) * k;
-      for (int64_t q = 0; q < k_pairs; ++q) {
-        const int64_t c = 2 * q;
-        uint16_t* d = dst + (q * panel_rows + r) * 2;
-        d[0] = r < rows ? f32_to_bf16(src[c]) : 0;
-        d[1] = r < rows && c + 1 < k ? f32_to_bf16(src[c + 1]) : 0;
-      }
+int64_t avx512_bf16_x_stride(int64_t k) {
+  return (k + 31) / 32 * 32;
+}
+
+// xb[i][0, stride) = bf16(x[i]) rounded to nearest even, zero-padded, for rows [r0, r1).
+void avx512_pack_x_bf16(const float* x, int64_t k, int64_t r0, int64_t r1, uint16_t* xb) {
+  const int64_t stride = avx512_bf16_x_stride(k);
+  for (int64_t i = r0; i < r1; ++i) {
+    const float* src = x + i * k;
+    uint16_t* dst = xb + i * stride;
+    for (int64_t c = 0; c < stride; c += 32) {
+      const __m512 lo = _mm512_maskz_loadu_ps(Avx512::mask16(static_cast<int>(k - c)), src + c);
+      const __m512 hi = _mm512_maskz_loadu_ps(Avx512::mask16(static_cast<int>(k - c - 16)), src + c + 16);
+      _mm512_store_si512(dst + c, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
     }
   }
 }
 
-template <int kVecs>
-void gemm_tile_bf16(const uint16_t* xp, const uint16_t* wt, int64_t k_pairs, float* ct, int64_t ldc,
-                    bool accumulate) {
-  constexpr int64_t panel_rows = kPanelRows<Avx512>;
-  constexpr int kCols = Avx512::kTileCols;
-  __m512 acc[kCols][kVecs];
-#pragma GCC unroll 32
-  for (int r = 0; r < kCols; ++r) {
-#pragma GCC unroll 32
-    for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_setzero_ps();
+// wp[(q * kBf16Vecs + v) * 16 + t] = the pair W[j + 16v + t][c0 + 2q, c0 + 2q + 1], zero for
+// rows >= `rows` and elements past kc; q < ceil(kc / 2).
+void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0, int64_t kc, uint32_t* wp) {
+  const auto* base = static_cast<const uint16_t*>(w.data);
+  const int64_t pairs = (kc + 1) / 2;
+  for (int v = 0; v < kBf16Vecs; ++v) {
+    const int64_t vrows = std::clamp<int64_t>(rows - 16 * v, 0, 16);
+    for (int64_t q0 = 0; q0 < pairs; q0 += 16) {
+      const int64_t rem = kc - 2 * q0;  // elements left in the block
+      const __mmask32 mask = rem >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << rem) - 1);
+      __m512 r[16];
+      for (int t = 0; t < 16; ++t) {
+        const uint16_t* src = base + (j + 16 * v + t) * w.k + c0 + 2 * q0;
+        r[t] = t < vrows ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mask, src)) : _mm512_setzero_ps();
+      }
+      Avx512::transpose(r);
+      const int64_t count = std::min<int64_t>(16, pairs - q0);
+      for (int64_t t = 0; t < count; ++t) _mm512_store_ps(wp + ((q0 + t) * kBf16Vecs + v) * 16, r[t]);
+    }
   }
-  for (int64_t q = 0; q < k_pairs; ++q) {
-    __m512bh xv[kVecs];
+}
+
+// y[i0 + r][j + 16v + t] for r < kR, over the pairs of one k block, `cols` valid columns.
+// first: y = block, else y += block; bias (last block only) is added after.
+template <int kR>
+void gemm_tile_bf16(const uint16_t* xb, int64_t x_stride, const uint32_t* wp, int64_t pairs, float* y,
+                    int64_t ldy, int64_t cols, bool first, const float* bias, TilePrefetch& prefetch) {
+  __m512 acc[kR][kBf16Vecs];
 #pragma GCC unroll 32
-    for (int v = 0; v < kVecs; ++v)
-      xv[v] = reinterpret_cast<__m512bh>(_mm512_load_si512(xp + (q * panel_rows + v * 16) * 2));
+  for (int r = 0; r < kR; ++r) {
 #pragma GCC unroll 32
-    for (int r = 0; r < kCols; ++r) {
+    for (int v = 0; v < kBf16Vecs; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (int64_t q = 0; q < pairs; ++q) {
+    prefetch.step();
+    prefetch.step();
+    __m512bh wv[kBf16Vecs];
+#pragma GCC unroll 32
+    for (int v = 0; v < kBf16Vecs; ++v)
+      wv[v] = reinterpret_cast<__m512bh>(_mm512_load_si512(wp + (q * kBf16Vecs + v) * 16));
+#pragma GCC unroll 32
+    for (int r = 0; r < kR; ++r) {
       uint32_t pair;
-      std::memcpy(&pair, wt + r * kWStrideBf16 + 2 * q, sizeof pair);
+      std::memcpy(&pair, xb + r * x_stride + 2 * q, sizeof pair);
       const __m512bh b = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(pair)));
 #pragma GCC unroll 32
-      for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xv[v], b);
+      for (int v = 0; v < kBf16Vecs; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], wv[v], b);
     }
   }
 #pragma GCC unroll 32
-  for (int r = 0; r < kCols; ++r) {
+  for (int v = 0; v < kBf16Vecs; ++v) {
+    const int64_t vc = std::min<int64_t>(cols - 16 * v, 16);
+    if (vc <= 0) break;
+    const __mmask16 mask = Avx512::mask16(static_cast<int>(vc));
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias + 16 * v) : _mm512_setzero_ps();
 #pragma GCC unroll 32
-    for (int v = 0; v < kVecs; ++v) {
-      float* p = ct + r * ldc + v * 16;
-      _mm512_store_ps(p, accumulate ? _mm512_add_ps(_mm512_load_ps(p), acc[r][v]) : acc[r][v]);
+    for (int r = 0; r < kR; ++r) {
+      float* p = y + r * ldy + 16 * v;
+      __m512 s = first ? acc[r][v] : _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), acc[r][v]);
+      if (bias) s = _mm512_add_ps(s, b);
+      _mm512_mask_storeu_ps(p, mask, s);
     }
   }
 }
 
-void avx512_gemm_cols_bf16(const uint16_t* xp, int64_t m, const WeightMatrix& w, const float* bias,
+template <int kR>
+void gemm_rows_bf16(int64_t rows, const uint16_t* xb, int64_t x_stride, const uint32_t* wp, int64_t pairs,
+                    float* y, int64_t ldy, int64_t cols, bool first, const float* bias, TilePrefetch& prefetch) {
+  if constexpr (kR > 1) {
+    if (rows < kR)
+      return gemm_rows_bf16<kR - 1>(rows, xb, x_stride, wp, pairs, y, ldy, cols, first, bias, prefetch);
+  }
+  gemm_tile_bf16<kR>(xb, x_stride, wp, pairs, y, ldy, cols, first, bias, prefetch);
+}
+
+// y[i][j] for i < m, j in [j_begin, j_end) from xb[m][avx512_bf16_x_stride(k)].
+void avx512_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias,
                            int64_t j_begin, int64_t j_end, float* y) {
-  constexpr int64_t panel_rows = kPanelRows<Avx512>, tile = Avx512::kTileCols, chunk = kColChunk<Avx512>;
-  const int64_t k = w.k, k_pairs = (k + 1) / 2;
-  const int64_t panels = (m + panel_rows - 1) / panel_rows, m_pad = panels * panel_rows;
-  const int64_t kc_block = std::clamp<int64_t>(kXBlockBytes / (m_pad * 2) / 16 * 16, 64, kKcMax);
-  auto* wt = thread_scratch_as<uint16_t>(ScratchSlot::kGemmW, tile * kWStrideBf16);
-  float* ct = thread_scratch_as<float>(ScratchSlot::kGemmC, static_cast<size_t>(chunk * m_pad));
-  const auto* base = static_cast<const uint16_t*>(w.data);
-  for (int64_t jc = j_begin; jc < j_end; jc += chunk) {
-    const int64_t nc = std::min(chunk, j_end - jc);
-    for (int64_t c0 = 0; c0 < k; c0 += kc_block) {
-      const int64_t kc = std::min(kc_block, k - c0), kc_pairs = (kc + 1) / 2;
-      for (int64_t jt = 0; jt < nc; jt += tile) {
-        const int64_t rows = std::min(tile, nc - jt);
-        for (int64_t r = 0; r < tile; ++r) {
-          uint16_t* dst = wt + r * kWStrideBf16;
-          if (r < rows) std::memcpy(dst, base + (jc + jt + r) * k + c0, static_cast<size_t>(kc) * 2);
-          std::fill(dst + (r < rows ? kc : 0), dst + 2 * kc_pairs, uint16_t{0});
-        }
-        for (int64_t p = 0; p < panels; ++p) {
-          const uint16_t* xpp = xp + (p * k_pairs + c0 / 2) * panel_rows * 2;
-          float* ctile = ct + jt * m_pad + p * panel_rows;
-          if (m - p * panel_rows > 16)
-            gemm_tile_bf16<2>(xpp, wt, kc_pairs, ctile, m_pad, c0 > 0);
-          else
-            gemm_tile_bf16<1>(xpp, wt, kc_pairs, ctile, m_pad, c0 > 0);
-        }
+  const int64_t k = w.k, x_stride = avx512_bf16_x_stride(k);
+  auto* wp = thread_scratch_as<uint32_t>(ScratchSlot::kGemmW, kBf16TileWords);
+  // Row groups as even as possible: no group below 4 rows (16 accumulators) when m >= 8.
+  const int64_t groups = (m + kBf16Rows - 1) / kBf16Rows;
+  const int64_t row_bytes = k * 2;
+  for (int64_t j = j_begin; j < j_end; j += kBf16TileCols) {
+    const int64_t cols = std::min(kBf16TileCols, j_end - j);
+    for (int64_t c0 = 0; c0 < k; c0 += kBf16Kc) {
+      const int64_t kc = std::min(kBf16Kc, k - c0), pairs = (kc + 1) / 2;
+      pack_w_tile_bf16(w, j, cols, c0, kc, wp);
+      // Fetch the tile packed next (the next k block, else the next tile's first) into L2
+      // while this one computes: each tile row is a short segment that the hardware
+      // prefetcher picks up too late, and the rows are often on different pages.
+      const int64_t next_j = c0 + kc < k ? j : j + kBf16TileCols, next_c0 = c0 + kc < k ? c0 + kc : 0;
+      const int64_t next_rows = std::min(kBf16TileCols, w.n - next_j);
+      TilePrefetch prefetch;
+      if (next_rows > 0) {
+        const int64_t segment = std::min(kBf16Kc, k - next_c0) * 2;
+        const auto* first = static_cast<const uint8_t*>(w.data) + next_j * row_bytes + next_c0 * 2;
+        prefetch = {first, first + segment, row_bytes, segment, next_rows};
+      }
+      const bool first = c0 == 0;
+      const float* b = c0 + kc >= k && bias ? bias + j : nullptr;
+      for (int64_t g = 0, i0 = 0; g < groups; ++g) {
+        const int64_t rows = (m - i0) / (groups - g);
+        gemm_rows_bf16<kBf16Rows>(rows, xb + i0 * x_stride + c0, x_stride, wp, pairs, y + i0 * w.n + j, w.n,
+                                  cols, first, b, prefetch);
+        i0 += rows;
       }
     }
-    store_transposed<Avx512>(ct, m_pad, m, nc, w.n, jc, bias, y);
   }
 }
 
@@ -249,7 +302,9 @@ const LinearKernels& avx512_linear_kernels() {
       .gemm_tile_cols = Avx512::kTileCols,
       .pack_gemm_x = simd_pack_gemm_x<Avx512>,
       .gemm_cols = simd_gemm_cols<Avx512>,
-      .pack_gemm_x_bf16 = avx512_pack_gemm_x_bf16,
+      .bf16_tile_cols = kBf16TileCols,
+      .bf16_x_stride = avx512_bf16_x_stride,
+      .pack_x_bf16 = avx512_pack_x_bf16,
       .gemm_cols_bf16 = avx512_gemm_cols_bf16,
   };
   return kernels;

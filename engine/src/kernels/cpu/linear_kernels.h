@@ -47,10 +47,13 @@ struct LinearKernels {
                     int64_t j_end, float* y) = nullptr;
 
   // ---- bf16 dot-product form (LinearPrecision::kBf16Dot, BF16 weights; null if unsupported) ----
-  // xp holds bf16 pairs: [panel][ceil(k / 2)][panel_rows][2] as uint16_t; same panel_rows.
-  void (*pack_gemm_x_bf16)(const float* x, int64_t m, int64_t k, int64_t panel_begin, int64_t panel_end,
-                           uint16_t* xp) = nullptr;
-  void (*gemm_cols_bf16)(const uint16_t* xp, int64_t m, const WeightMatrix& w, const float* bias,
+  int64_t bf16_tile_cols = 0;  // thread column ranges are multiples
+  int64_t (*bf16_x_stride)(int64_t k) = nullptr;
+  // xb[i][bf16_x_stride(k)] = x[i] rounded to bf16 (nearest even), zero-padded, rows [r0, r1).
+  void (*pack_x_bf16)(const float* x, int64_t k, int64_t r0, int64_t r1, uint16_t* xb) = nullptr;
+  // y[i, j] = xb[i] · W[j] + bias[j] for all i < m, j in [j_begin, j_end); every y[i, j] is
+  // computed the same way whatever m is.
+  void (*gemm_cols_bf16)(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias,
                          int64_t j_begin, int64_t j_end, float* y) = nullptr;
 };
 
