@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.h"
+
 namespace hotswap::server {
 namespace {
 
@@ -460,28 +462,10 @@ std::string text(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_ha
 }  // namespace
 
 bool is_valid_utf8(std::string_view s, std::size_t* bad_offset) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const std::size_t n = s.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const unsigned char c = p[i];
-    std::size_t len = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-    else { if (bad_offset) *bad_offset = i; return false; }
-    if (i + len > n) { if (bad_offset) *bad_offset = i; return false; }
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) { if (bad_offset) *bad_offset = i; return false; }
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    const bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
-    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) { if (bad_offset) *bad_offset = i; return false; }
-    i += len;
-  }
-  return true;
+  const std::size_t valid = valid_utf8_prefix(s);
+  if (valid == s.size()) return true;
+  if (bad_offset) *bad_offset = valid;
+  return false;
 }
 
 std::optional<RequestError> parse_completion_request(std::string_view body, const CodecLimits& limits,

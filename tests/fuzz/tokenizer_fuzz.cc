@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace {
 
@@ -49,12 +49,12 @@ bool has_replacement(const std::string& text) { return text.find("\xEF\xBF\xBD")
 
 void check_stream(const hotswap::Tokenizer& tok, const std::vector<int32_t>& ids, bool skip_special) {
   const std::string decoded = tok.decode(ids, skip_special);
-  require(hotswap::tok::is_valid_utf8(decoded), "decode() returned invalid UTF-8");
+  require(hotswap::is_valid_utf8(decoded), "decode() returned invalid UTF-8");
   hotswap::IncrementalDecoder stream(tok, skip_special);
   std::string streamed;
   for (int32_t id : ids) {
     const std::string piece = stream.push(id);
-    require(hotswap::tok::is_valid_utf8(piece), "push() returned invalid UTF-8");
+    require(hotswap::is_valid_utf8(piece), "push() returned invalid UTF-8");
     streamed += piece;
   }
   streamed += stream.flush();
@@ -73,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::vector<int32_t> ids = tok.encode(text, add_special);
   for (int32_t id : ids) require(id >= 0 && id < tok.vocab_size(), "encode() produced an id out of range");
   if (entry.round_trips && !add_special) {
-    require(tok.decode(ids, false) == hotswap::tok::to_valid_utf8(text), "decode(encode(text)) != text");
+    require(tok.decode(ids, false) == hotswap::to_valid_utf8(text), "decode(encode(text)) != text");
   }
   check_stream(tok, ids, false);
   check_stream(tok, ids, true);

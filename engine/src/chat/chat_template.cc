@@ -9,7 +9,7 @@
 namespace hotswap {
 
 Result<ChatTemplate> ChatTemplate::compile(std::string_view source) {
-  if (!jinja::is_valid_utf8(source)) return Status::invalid_argument("chat template is not valid UTF-8");
+  if (!is_valid_utf8(source)) return Status::invalid_argument("chat template is not valid UTF-8");
   try {
     return ChatTemplate(jinja::parse_template(source));
   } catch (const jinja::TemplateError& e) {

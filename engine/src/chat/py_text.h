@@ -13,13 +13,14 @@
 #include <string_view>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace hotswap::jinja {
 
 using CodePoints = std::vector<char32_t>;
 
-bool is_valid_utf8(std::string_view text);
+// is_valid_utf8() and append_utf8() come from core/utf8.h.
 CodePoints decode_utf8(std::string_view text);
-void append_utf8(std::string& out, char32_t cp);
 std::string encode_utf8(const CodePoints& cps);
 std::string encode_utf8(const CodePoints& cps, size_t begin, size_t end);
 // Number of code points (Python len()).

@@ -1,6 +1,6 @@
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
-namespace hotswap::tok {
+namespace hotswap {
 namespace {
 
 // Bounds of the second byte for each lead byte (Unicode Table 3-7, well-formed sequences);
@@ -109,4 +109,4 @@ std::string to_valid_utf8(std::string_view bytes) {
   return out;
 }
 
-}  // namespace hotswap::tok
+}  // namespace hotswap

@@ -1,4 +1,4 @@
-// UTF-8 primitives shared by the tokenizer stages. Byte offsets everywhere; nothing here
+// UTF-8 primitives shared by the tokenizer stages and the chat-template interpreter. Byte offsets everywhere; nothing here
 // allocates except the functions returning std::string. All functions are thread-safe.
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace hotswap::tok {
+namespace hotswap {
 
 inline constexpr char32_t kReplacementChar = 0xFFFD;
 
@@ -33,4 +33,4 @@ inline bool is_valid_utf8(std::string_view text) { return valid_utf8_prefix(text
 // "substitution of maximal subparts") becomes one U+FFFD. Valid input is returned unchanged.
 std::string to_valid_utf8(std::string_view bytes);
 
-}  // namespace hotswap::tok
+}  // namespace hotswap

@@ -4,7 +4,7 @@
 
 #include "tokenizer/json_field.h"
 #include "tokenizer/unicode_props.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace hotswap::tok {
 namespace {

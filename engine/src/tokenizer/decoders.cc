@@ -5,7 +5,7 @@
 #include "tokenizer/byte_level_alphabet.h"
 #include "tokenizer/pattern_field.h"
 #include "tokenizer/split.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace hotswap::tok {
 namespace {

@@ -1,7 +1,7 @@
 #include "tokenizer/json_field.h"
 
 #include "core/load_error.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace hotswap::tok {
 

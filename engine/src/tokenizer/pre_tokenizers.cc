@@ -7,7 +7,7 @@
 #include "tokenizer/pattern_field.h"
 #include "tokenizer/split.h"
 #include "tokenizer/unicode_props.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace hotswap::tok {
 namespace {

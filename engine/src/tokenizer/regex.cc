@@ -13,7 +13,7 @@
 
 #include "core/check.h"
 #include "tokenizer/unicode_props.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace hotswap::tok {
 namespace {

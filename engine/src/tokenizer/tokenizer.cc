@@ -16,7 +16,7 @@
 #include "tokenizer/pre_tokenizers.h"
 #include "tokenizer/tokenizer_config.h"
 #include "tokenizer/tokenizer_json.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace hotswap {
 
@@ -118,8 +118,8 @@ std::unique_ptr<Tokenizer> Tokenizer::build(const std::string& tokenizer_json, c
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
   std::string repaired;
-  if (!tok::is_valid_utf8(text)) {
-    repaired = tok::to_valid_utf8(text);
+  if (!is_valid_utf8(text)) {
+    repaired = to_valid_utf8(text);
     text = repaired;
   }
   std::vector<int32_t> ids;

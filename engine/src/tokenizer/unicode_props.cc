@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/check.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace hotswap::tok {
 namespace {
