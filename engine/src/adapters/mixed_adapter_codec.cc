@@ -11,13 +11,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "adapters/adapter_json.h"
 #include "adapters/sha256.h"
 #include "core/check.h"
 
 namespace hotswap {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using Json = adapter_json::Json;
 
 constexpr std::string_view kLayerPrefix = "model.layers.";
 constexpr std::string_view kLayerSuffix = ".self_attn.adapter";
@@ -42,26 +43,9 @@ std::optional<int> parse_layer_key(std::string_view key) {
   return layer;
 }
 
-std::string quote(std::string_view s) {
-  // Keys come from untrusted input: bound what goes into a message.
-  constexpr size_t kMax = 120;
-  std::string out = "'";
-  out.append(s.substr(0, kMax));
-  if (s.size() > kMax) out += "...";
-  out += "'";
-  return out;
-}
+using adapter_json::quote;
 
-std::string describe_value(const Json& v) {
-  switch (v.type()) {
-    case Json::value_t::string: return "string " + Json(v.get_ref<const std::string&>().substr(0, 60)).dump();
-    case Json::value_t::boolean: return std::string("boolean ") + (v.get<bool>() ? "true" : "false");
-    case Json::value_t::null: return "null";
-    case Json::value_t::object: return "an object";
-    case Json::value_t::array: return "an array";
-    default: return v.dump();
-  }
-}
+std::string describe_value(const Json& v) { return adapter_json::describe_value(v, "an array"); }
 
 const char* type_word(const Json& v) {
   switch (v.type()) {
@@ -74,40 +58,13 @@ const char* type_word(const Json& v) {
   }
 }
 
-// Builds an ordered DOM like nlohmann's own SAX DOM parser, but (a) rejects a key repeated
-// within one object instead of keeping the last, (b) bounds nesting depth, and (c) knows
-// where in the document a lexer error happened, so that `NaN`, `Infinity` (Python's
-// json.dump writes them) and overflowing numbers inside a gate list are reported with the
-// key and layer like any other bad gate value.
-class DomBuilder : public nlohmann::json_sax<Json> {
+// The shared tree builder (duplicate keys and depth refused), which also knows where in the
+// document a lexer error happened, so that `NaN`, `Infinity` (Python's json.dump writes them)
+// and overflowing numbers inside a gate list are reported with the key and layer like any
+// other bad gate value.
+class DomBuilder : public adapter_json::TreeBuilder {
  public:
-  Json root;
-  std::string error;  // set when a callback stops the parse
-
-  bool null() override { return add(Json(nullptr)); }
-  bool boolean(bool v) override { return add(Json(v)); }
-  bool number_integer(number_integer_t v) override { return add(Json(v)); }
-  bool number_unsigned(number_unsigned_t v) override { return add(Json(v)); }
-  bool number_float(number_float_t v, const string_t&) override { return add(Json(v)); }
-  bool string(string_t& v) override { return add(Json(v)); }
-  bool binary(binary_t&) override { return add(Json()); }
-
-  bool start_object(std::size_t) override { return open(Json::object()); }
-  bool start_array(std::size_t) override { return open(Json::array()); }
-  bool end_object() override { return close(); }
-  bool end_array() override { return close(); }
-
-  bool key(string_t& k) override {
-    Frame& f = frames_.back();
-    if (!f.keys.insert(k).second) {
-      const std::optional<int> layer = parse_layer_key(k);
-      error = "key " + quote(k) + (layer ? " (layer " + std::to_string(*layer) + ")" : std::string()) +
-              ": appears twice in one object; expected each key exactly once";
-      return false;
-    }
-    f.key = k;
-    return true;
-  }
+  explicit DomBuilder(std::string_view input) : TreeBuilder(kMaxAdapterJsonDepth), input_(input) {}
 
   bool parse_error(std::size_t position, const std::string& /*last_token*/,
                    const nlohmann::detail::exception& ex) override {
@@ -129,47 +86,10 @@ class DomBuilder : public nlohmann::json_sax<Json> {
     return false;
   }
 
-  explicit DomBuilder(std::string_view input) : input_(input) {}
-
  private:
-  struct Frame {
-    Json* value = nullptr;
-    bool is_array = false;
-    std::string key;                 // the key awaiting its value (objects)
-    std::set<std::string> keys;      // keys seen so far (objects)
-  };
-
-  Json* place(Json v) {
-    if (frames_.empty()) {
-      root = std::move(v);
-      return &root;
-    }
-    Frame& f = frames_.back();
-    if (f.is_array) {
-      f.value->push_back(std::move(v));
-      return &f.value->back();
-    }
-    Json& slot = (*f.value)[f.key];
-    slot = std::move(v);
-    return &slot;
-  }
-  bool add(Json v) {
-    place(std::move(v));
-    return true;
-  }
-  bool open(Json container) {
-    if (frames_.size() >= static_cast<size_t>(kMaxAdapterJsonDepth)) {
-      error = "adapter document nests deeper than " + std::to_string(kMaxAdapterJsonDepth) + " levels";
-      return false;
-    }
-    const bool is_array = container.is_array();
-    Json* where = place(std::move(container));
-    frames_.push_back(Frame{where, is_array, {}, {}});
-    return true;
-  }
-  bool close() {
-    frames_.pop_back();
-    return true;
+  std::string describe_key(const std::string& k) const override {
+    const std::optional<int> layer = parse_layer_key(k);
+    return "key " + quote(k) + (layer ? " (layer " + std::to_string(*layer) + ")" : std::string());
   }
 
   // The bare literal or number around the byte where the lexer stopped (it reports the
@@ -186,7 +106,6 @@ class DomBuilder : public nlohmann::json_sax<Json> {
   }
 
   std::string_view input_;
-  std::vector<Frame> frames_;
 };
 
 // A window parameter: a JSON integer in [min_value, kMaxWindowTokens].

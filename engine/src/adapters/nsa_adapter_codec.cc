@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "adapters/adapter_json.h"
 #include "core/check.h"
 #include "core/dtype.h"
 #include "core/load_error.h"
@@ -19,7 +20,7 @@
 namespace hotswap {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using Json = adapter_json::Json;
 
 constexpr std::string_view kHfPrefix = "model.layers.";
 constexpr std::string_view kHfInfix = ".self_attn.nsa.";
@@ -27,26 +28,9 @@ constexpr std::string_view kSparsePrefix = "sparse_adapters.";
 constexpr std::string_view kDictKey = "adapter_weight_dict";
 constexpr std::string_view kConfigMetadataKey = "adapter_config";
 
-std::string quote(std::string_view s) {
-  // Keys come from untrusted input: bound what goes into a message.
-  constexpr size_t kMax = 120;
-  std::string out = "'";
-  out.append(s.substr(0, kMax));
-  if (s.size() > kMax) out += "...";
-  out += "'";
-  return out;
-}
+using adapter_json::quote;
 
-std::string describe_value(const Json& v) {
-  switch (v.type()) {
-    case Json::value_t::string: return "string " + Json(v.get_ref<const std::string&>().substr(0, 60)).dump();
-    case Json::value_t::boolean: return std::string("boolean ") + (v.get<bool>() ? "true" : "false");
-    case Json::value_t::null: return "null";
-    case Json::value_t::object: return "an object";
-    case Json::value_t::array: return "a list";
-    default: return v.dump();
-  }
-}
+std::string describe_value(const Json& v) { return adapter_json::describe_value(v, "a list"); }
 
 std::string shape_text(const std::vector<int64_t>& shape) { return shape_string(shape); }
 
@@ -169,15 +153,13 @@ const char* kNameList =
     "k_compress.pos_emb, v_compress.pos_emb, {k,v}_compress.compress_mlps.{h}.{0,2}.{weight,bias}, "
     "compress_mem_kv, strategy_combiner.0.weight, strategy_combiner.0.bias";
 
-// Builds an ordered DOM like nlohmann's SAX DOM parser, but (a) rejects a key repeated within
-// one object instead of keeping the last, (b) bounds nesting depth, and (c) streams the flat
+// The shared tree builder (duplicate keys and depth refused), which also streams the flat
 // `data` list of each tensor under adapter_weight_dict straight into float32 (rounded to the
 // nearest float32 from the number's text), so a large adapter costs 4 bytes per number and
 // NaN / Infinity / overflowing numbers are reported with the tensor's key and element index.
-class DocBuilder : public nlohmann::json_sax<Json> {
+class DocBuilder : public adapter_json::TreeBuilder {
  public:
-  Json root;
-  std::string error;  // set when a callback stops the parse
+  DocBuilder() : TreeBuilder(kMaxNsaJsonDepth) {}
   std::map<std::string, std::vector<float>> data;  // tensor key -> its `data` list
 
   bool null() override { return in_data() ? bad_element("null") : add(Json(nullptr)); }
@@ -208,22 +190,10 @@ class DocBuilder : public nlohmann::json_sax<Json> {
       data_key_ = frames_[1].key;
       data_ = &data[data_key_];
       if (!open(Json::array())) return false;
-      frames_.back().is_data = true;
+      data_depth_ = frames_.size();
       return true;
     }
     return open(Json::array());
-  }
-  bool end_object() override { return close(); }
-  bool end_array() override { return close(); }
-
-  bool key(string_t& k) override {
-    Frame& f = frames_.back();
-    if (!f.keys.insert(k).second) {
-      error = where(k) + ": appears twice in one object; expected each key exactly once";
-      return false;
-    }
-    f.key = k;
-    return true;
   }
 
   bool parse_error(std::size_t position, const std::string& last_token,
@@ -243,13 +213,7 @@ class DocBuilder : public nlohmann::json_sax<Json> {
   }
 
  private:
-  struct Frame {
-    Json* value = nullptr;
-    bool is_array = false;
-    bool is_data = false;
-    std::string key;             // the key awaiting its value (objects)
-    std::set<std::string> keys;  // keys seen so far (objects)
-  };
+  std::string describe_key(const std::string& k) const override { return where(k); }
 
   bool in_data() const { return data_ != nullptr; }
   // [root object]."adapter_weight_dict" -> [dict object].<tensor key> -> [tensor object]."data" -> list
@@ -270,42 +234,13 @@ class DocBuilder : public nlohmann::json_sax<Json> {
     error = where(data_key_) + ": data element " + std::to_string(data_->size()) + " must be a number, got " + what;
     return false;
   }
-  Json* place(Json v) {
-    if (frames_.empty()) {
-      root = std::move(v);
-      return &root;
-    }
-    Frame& f = frames_.back();
-    if (f.is_array) {
-      f.value->push_back(std::move(v));
-      return &f.value->back();
-    }
-    Json& slot = (*f.value)[f.key];
-    slot = std::move(v);
-    return &slot;
-  }
-  bool add(Json v) {
-    place(std::move(v));
-    return true;
-  }
-  bool open(Json container) {
-    if (frames_.size() >= static_cast<size_t>(kMaxNsaJsonDepth)) {
-      error = "adapter document nests deeper than " + std::to_string(kMaxNsaJsonDepth) + " levels";
-      return false;
-    }
-    const bool is_array = container.is_array();
-    Json* at = place(std::move(container));
-    frames_.push_back(Frame{at, is_array, false, {}, {}});
-    return true;
-  }
-  bool close() {
-    if (frames_.back().is_data) data_ = nullptr;
-    frames_.pop_back();
-    return true;
+  bool close() override {
+    if (frames_.size() == data_depth_) data_ = nullptr;
+    return TreeBuilder::close();
   }
 
-  std::vector<Frame> frames_;
   std::vector<float>* data_ = nullptr;  // the data list being streamed
+  size_t data_depth_ = 0;               // frames_.size() inside it
   std::string data_key_;
 };
 
