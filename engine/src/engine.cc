@@ -43,7 +43,8 @@ class EngineImpl final : public Engine {
                                         model_->config().head_dim, config.kv_block_size, config.kv_cache_tokens,
                                         config.kv_cache_bytes)),
         nsa_pool_(model_->config().num_kv_heads, model_->config().head_dim),
-        scheduler_(kv_, SchedulerLimits{config.max_batch_tokens, config.max_running_sequences}),
+        scheduler_(kv_, SchedulerLimits{config.max_batch_tokens, config.max_running_sequences,
+                                         config.max_prefill_tokens_while_decoding}),
         adapters_(shape_of(model_->config()), std::filesystem::path(config.model_dir).filename().string(),
                   config.adapter_dir, config.adapter_resident_bytes) {
     const int loaded = adapters_.load_directory();

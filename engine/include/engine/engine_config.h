@@ -40,6 +40,9 @@ struct EngineConfig {
   int64_t kv_cache_bytes = 0;
   int kv_block_size = 16;
   int max_batch_tokens = 512;          // tokens per engine step (decode + prefill chunks)
+  // Prefill tokens per step while other sequences decode (0 = max_batch_tokens): bounds how
+  // long a new prompt can stall the running streams' next token.
+  int max_prefill_tokens_while_decoding = 128;
   int max_running_sequences = 64;
   int max_queue = 256;                 // waiting requests beyond this -> 429
   int max_prompt_tokens = 0;           // 0 = the model's max_position_embeddings

@@ -24,13 +24,17 @@ void Scheduler::preempt(std::unique_ptr<Sequence>& victim, StepPlan& plan) {
 StepPlan Scheduler::schedule() {
   StepPlan plan;
   int budget = limits_.max_batch_tokens;
+  // Prefill tokens this step may take; capped once the decodes are scheduled.
+  int prefill_budget = budget;
 
   // Running sequences: decodes first (one token each, latency-critical), then prefills.
   for (int pass = 0; pass < 2; ++pass) {
-    for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
+    if (pass == 1 && !plan.chunks.empty() && limits_.max_prefill_tokens_while_decoding > 0)
+      prefill_budget = limits_.max_prefill_tokens_while_decoding;
+    for (size_t i = 0; i < running_.size() && std::min(budget, prefill_budget) > 0; ++i) {
       Sequence& seq = *running_[i];
       if (seq.decoding() != (pass == 0)) continue;
-      const int n = std::min(seq.num_uncomputed(), budget);
+      const int n = std::min(seq.num_uncomputed(), pass == 0 ? budget : std::min(budget, prefill_budget));
       // Make room by preempting the youngest sequences; possibly this one.
       bool ok = reserve(seq, n);
       while (!ok && running_.size() - 1 > i) {
@@ -47,11 +51,13 @@ StepPlan Scheduler::schedule() {
       }
       plan.chunks.push_back({&seq, n});
       budget -= n;
+      if (pass == 1) prefill_budget -= n;
     }
   }
 
   // Admit waiting requests in arrival order while resources last.
-  while (!waiting_.empty() && budget > 0 && static_cast<int>(running_.size()) < limits_.max_running) {
+  while (!waiting_.empty() && std::min(budget, prefill_budget) > 0 &&
+         static_cast<int>(running_.size()) < limits_.max_running) {
     Sequence& seq = *waiting_.front();
     // NSA's compressed cache must see every position from 0, so NSA sequences share no prefix.
     if (seq.num_computed == 0 && seq.blocks.blocks.empty() && !seq.nsa_state) {
@@ -61,10 +67,20 @@ StepPlan Scheduler::schedule() {
       seq.num_computed = cached;
       kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.num_computed);
     }
-    const int n = std::min(seq.num_uncomputed(), budget);
-    if (!reserve(seq, n)) break;  // the pool is full: wait for blocks to come back
+    const int n = std::min(seq.num_uncomputed(), std::min(budget, prefill_budget));
+    if (!reserve(seq, n)) {
+      // The pool is full: wait for blocks to come back, holding none. A waiting sequence that
+      // kept the prefix blocks it matched could starve the running ones, and two of them
+      // could wait on each other forever. The blocks stay in the prefix cache, so the next
+      // attempt finds them again unless they were reused meanwhile.
+      kv_.free(seq.blocks);
+      seq.num_computed = 0;
+      seq.num_cached_prompt = 0;
+      break;
+    }
     plan.chunks.push_back({&seq, n});
     budget -= n;
+    prefill_budget -= n;
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }

@@ -2,7 +2,10 @@
 //
 // Each step has a token budget. Running sequences that decode come first (one token
 // each), then running prefills continue in chunks, then waiting requests are admitted in
-// arrival order while the budget, the sequence limit and the KV pool allow. When the pool
+// arrival order while the budget, the sequence limit and the KV pool allow. While anything
+// decodes, prefill tokens per step are capped lower (max_prefill_tokens_while_decoding): a
+// long prefill chunk in the same step would stall every stream's next token for as long as
+// it takes (on a CPU, a 512-token chunk of a 1B model is seconds). When the pool
 // cannot hold a running sequence's next tokens, the most recently admitted sequence is
 // preempted: its blocks are freed and it is recomputed later from its tokens, so nothing is
 // lost or corrupted.
@@ -21,6 +24,7 @@ namespace hotswap {
 struct SchedulerLimits {
   int max_batch_tokens = 512;
   int max_running = 64;
+  int max_prefill_tokens_while_decoding = 0;  // 0 = max_batch_tokens
 };
 
 class Scheduler {

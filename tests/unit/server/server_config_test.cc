@@ -25,6 +25,7 @@ TEST(ServerConfig, DefaultsMatchTheShippedConfigFile) {
   EXPECT_EQ(from_file.timeouts.drain_ms, builtin.timeouts.drain_ms);
   EXPECT_EQ(from_file.engine.kv_cache_tokens, builtin.engine.kv_cache_tokens);
   EXPECT_EQ(from_file.engine.matmul_precision, builtin.engine.matmul_precision);
+  EXPECT_EQ(from_file.engine.max_prefill_tokens_while_decoding, builtin.engine.max_prefill_tokens_while_decoding);
   EXPECT_EQ(from_file.engine.max_queue, builtin.engine.max_queue);
   EXPECT_EQ(from_file.engine.max_new_tokens, builtin.engine.max_new_tokens);
   EXPECT_EQ(from_file.engine.adapter_resident_bytes, builtin.engine.adapter_resident_bytes);
