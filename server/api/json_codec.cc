@@ -178,7 +178,7 @@ json parse_body(std::string_view body) {
   json root;
   try {
     root = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
     std::string what = e.what();
     if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
     reject("", "request body is not valid JSON: " + what, "invalid_json");

@@ -26,6 +26,7 @@ const user = [{ role: 'user', content: 'hi' }];
 const cases = () => [
   ['bad JSON', 'POST', C, '{"prompt": "hi", ', 400, /not valid JSON/],
   ['empty body', 'POST', C, '', 400, /not valid JSON/],
+  ['number overflowing a double', 'POST', C, '{"prompt": "hi", "max_tokens": 1e400}', 400, /not valid JSON: number overflow/],
   ['body is an array', 'POST', C, '[1, 2]', 400, /must be a JSON object, got an array/],
   ['missing prompt', 'POST', C, { model }, 400, /prompt is required/, 'prompt'],
   ['prompt of the wrong type', 'POST', C, { model, prompt: 42 }, 400, /prompt must be a string/, 'prompt'],
