@@ -186,7 +186,8 @@ struct CallContext {
     return buffers->importance.data() + (static_cast<int64_t>(i - tile_begin) * call->num_heads + qh) * nsel_max;
   }
   float* branch_out(int i, int qh) const {
-    return buffers->o_branch.data() + ((static_cast<int64_t>(i - tile_begin) * call->num_heads + qh) * 2) * call->head_dim;
+    return buffers->o_branch.data() +
+           ((static_cast<int64_t>(i - tile_begin) * call->num_heads + qh) * 2) * call->head_dim;
   }
   float* partial(int i, int g, int chunk_index) const {
     const int64_t item = static_cast<int64_t>(i - tile_begin) * call->num_kv_heads + g;
@@ -284,7 +285,7 @@ void select_for_group(const CallContext& ctx, int i, int g, ItemScratch& s) {
   const int G = ctx.group;
   const int64_t t = static_cast<int64_t>(call.first_position) + i;
   const int64_t nsel = c.num_selection_blocks(t);
-  // Each head's softmaxes and importance (phase A2), then the group's importance: its heads',
+  // Each head's softmaxes and importance (compressed_softmax), then the group's importance: its heads',
   // summed in head order as group_importance().
   for (int a = 0; a < G; ++a) compressed_softmax(ctx, i, g * G + a);
   float* imp = grow(s.importance, nsel);
@@ -304,7 +305,8 @@ void select_for_group(const CallContext& ctx, int i, int g, ItemScratch& s) {
   int n = 0;
   const int64_t sel = c.selection_block_size;
   for (int k = 0; k < num_blocks; ++k) {
-    const int lo = static_cast<int>(blocks[k] * sel), hi = static_cast<int>(std::min((blocks[k] + 1) * sel, t + 1));
+    const int lo = static_cast<int>(blocks[k] * sel);
+    const int hi = static_cast<int>(std::min((blocks[k] + 1) * sel, t + 1));
     if (n > 0 && ranges[n - 1].end == lo) {
       ranges[n - 1].end = hi;  // adjacent blocks: one segment
     } else {
@@ -504,11 +506,13 @@ void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, con
       ItemScratch& s = item_scratch();
 #pragma omp for schedule(dynamic, 1)
       for (int64_t it = 0; it < chunked; ++it) {
-        compressed_scores(ctx, i0 + static_cast<int>(it / num_chunks / hkv), static_cast<int>(it / num_chunks % hkv),
-                          static_cast<int>(it % num_chunks));
+        compressed_scores(ctx, i0 + static_cast<int>(it / num_chunks / hkv),
+                          static_cast<int>(it / num_chunks % hkv), static_cast<int>(it % num_chunks));
       }
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t it = 0; it < groups; ++it) select_for_group(ctx, i0 + static_cast<int>(it / hkv), static_cast<int>(it % hkv), s);
+      for (int64_t it = 0; it < groups; ++it) {
+        select_for_group(ctx, i0 + static_cast<int>(it / hkv), static_cast<int>(it % hkv), s);
+      }
       // The selected and sliding items first: each is bigger than a chunk of compressed values.
 #pragma omp for schedule(dynamic, 1)
       for (int64_t it = 0; it < 2 * groups + chunked; ++it) {
@@ -517,12 +521,14 @@ void nsa_attend(const LayerAttentionCall& call, const NsaLayerInputs& extra, con
                            static_cast<int>(it % 2), s);
         } else {
           const int64_t k = it - 2 * groups;
-          compressed_values(ctx, i0 + static_cast<int>(k / num_chunks / hkv), static_cast<int>(k / num_chunks % hkv),
-                            static_cast<int>(k % num_chunks));
+          compressed_values(ctx, i0 + static_cast<int>(k / num_chunks / hkv),
+                            static_cast<int>(k / num_chunks % hkv), static_cast<int>(k % num_chunks));
         }
       }
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t it = 0; it < heads; ++it) finish_head(ctx, i0 + static_cast<int>(it / H), static_cast<int>(it % H));
+      for (int64_t it = 0; it < heads; ++it) {
+        finish_head(ctx, i0 + static_cast<int>(it / H), static_cast<int>(it % H));
+      }
     }
   }
 }
