@@ -30,7 +30,8 @@ struct CodecLimits {
 struct RequestError {
   std::string message;
   std::string param;  // the offending field ("messages[2].role"), "" for the whole body
-  std::string code;   // "invalid_json", "invalid_utf8", "invalid_type", "invalid_value", "missing_field"
+  std::string code;   // "invalid_json", "invalid_utf8", "invalid_type", "invalid_value", "missing_field",
+                      // "unsupported_field"
 };
 
 // nullopt on success.

@@ -26,7 +26,7 @@ void check_sampling(const hotswap::v1::SamplingFields& s, const hotswap::server:
 
 void check_error(const hotswap::server::RequestError& e) {
   static const std::set<std::string> kCodes = {"invalid_json", "invalid_utf8", "invalid_type", "invalid_value",
-                                               "missing_field"};
+                                               "missing_field", "unsupported_field"};
   require(!e.message.empty());
   require(kCodes.count(e.code) == 1);
 }
