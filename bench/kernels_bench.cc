@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "kernels/isa.h"
+#include "roofline.h"
 #include "kernels/linear.h"
 #include "kernels/rms_norm.h"
 #include "kernels/silu_mul.h"
@@ -42,33 +43,10 @@
 namespace hotswap::kernels {
 namespace {
 
-int bench_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-template <typename Body>
-void on_all_threads(const Body& body) {
-#ifdef _OPENMP
-#pragma omp parallel
-  body(omp_get_thread_num(), omp_get_num_threads());
-#else
-  body(0, 1);
-#endif
-}
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double process_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
+using bench::bench_threads;
+using bench::now_seconds;
+using bench::on_all_threads;
+using bench::process_cpu_seconds;
 
 // Rate of one timed region, best of several: amount / wall seconds, and amount per CPU
 // second of this process. The second is immune to time slices lost to other processes, so
@@ -102,94 +80,14 @@ AlignedBytes aligned_bytes(size_t n) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Roofline: read bandwidth.
+// Roofline (bench/roofline.h): read bandwidth timed in 32 MiB windows over a 1 GiB buffer (so
+// every window streams from DRAM), 4 passes: 128 samples of the size of one 8192 x 2048 BF16
+// GEMV call, so that on a shared machine the best window and the best GEMV call have similar
+// odds of running undisturbed. FMA peak: best of 64 samples of ~1 ms.
 
-// kPrefetch: also issue a software prefetch 2 KiB ahead; the faster of the two variants counts.
-template <bool kPrefetch>
-__attribute__((target("avx512f"))) float sum_avx512(const float* p, size_t n) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  for (size_t i = 0; i + 64 <= n; i += 64) {
-    if constexpr (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(p + i + 512), _MM_HINT_T0);
-    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
-    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
-    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
-    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
-template <bool kPrefetch>
-__attribute__((target("avx2"))) float sum_avx2(const float* p, size_t n) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  for (size_t i = 0; i + 32 <= n; i += 32) {
-    if (kPrefetch && i % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(p + i + 512), _MM_HINT_T0);
-    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
-    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
-    a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
-    a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
-  }
-  alignas(32) float t[8];
-  _mm256_store_ps(t, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
-}
-
-float sum_scalar(const float* p, size_t n) {
-  float a[4] = {};
-  for (size_t i = 0; i + 4 <= n; i += 4)
-    for (int j = 0; j < 4; ++j) a[j] += p[i + j];
-  return a[0] + a[1] + a[2] + a[3];
-}
-
-template <bool kPrefetch>
-float sum_best(const float* p, size_t n) {
-  switch (best_supported_isa()) {
-    case Isa::kAvx512:
-      return sum_avx512<kPrefetch>(p, n);
-    case Isa::kAvx2:
-      return sum_avx2<kPrefetch>(p, n);
-    case Isa::kScalar:
-      break;
-  }
-  return sum_scalar(p, n);
-}
-
-// Results of the timed loops go here so the compiler keeps them; one slot per thread.
-volatile float g_sink[256];
-
-// Timed in 32 MiB windows over a 1 GiB buffer (so every window streams from DRAM), 4 passes:
-// 128 samples of the size of one 8192 x 2048 BF16 GEMV call, so that on a shared machine the
-// best window and the best GEMV call have similar odds of running undisturbed.
 double measure_read_bandwidth() {
-  constexpr size_t kBytes = size_t{1} << 30, kWindowBytes = size_t{32} << 20;
-  constexpr size_t kWindowFloats = kWindowBytes / 4, kWindows = kBytes / kWindowBytes;
-  AlignedBytes buf = aligned_bytes(kBytes);
-  auto* f = reinterpret_cast<float*>(buf.get());
-  // Thread t's part of window w: [begin, end) floats.
-  auto part = [&](size_t w, int t, int nt) {
-    const size_t per = kWindowFloats / static_cast<size_t>(nt) / 64 * 64;
-    return std::pair<size_t, size_t>{w * kWindowFloats + per * t, w * kWindowFloats + per * (t + 1)};
-  };
-  // Each thread touches the memory it will read (first-touch placement).
-  on_all_threads([&](int t, int nt) {
-    for (size_t w = 0; w < kWindows; ++w) {
-      auto [b, e] = part(w, t, nt);
-      std::fill(f + b, f + e, 1.0f);
-    }
-  });
-  BestRate rate;
-  for (size_t pass = 0; pass < 4; ++pass) {
-    for (size_t w = 0; w < kWindows; ++w) {
-      size_t bytes = 0;
-      rate.start();
-      on_all_threads([&](int t, int nt) {
-        auto [b, e] = part(w, t, nt);
-        g_sink[t % 256] = pass % 2 ? sum_best<true>(f + b, e - b) : sum_best<false>(f + b, e - b);
-        if (t == 0) bytes = (e - b) * 4 * static_cast<size_t>(nt);
-      });
-      rate.stop(static_cast<double>(bytes) / 1e9, bench_threads());
-    }
-  }
-  return rate.wall();
+  static bench::ReadBandwidthProbe probe;
+  return probe.best_window(size_t{32} << 20, 4).wall;
 }
 
 // GB/s, best seen so far (measured again before the summary).
@@ -199,83 +97,10 @@ double read_bandwidth(bool remeasure = false) {
   return best;
 }
 
-// ---------------------------------------------------------------------------------------
-// Roofline: FMA peak. 16 (AVX2: 12) independent accumulators cover FMA latency x pipes on
-// current cores; the loop has no loads, so it measures the FMA units only.
-
-constexpr int64_t kFmaIters = int64_t{1} << 18;  // about 1 ms per sample
-
-// Inline assembly, so the compiler can neither spill the accumulators nor fuse the chains.
-__attribute__((target("avx512f"))) void fma_loop_avx512(int64_t iters) {
-  __asm__ volatile(
-      "vpxord %%zmm16, %%zmm16, %%zmm16\n"
-      "vpxord %%zmm17, %%zmm17, %%zmm17\n"
-      "1:\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm0\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm1\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm2\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm3\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm4\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm5\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm6\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm7\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm8\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm9\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm10\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm11\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm12\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm13\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm14\n"
-      "vfmadd231ps %%zmm16, %%zmm17, %%zmm15\n"
-      "dec %0\n"
-      "jnz 1b\n"
-      : "+r"(iters)
-      :
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-        "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "cc");
-}
-
-__attribute__((target("avx2,fma"))) void fma_loop_avx2(int64_t iters) {
-  __asm__ volatile(
-      "vxorps %%ymm12, %%ymm12, %%ymm12\n"
-      "vxorps %%ymm13, %%ymm13, %%ymm13\n"
-      "1:\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm0\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm1\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm2\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm3\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm4\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm5\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm6\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm7\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm8\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm9\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm10\n"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm11\n"
-      "dec %0\n"
-      "jnz 1b\n"
-      : "+r"(iters)
-      :
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-        "xmm12", "xmm13", "cc");
-}
-
 // {wall, cpu} GFLOP/s.
 std::pair<double, double> measure_fma_peak() {
-  const bool wide = best_supported_isa() == Isa::kAvx512;
-  const double flops_per_iter = wide ? 16.0 * 16 * 2 : 12.0 * 8 * 2;
-  BestRate rate;
-  for (int rep = 0; rep < 64; ++rep) {
-    rate.start();
-    on_all_threads([&](int, int) {
-      if (wide)
-        fma_loop_avx512(kFmaIters);
-      else
-        fma_loop_avx2(kFmaIters);
-    });
-    rate.stop(bench_threads() * flops_per_iter * kFmaIters / 1e9, bench_threads());
-  }
-  return {rate.wall(), rate.cpu()};
+  const bench::Rate r = bench::measure_fma_peak(64, int64_t{1} << 18);
+  return {r.wall, r.cpu};
 }
 
 // GFLOP/s, best seen so far (measured again before the summary).
@@ -493,11 +318,7 @@ void print_summary(double wall_start, double cpu_start) {
   const double share = cpu_share(wall_start, cpu_start);
   const double bandwidth = read_bandwidth(/*remeasure=*/true);
   const auto [peak, peak_cpu] = fma_peak(/*remeasure=*/true);
-  double load = -1;
-  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf", &load) != 1) load = -1;
-    std::fclose(f);
-  }
+  const double load = bench::load_average();
   std::printf("\nRoofline summary: best call of each case vs best roofline measurement.\n");
   std::printf("  %d threads, best ISA %s; load average %.2f; our threads ran %.0f%% of the wall time\n",
               bench_threads(), isa_name(best_supported_isa()), load, 100 * share);

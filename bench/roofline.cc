@@ -11,6 +11,10 @@
 
 #include "kernels/isa.h"
 
+// GCC 12's AVX-512 intrinsics self-initialise "undefined" operands; -Wuninitialized flags them.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace hotswap::bench {
 namespace {
 
@@ -164,14 +168,33 @@ Rate ReadBandwidthProbe::pass() {
   return r;
 }
 
+Rate ReadBandwidthProbe::best_window(size_t window_bytes, int passes) {
+  const size_t window_floats = window_bytes / 4, windows = bytes_ / 4 / window_floats;
+  Rate best;
+  for (int pass = 0; pass < passes; ++pass) {
+    const bool prefetch = passes_++ % 2 == 1;
+    for (size_t w = 0; w < windows; ++w) {
+      const Stopwatch sw;
+      on_all_threads([&](int t, int nt) {
+        // Thread t reads its part of the window (its part of the buffer, as first touched:
+        // windows cut each thread's slice at the same relative offsets).
+        const size_t slice = bytes_ / 4 / static_cast<size_t>(nt), per = window_floats / static_cast<size_t>(nt);
+        const size_t b = slice * static_cast<size_t>(t) + per * w, n = per / 64 * 64;
+        g_sink[t % 256] = prefetch ? sum_best<true>(data_ + b, n) : sum_best<false>(data_ + b, n);
+      });
+      best.keep(static_cast<double>(window_bytes) / 1e9, sw.elapsed());
+    }
+  }
+  return best;
+}
+
 Rate ReadBandwidthProbe::best_of(int passes) {
   Rate best;
   for (int i = 0; i < passes; ++i) best.keep(pass());
   return best;
 }
 
-Rate measure_fma_peak(int reps) {
-  constexpr int64_t kIters = int64_t{1} << 22;
+Rate measure_fma_peak(int reps, int64_t iters) {
   const Isa isa = kernels::best_supported_isa();
   if (isa == Isa::kScalar) return {};
   const bool wide = isa == Isa::kAvx512;
@@ -181,11 +204,11 @@ Rate measure_fma_peak(int reps) {
     const Stopwatch sw;
     on_all_threads([&](int, int) {
       if (wide)
-        fma_loop_avx512(kIters);
+        fma_loop_avx512(iters);
       else
-        fma_loop_avx2(kIters);
+        fma_loop_avx2(iters);
     });
-    best.keep(bench_threads() * flops_per_iter * kIters / 1e9, sw.elapsed());
+    best.keep(bench_threads() * flops_per_iter * static_cast<double>(iters) / 1e9, sw.elapsed());
   }
   return best;
 }

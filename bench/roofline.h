@@ -96,6 +96,10 @@ class ReadBandwidthProbe {
   Rate pass();
   // Best of `passes` sweeps.
   Rate best_of(int passes);
+  // Best rate of any `window_bytes` window, each timed alone, over `passes` sweeps: samples
+  // of the size of one kernel call, so that on a shared machine the best window and the
+  // best call have similar odds of running undisturbed.
+  Rate best_window(size_t window_bytes, int passes);
   size_t bytes() const { return bytes_; }
 
  private:
@@ -105,8 +109,9 @@ class ReadBandwidthProbe {
 };
 
 // f32 FMA peak, GFLOP/s: every thread runs 16 (AVX2: 12) independent register-only
-// vfmadd231ps chains in inline assembly (no loads), best of `reps` runs of ~10 ms each.
-Rate measure_fma_peak(int reps = 5);
+// vfmadd231ps chains in inline assembly (no loads), best of `reps` runs of `iters` loop
+// iterations (2^22: ~10 ms).
+Rate measure_fma_peak(int reps = 5, int64_t iters = int64_t{1} << 22);
 // How the peak is measured, for the report ("zmm, 16 independent chains per thread").
 const char* fma_peak_method();
 
