@@ -640,7 +640,7 @@ function analyse(o, level, records, w) {
 }
 
 // The decode table of engine_throughput_bench's output (the first model in it):
-//   batch steps best_ms median_ms tok/s_best tok/s_median tok/s_cpu cpu%
+//   batch best_ms median_ms tok/s_best tok/s_median tok/s_cpu cpu%
 function readEngineReference(file) {
   const text = fs.readFileSync(file, 'utf8');
   const rows = {};
@@ -660,8 +660,8 @@ function readEngineReference(file) {
     }
     if (!inDecode) continue;
     const r = line.trim().split(/\s+/);
-    if (r.length >= 7 && /^\d+$/.test(r[0])) {
-      rows[r[0]] = { tokens_per_s_best_step: Number(r[4]), tokens_per_s_median_step: Number(r[5]), tokens_per_s_cpu_time: Number(r[6]) };
+    if (r.length >= 6 && /^\d+$/.test(r[0])) {
+      rows[r[0]] = { tokens_per_s_best_step: Number(r[3]), tokens_per_s_median_step: Number(r[4]), tokens_per_s_cpu_time: Number(r[5]) };
     } else if (Object.keys(rows).length) inDecode = false;
   }
   if (!Object.keys(rows).length) throw new Error(`--engine-reference ${file}: no decode table found`);
