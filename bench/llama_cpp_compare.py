@@ -74,8 +74,8 @@ def main(run):
         med = "%.2fx" % statistics.median(ratios) if ratios else "-"
         print("%-40s %s   %s" % (name, "  ".join(cells), med))
     print("(L = mean of the llama.cpp runs before and after each Hotswap run; ratio = hotswap / llama.cpp;")
-    print(" [CPU time] = work / (process CPU s / threads): counts ggml's spinning barriers as work, Hotswap's")
-    print(" passive OpenMP waits not, so it favours Hotswap; the wall-time rows are the comparison.)")
+    print(" [CPU time] = work / (process CPU s / threads): both count their spinning barrier waits as work;")
+    print(" the wall-time rows are the comparison, the per-round bandwidth row the fairest on a drifting host.)")
 
 
 if __name__ == "__main__":

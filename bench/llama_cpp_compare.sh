@@ -24,12 +24,14 @@ ROOT=$PWD
 CYCLES=2
 THREADS=2
 FA=auto
+PRECISION=f32
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --cycles) CYCLES=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --flash-attn) FA=$2; shift 2 ;;
-    *) echo "usage: $0 [--cycles N] [--threads N] [--flash-attn auto|on|off]" >&2; exit 2 ;;
+    --matmul-precision) PRECISION=$2; shift 2 ;;
+    *) echo "usage: $0 [--cycles N] [--threads N] [--flash-attn auto|on|off] [--matmul-precision f32|bf16]" >&2; exit 2 ;;
   esac
 done
 
@@ -79,7 +81,7 @@ RUN=$CACHE/runs/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RUN"
 {
   echo "commit $(git rev-parse --short HEAD); llama.cpp release $LLAMA_RELEASE (node-llama-cpp $NLC_VERSION prebuilt);" \
-    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs; threads $THREADS; flash-attn $FA"
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs; threads $THREADS; flash-attn $FA; hotswap matmul precision $PRECISION"
 } | tee "$RUN/info.txt"
 run_llama() {
   echo "== $(date +%T) llama.cpp run $1 (load average $(cut -d' ' -f1 /proc/loadavg))"
@@ -89,8 +91,12 @@ run_llama() {
 }
 run_hotswap() {
   echo "== $(date +%T) hotswap run $1 (load average $(cut -d' ' -f1 /proc/loadavg))"
-  OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$THREADS build/bin/engine_throughput_bench --presets llama-3.2-1b \
-    --context 128 --batches 1,16 --prompts 512 > "$RUN/hotswap-$1.txt"
+  # The engine's own OpenMP settings (libgomp's default wait policy), as `hotswap serve` runs.
+  # --matmul-precision bf16: the arithmetic llama.cpp uses for a bf16 model (bf16 products).
+  local precision=()
+  [[ $PRECISION == bf16 ]] && precision=(--bf16-dot)
+  OMP_NUM_THREADS=$THREADS build/bin/engine_throughput_bench --presets llama-3.2-1b \
+    --context 128 --batches 1,16 --prompts 512 "${precision[@]}" > "$RUN/hotswap-$1.txt"
   grep -E '^(range|  +[0-9])' "$RUN/hotswap-$1.txt"
 }
 for ((i = 0; i < CYCLES; i++)); do
