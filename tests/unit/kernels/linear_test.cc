@@ -213,6 +213,33 @@ TEST_P(LinearTest, Bf16DotRowsAreIndependentOfTheBatch) {
   }
 }
 
+// Below kBf16DotMinRows rows kBf16Dot multiplies the same bf16-rounded x in the dot form, so
+// a row alone (decode of one sequence) and the same row in a batch differ only by float32
+// summation order, not by the rounding of x.
+TEST_P(LinearTest, Bf16DotRoundsXAtEveryRowCount) {
+  if (GetParam().dtype != DType::kBF16 || GetParam().isa != Isa::kAvx512 || !cpu_has_avx512_bf16())
+    GTEST_SKIP() << "kBf16Dot does not apply";
+  set_linear_precision(LinearPrecision::kBf16Dot);
+  const int64_t n = 97, k = 1031;
+  std::mt19937 rng(4242);
+  const StoredWeight w = make_weight(DType::kBF16, n, k, rng);
+  const std::vector<float> x = random_floats(kBf16DotMinRows * k, rng);
+  std::vector<float> batched(static_cast<size_t>(kBf16DotMinRows * n));
+  linear(x.data(), kBf16DotMinRows, w.view, nullptr, batched.data());
+  for (int64_t m = 1; m < kBf16DotMinRows; ++m) {
+    std::vector<float> small(static_cast<size_t>(m * n));
+    linear(x.data(), m, w.view, nullptr, small.data());
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        double magnitude = 0;  // sum_c |x·w|: the scale of float32 summation error
+        for (int64_t c = 0; c < k; ++c)
+          magnitude += std::fabs(static_cast<double>(x[i * k + c]) * w.view.at(j * k + c));
+        EXPECT_NEAR(small[i * n + j], batched[i * n + j], 1e-6 * magnitude) << "m=" << m << " row " << i;
+      }
+    }
+  }
+}
+
 // The bf16 path really runs (x is rounded) when enabled, and only then.
 TEST_P(LinearTest, Bf16DotPrecisionChangesResultsOnlyWhereItApplies) {
   std::mt19937 rng(77);

@@ -81,11 +81,16 @@ Range split(int64_t units, int count, int index, int64_t unit, int64_t limit) {
   return {std::min(b * unit, limit), std::min(e * unit, limit)};
 }
 
+// round_x_to_bf16: kBf16Dot below kBf16DotMinRows rows. The products are then exactly those
+// of the bf16 form (bf16 x bf16 is exact in float32), so a row's result does not depend on
+// which form its step's row count picks beyond float32 summation order.
 void run_dot_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
-                  const float* bias, float* y, int threads) {
+                  const float* bias, float* y, int threads, bool round_x_to_bf16) {
   const int64_t stride = kern.dot_x_stride(w.k);
   float* xd = detail::thread_scratch_as<float>(ScratchSlot::kLinearX, static_cast<size_t>(m * stride));
   kern.prepare_dot_x(x, m, w.k, w.dtype, xd);
+  if (round_x_to_bf16)
+    for (int64_t i = 0; i < m * stride; ++i) xd[i] = bf16_to_f32(f32_to_bf16(xd[i]));
   const int64_t units = (w.n + kDotColumnUnit - 1) / kDotColumnUnit;
   parallel_run(threads, [&](int index, int count) {
     const Range cols = split(units, count, index, kDotColumnUnit, w.n);
@@ -152,9 +157,10 @@ void run_bf16_dot_form(const LinearKernels& kern, const float* x, int64_t m, con
   });
 }
 
-bool use_bf16_dot(const LinearKernels& kern, const WeightMatrix& w, int64_t m) {
+// kBf16Dot applies to this weight on this CPU (at any m: see run_dot_form).
+bool bf16_products(const LinearKernels& kern, const WeightMatrix& w) {
   return kern.gemm_cols_bf16 != nullptr && cpu_has_avx512_bf16() && w.dtype == DType::kBF16 &&
-         m >= kBf16DotMinRows && g_precision.load(std::memory_order_relaxed) == LinearPrecision::kBf16Dot;
+         g_precision.load(std::memory_order_relaxed) == LinearPrecision::kBf16Dot;
 }
 
 }  // namespace
@@ -177,10 +183,11 @@ void linear(const float* x, int64_t m, const TensorView& w, const float* bias, f
 
   const LinearKernels& kern = kernels_for(active_isa());
   const int threads = thread_count(m * wm.n * wm.k);
-  if (use_bf16_dot(kern, wm, m)) return run_bf16_dot_form(kern, x, m, wm, bias, y, threads);
-  if (kern.gemm_cols != nullptr && m >= kMinPackedRows)
+  const bool bf16 = bf16_products(kern, wm);
+  if (bf16 && m >= kBf16DotMinRows) return run_bf16_dot_form(kern, x, m, wm, bias, y, threads);
+  if (!bf16 && kern.gemm_cols != nullptr && m >= kMinPackedRows)
     return run_packed_form(kern, x, m, wm, bias, y, threads);
-  run_dot_form(kern, x, m, wm, bias, y, threads);
+  run_dot_form(kern, x, m, wm, bias, y, threads, bf16);
 }
 
 const char* linear_isa() {
