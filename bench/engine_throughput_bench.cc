@@ -27,8 +27,9 @@
 //   engine_throughput_bench [--presets smollm2-135m,llama-3.2-1b] [--root /tmp/hotswap-bench]
 //                           [--context 128] [--batches 1,4,16,64] [--prompts 128,512]
 //                           [--min-time 1.5] [--min-rounds 12] [--max-steps 40]
-//                           [--prefill-reps 2] [--bf16-dot]
-// --bf16-dot runs linear() with LinearPrecision::kBf16Dot (vdpbf16ps for m >= 16).
+//                           [--prefill-reps 2] [--matmul-precision auto|f32|bf16]
+// --matmul-precision is the engine's setting (default auto: bf16 arithmetic for BF16 weights;
+// f32: exact float32 products); --bf16-dot is an older spelling of bf16.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -103,15 +104,16 @@ struct Options {
   int min_rounds = 12;
   int max_steps = 40;     // decode rounds at most
   int prefill_reps = 2;   // timed prefills per prompt length, after one warm-up
-  bool bf16_dot = false;  // LinearPrecision::kBf16Dot (not the engine's default) for m >= 16
+  // As the engine's engine.matmul_precision (auto: bf16 products for BF16 weights).
+  MatmulPrecision precision = MatmulPrecision::kAuto;
 };
 
 bool parse_options(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     if (k == "--help" || k == "-h") return false;
-    if (k == "--bf16-dot") {
-      o.bf16_dot = true;
+    if (k == "--bf16-dot") {  // the older spelling of --matmul-precision bf16
+      o.precision = MatmulPrecision::kBf16;
       continue;
     }
     if (i + 1 >= argc) {
@@ -121,6 +123,12 @@ bool parse_options(int argc, char** argv, Options& o) {
     const std::string v = argv[++i];
     if (k == "--presets") o.presets = split(v);
     else if (k == "--root") o.root = v;
+    else if (k == "--matmul-precision") {
+      if (!parse_matmul_precision(v, &o.precision)) {
+        std::fprintf(stderr, "--matmul-precision: auto, f32 or bf16\n");
+        return false;
+      }
+    }
     else if (k == "--context") o.context = std::atoi(v.c_str());
     else if (k == "--batches") o.batches = split_ints(v);
     else if (k == "--prompts") o.prompts = split_ints(v);
@@ -342,14 +350,16 @@ std::string ensure_model(const Options& o, const std::string& preset) {
 ModelSummary bench_model(const Options& o, const std::string& preset, ReadBandwidthProbe& probe) {
   const std::string dir = ensure_model(o, preset);
   auto model = Model::load(dir);
+  kernels::set_linear_precision(linear_precision_for(o.precision, *model));
   const ModelConfig& c = model->config();
   ModelSummary sum;
   sum.preset = preset;
   sum.gb_per_token = weight_bytes_per_token(*model) / 1e9;
   const double kv_mb = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * 4.0 * (o.context + 1) / 1e6;
-  std::printf("\n== %s: %s, %d layers, D %d, I %d, H %d/%d, vocab %d, %s weights ==\n", preset.c_str(), dir.c_str(),
+  std::printf("\n== %s: %s, %d layers, D %d, I %d, H %d/%d, vocab %d, %s weights, linear() path %s ==\n",
+              preset.c_str(), dir.c_str(),
               c.num_layers, c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.vocab_size,
-              std::string(dtype_name(model->weights().dominant_dtype())).c_str());
+              std::string(dtype_name(model->weights().dominant_dtype())).c_str(), kernels::linear_isa());
   std::printf("weights read per decode token: %.3f GB (+ %.1f MB of f32 K/V at context %d)\n", sum.gb_per_token,
               kv_mb, o.context);
   std::fflush(stdout);
@@ -412,13 +422,12 @@ std::string median_and_range(const std::vector<double>& v, double scale, const c
 int run(const Options& o) {
   const CpuShare whole;
   const double t_start = now_seconds();
-  if (o.bf16_dot) kernels::set_linear_precision(kernels::LinearPrecision::kBf16Dot);
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   std::printf("engine_throughput_bench: %d threads (OMP_WAIT_POLICY=%s), best ISA %s (avx512_bf16: %s), "
-              "linear() path %s%s, load average %.2f\n",
+              "matmul precision %s, load average %.2f\n",
               bench::bench_threads(), wait_policy ? wait_policy : "unset",
               kernels::isa_name(kernels::best_supported_isa()), kernels::cpu_has_avx512_bf16() ? "yes" : "no",
-              kernels::linear_isa(), o.bf16_dot ? " (--bf16-dot: bf16 products for m >= 16)" : "", load_average());
+              matmul_precision_name(o.precision), load_average());
   ReadBandwidthProbe probe;
   Rate bandwidth = probe.best_of(8);
   Rate peak = bench::measure_fma_peak();
@@ -485,7 +494,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: engine_throughput_bench [--presets smollm2-135m,llama-3.2-1b] [--root /tmp/hotswap-bench]\n"
                  "         [--context 128] [--batches 1,4,16,64] [--prompts 128,512] [--min-time 1.5]\n"
-                 "         [--min-rounds 12] [--max-steps 40] [--prefill-reps 2] [--bf16-dot]\n");
+                 "         [--min-rounds 12] [--max-steps 40] [--prefill-reps 2] [--matmul-precision auto|f32|bf16]\n");
     return 2;
   }
   if (o.batches.empty() || o.presets.empty()) return 2;

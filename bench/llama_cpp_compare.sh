@@ -24,14 +24,14 @@ ROOT=$PWD
 CYCLES=2
 THREADS=2
 FA=auto
-PRECISION=f32
+PRECISION=auto
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --cycles) CYCLES=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --flash-attn) FA=$2; shift 2 ;;
     --matmul-precision) PRECISION=$2; shift 2 ;;
-    *) echo "usage: $0 [--cycles N] [--threads N] [--flash-attn auto|on|off] [--matmul-precision f32|bf16]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--cycles N] [--threads N] [--flash-attn auto|on|off] [--matmul-precision auto|f32|bf16]" >&2; exit 2 ;;
   esac
 done
 
@@ -92,11 +92,10 @@ run_llama() {
 run_hotswap() {
   echo "== $(date +%T) hotswap run $1 (load average $(cut -d' ' -f1 /proc/loadavg))"
   # The engine's own OpenMP settings (libgomp's default wait policy), as `hotswap serve` runs.
-  # --matmul-precision bf16: the arithmetic llama.cpp uses for a bf16 model (bf16 products).
-  local precision=()
-  [[ $PRECISION == bf16 ]] && precision=(--bf16-dot)
+  # --matmul-precision auto (the engine's default) = bf16 for this bf16 model: the arithmetic
+  # llama.cpp uses for it (bf16 products); f32 compares Hotswap's exact mode.
   OMP_NUM_THREADS=$THREADS build/bin/engine_throughput_bench --presets llama-3.2-1b \
-    --context 128 --batches 1,16 --prompts 512 "${precision[@]}" > "$RUN/hotswap-$1.txt"
+    --context 128 --batches 1,16 --prompts 512 --matmul-precision "$PRECISION" > "$RUN/hotswap-$1.txt"
   grep -E '^(range|  +[0-9])' "$RUN/hotswap-$1.txt"
 }
 for ((i = 0; i < CYCLES; i++)); do

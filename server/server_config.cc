@@ -90,7 +90,7 @@ const std::map<std::string, Setter>& setters() {
       {"engine.matmul_precision",
        [](const json& v, const std::string& w, ServerConfig* c) {
          if (!v.is_string() || !parse_matmul_precision(v.get<std::string>(), &c->engine.matmul_precision))
-           bad(w, "\"f32\" or \"bf16\"", v);
+           bad(w, "\"auto\", \"f32\" or \"bf16\"", v);
        }},
       HS_INT("engine.kv_cache_tokens", c->engine.kv_cache_tokens, 1, kBig),
       HS_INT("engine.kv_cache_bytes", c->engine.kv_cache_bytes, 0, kBig),
@@ -149,7 +149,7 @@ const Flag kFlags[] = {
     {"--log-level", "log_level", "LEVEL  trace|debug|info|warn|error"},
     {"--default-attention", "default_attention", "A  attention when a request says auto and has no adapter"},
     {"--engine-threads", "engine.threads", "N  compute threads (0 = all cores)"},
-    {"--matmul-precision", "engine.matmul_precision", "P  f32 | bf16: bf16 dot products for BF16 weights in batched steps"},
+    {"--matmul-precision", "engine.matmul_precision", "P  auto | f32 | bf16 (auto: bf16 arithmetic for BF16 weights)"},
     {"--kv-cache-tokens", "engine.kv_cache_tokens", "N  KV cache capacity in tokens"},
     {"--kv-cache-bytes", "engine.kv_cache_bytes", "N  KV cache capacity in bytes (overrides tokens)"},
     {"--kv-block-size", "engine.kv_block_size", "N  tokens per KV block"},

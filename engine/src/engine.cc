@@ -50,10 +50,10 @@ class EngineImpl final : public Engine {
     const int loaded = adapters_.load_directory();
     if (!config.adapter_dir.empty()) spdlog::info("loaded {} adapters from {}", loaded, config.adapter_dir);
     if (config_.num_threads > 0) omp_set_num_threads(config_.num_threads);
-    kernels::set_linear_precision(config_.matmul_precision == MatmulPrecision::kBf16 ? kernels::LinearPrecision::kBf16Dot
-                                                                                   : kernels::LinearPrecision::kF32);
-    spdlog::info("event=kernels isa={} matmul_precision={}", kernels::linear_isa(),
-                 matmul_precision_name(config_.matmul_precision));
+    kernels::set_linear_precision(linear_precision_for(config_.matmul_precision, *model_));
+    spdlog::info("event=kernels isa={} matmul_precision={} linear_precision={}", kernels::linear_isa(),
+                 matmul_precision_name(config_.matmul_precision),
+                 kernels::linear_precision() == kernels::LinearPrecision::kBf16Dot ? "bf16" : "f32");
     const ModelConfig& mc = model_->config();
     info_.id = std::filesystem::path(config.model_dir).filename().string();
     if (info_.id.empty()) info_.id = std::filesystem::path(config.model_dir).parent_path().filename().string();

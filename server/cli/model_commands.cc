@@ -26,13 +26,14 @@ AttentionChoice attention_from(const CliArgs& args) {
 }
 
 MatmulPrecision matmul_precision_from(const CliArgs& args) {
-  MatmulPrecision p = MatmulPrecision::kF32;
+  MatmulPrecision p = MatmulPrecision::kAuto;
   if (args.has("matmul-precision") && !parse_matmul_precision(args.get("matmul-precision"), &p))
-    throw UsageError("--matmul-precision must be f32 or bf16, got '" + args.get("matmul-precision") + "'");
+    throw UsageError("--matmul-precision must be auto, f32 or bf16, got '" + args.get("matmul-precision") + "'");
   return p;
 }
 
-constexpr const char* kMatmulPrecisionHelp = "f32 | bf16 (bf16 dot products for BF16 weights in batched steps)";
+constexpr const char* kMatmulPrecisionHelp =
+    "auto | f32 | bf16 (auto: bf16 activations and products for BF16 weights, as PyTorch computes them)";
 
 }  // namespace
 
@@ -52,7 +53,7 @@ int run_generate(int argc, char** argv) {
       .option("attention", "eager | streaming | mixed | nsa | auto, or a JSON object")
       .option("adapter", "adapter_weight.json file or directory")
       .option("threads", "worker threads (0 = all cores)", "0")
-      .option("matmul-precision", kMatmulPrecisionHelp, "f32")
+      .option("matmul-precision", kMatmulPrecisionHelp, "auto")
       .flag("ignore-eos", "do not stop at EOS")
       .flag("json", "print {\"prompt_ids\",\"output_ids\",\"text\"} as JSON");
   if (!args.parse(argc, argv, 2)) return 0;
@@ -130,13 +131,13 @@ int run_logits(int argc, char** argv) {
       .option("prompt-ids", "comma-separated token ids")
       .option("attention", "eager | streaming | mixed | nsa | auto, or a JSON object")
       .option("adapter", "adapter_weight.json file or directory")
-      .option("matmul-precision", kMatmulPrecisionHelp, "f32")
+      .option("matmul-precision", kMatmulPrecisionHelp, "auto")
       .flag("all-positions", "logits for every position, not only the last");
   if (!args.parse(argc, argv, 2)) return 0;
   const std::vector<int32_t> ids = parse_id_list(args.get("prompt-ids"), "prompt-ids");
-  kernels::set_linear_precision(matmul_precision_from(args) == MatmulPrecision::kBf16 ? kernels::LinearPrecision::kBf16Dot
-                                                                                    : kernels::LinearPrecision::kF32);
+  const MatmulPrecision precision = matmul_precision_from(args);
   auto model = Model::load(args.get("model"));
+  kernels::set_linear_precision(linear_precision_for(precision, *model));
   const ModelConfig& c = model->config();
   for (int32_t id : ids)
     if (id >= c.vocab_size)

@@ -1,4 +1,5 @@
-// MatmulPrecision::kBf16 (activations rounded to bf16, vdpbf16ps in batched steps) is held to
+// MatmulPrecision::kBf16 (what `auto`, the engine's default, picks for BF16 checkpoints:
+// activations rounded to bf16, vdpbf16ps in batched steps) is held to
 // a logit tolerance against the float32 path and transformers' reference (float32 compute of
 // the stored bf16 weights), on the tiny bf16 models, with every position of 17- and 300-token
 // prompts run through the bf16 products (m >= 16). These random models (initializer range 0.2)

@@ -9,24 +9,31 @@
 
 namespace hotswap {
 
-// Arithmetic of the projections (every linear layer) for BF16-weight models.
+// Arithmetic of the projections (every linear layer).
 enum class MatmulPrecision : uint8_t {
-  // float32 products of exactly widened weights and float32 activations (the default).
+  // kBf16 for a model whose weights are BF16, else kF32: a bf16 checkpoint is computed the
+  // way PyTorch (autocast, transformers' dtype="auto") and llama.cpp compute it.
+  kAuto,
+  // float32 products of exactly widened weights and float32 activations: the closest to a
+  // float32 reference, whatever the weights' dtype.
   kF32,
-  // For BF16 weights: activations rounded to bf16, products summed in float32 with the CPU's
-  // bf16 dot-product instructions (AVX512_BF16) in batched steps — what PyTorch and
-  // llama.cpp compute for a bf16 model; about twice the arithmetic rate of batched decode and
-  // prefill. Logits move by ~1e-3 relative. F32/F16 weights and CPUs without AVX512_BF16
-  // keep kF32.
+  // For BF16 weights: activations rounded to bf16 before every projection and products summed
+  // in float32, with the CPU's bf16 dot-product instructions (AVX512_BF16) in steps of 8 rows or
+  // more: about twice the arithmetic rate of batched decode and prefill. Logits move by ~1e-3
+  // relative on trained models. F32/F16 weights and CPUs without AVX512_BF16 keep kF32.
   kBf16,
 };
 
-inline const char* matmul_precision_name(MatmulPrecision p) { return p == MatmulPrecision::kBf16 ? "bf16" : "f32"; }
+inline const char* matmul_precision_name(MatmulPrecision p) {
+  return p == MatmulPrecision::kAuto ? "auto" : p == MatmulPrecision::kBf16 ? "bf16" : "f32";
+}
 
-// "f32" / "bf16"; false (and *out unchanged) for anything else.
+// "auto" / "f32" / "bf16"; false (and *out unchanged) for anything else.
 inline bool parse_matmul_precision(const std::string& text, MatmulPrecision* out) {
-  if (text != "f32" && text != "bf16") return false;
-  *out = text == "bf16" ? MatmulPrecision::kBf16 : MatmulPrecision::kF32;
+  if (text == "auto") *out = MatmulPrecision::kAuto;
+  else if (text == "f32") *out = MatmulPrecision::kF32;
+  else if (text == "bf16") *out = MatmulPrecision::kBf16;
+  else return false;
   return true;
 }
 
@@ -34,7 +41,7 @@ struct EngineConfig {
   std::string model_dir;
   int num_threads = 0;                 // 0 = all cores
   // Process-wide (the kernels have one setting): the last engine created decides.
-  MatmulPrecision matmul_precision = MatmulPrecision::kF32;
+  MatmulPrecision matmul_precision = MatmulPrecision::kAuto;
   // KV cache: capacity in tokens (rounded up to whole blocks) or, if kv_cache_bytes > 0, bytes.
   int64_t kv_cache_tokens = 65536;
   int64_t kv_cache_bytes = 0;

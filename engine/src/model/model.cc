@@ -207,4 +207,10 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   return out;
 }
 
+kernels::LinearPrecision linear_precision_for(MatmulPrecision requested, const Model& model) {
+  const bool bf16 = requested == MatmulPrecision::kBf16 ||
+                    (requested == MatmulPrecision::kAuto && model.weights().dominant_dtype() == DType::kBF16);
+  return bf16 ? kernels::LinearPrecision::kBf16Dot : kernels::LinearPrecision::kF32;
+}
+
 }  // namespace hotswap

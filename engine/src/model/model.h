@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine_config.h"
+#include "kernels/linear.h"
 #include "kv_cache/kv_storage.h"
 #include "model/forward_batch.h"
 #include "model/model_config.h"
@@ -52,5 +54,9 @@ class Model {
   RotaryEmbedding rope_;
   std::vector<LayerBiases> biases_;
 };
+
+// The kernels' setting for a requested precision on this model (kAuto: bf16 products for BF16
+// weights). Apply it with kernels::set_linear_precision before running the model.
+kernels::LinearPrecision linear_precision_for(MatmulPrecision requested, const Model& model);
 
 }  // namespace hotswap

@@ -84,7 +84,9 @@ TEST(ServerConfig, UnknownKeysAndBadValuesNameTheKey) {
 }
 
 TEST(ServerConfig, MatmulPrecision) {
-  EXPECT_EQ(parse_serve_args({"serve"}).config.engine.matmul_precision, MatmulPrecision::kF32);
+  EXPECT_EQ(parse_serve_args({"serve"}).config.engine.matmul_precision, MatmulPrecision::kAuto);
+  EXPECT_EQ(parse_serve_args({"serve", "--matmul-precision", "f32"}).config.engine.matmul_precision,
+            MatmulPrecision::kF32);
   EXPECT_EQ(parse_serve_args({"serve", "--matmul-precision", "bf16"}).config.engine.matmul_precision,
             MatmulPrecision::kBf16);
   ServerConfig c;
@@ -95,7 +97,7 @@ TEST(ServerConfig, MatmulPrecision) {
       apply_config_json(bad, "f.json", &c);
       FAIL() << bad << " accepted";
     } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(R"(f.json: engine.matmul_precision must be "f32" or "bf16")"), std::string::npos)
+      EXPECT_NE(std::string(e.what()).find(R"(f.json: engine.matmul_precision must be "auto", "f32" or "bf16")"), std::string::npos)
           << e.what();
     }
   }
