@@ -157,6 +157,19 @@ void run_bf16_dot_form(const LinearKernels& kern, const float* x, int64_t m, con
   });
 }
 
+// kBf16Dot below kBf16DotMinRows rows: x rounded to bf16 once, W streamed row after row.
+void run_bf16_gemv_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
+                        const float* bias, float* y, int threads) {
+  const int64_t stride = kern.bf16_x_stride(w.k);
+  auto* xb = detail::thread_scratch_as<uint16_t>(ScratchSlot::kLinearX, static_cast<size_t>(m * stride));
+  kern.pack_x_bf16(x, w.k, 0, m, xb);
+  const int64_t units = (w.n + kDotColumnUnit - 1) / kDotColumnUnit;
+  parallel_run(threads, [&](int index, int count) {
+    const Range cols = split(units, count, index, kDotColumnUnit, w.n);
+    if (cols.begin < cols.end) kern.gemv_bf16(xb, m, w, bias, cols.begin, cols.end, y);
+  });
+}
+
 // kBf16Dot applies to this weight on this CPU (at any m: see run_dot_form).
 bool bf16_products(const LinearKernels& kern, const WeightMatrix& w) {
   return kern.gemm_cols_bf16 != nullptr && cpu_has_avx512_bf16() && w.dtype == DType::kBF16 &&
@@ -185,6 +198,7 @@ void linear(const float* x, int64_t m, const TensorView& w, const float* bias, f
   const int threads = thread_count(m * wm.n * wm.k);
   const bool bf16 = bf16_products(kern, wm);
   if (bf16 && m >= kBf16DotMinRows) return run_bf16_dot_form(kern, x, m, wm, bias, y, threads);
+  if (bf16 && kern.gemv_bf16 != nullptr) return run_bf16_gemv_form(kern, x, m, wm, bias, y, threads);
   if (!bf16 && kern.gemm_cols != nullptr && m >= kMinPackedRows)
     return run_packed_form(kern, x, m, wm, bias, y, threads);
   run_dot_form(kern, x, m, wm, bias, y, threads, bf16);

@@ -253,6 +253,71 @@ void gemm_rows_bf16(int64_t rows, const uint16_t* xb, int64_t x_stride, const ui
   gemm_tile_bf16<kR>(xb, x_stride, wp, pairs, y, ldy, cols, first, bias, prefetch);
 }
 
+// Below kBf16DotMinRows rows (decode): W is read once, row after row, as one sequential
+// stream per thread, each 32-element chunk multiplied with vdpbf16ps against every x row
+// (which stays in L1). Memory-bound: the point is the access pattern and few instructions.
+template <int kM>
+void gemv_rows_bf16(const uint16_t* xb, int64_t x_stride, const WeightMatrix& w, const float* bias,
+                    int64_t j_begin, int64_t j_end, float* y) {
+  constexpr int kAcc = kM == 1 ? 4 : 2;  // chains per x row to cover vdpbf16ps latency
+  const int64_t k = w.k, full = k / 32 * 32;
+  const auto* base = static_cast<const uint16_t*>(w.data);
+  for (int64_t j = j_begin; j < j_end; ++j) {
+    const uint16_t* wr = base + j * k;
+    __m512 acc[kM][kAcc];
+#pragma GCC unroll 32
+    for (int i = 0; i < kM; ++i)
+#pragma GCC unroll 8
+      for (int a = 0; a < kAcc; ++a) acc[i][a] = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 32 * kAcc <= full; c += 32 * kAcc) {
+      _mm_prefetch(reinterpret_cast<const char*>(wr + c) + 1024, _MM_HINT_T0);
+#pragma GCC unroll 8
+      for (int a = 0; a < kAcc; ++a) {
+        const __m512bh wv = reinterpret_cast<__m512bh>(_mm512_loadu_si512(wr + c + 32 * a));
+#pragma GCC unroll 32
+        for (int i = 0; i < kM; ++i)
+          acc[i][a] = _mm512_dpbf16_ps(
+              acc[i][a], reinterpret_cast<__m512bh>(_mm512_load_si512(xb + i * x_stride + c + 32 * a)), wv);
+      }
+    }
+    for (; c < k; c += 32) {  // whole chunks left, then the masked tail (x is zero-padded)
+      const __mmask32 mask = k - c >= 32 ? ~__mmask32{0} : (__mmask32{1} << (k - c)) - 1;
+      const __m512bh wv = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, wr + c));
+#pragma GCC unroll 32
+      for (int i = 0; i < kM; ++i)
+        acc[i][0] = _mm512_dpbf16_ps(acc[i][0], reinterpret_cast<__m512bh>(_mm512_load_si512(xb + i * x_stride + c)),
+                                     wv);
+    }
+#pragma GCC unroll 32
+    for (int i = 0; i < kM; ++i) {
+      __m512 sum = acc[i][0];
+#pragma GCC unroll 8
+      for (int a = 1; a < kAcc; ++a) sum = _mm512_add_ps(sum, acc[i][a]);
+      y[i * w.n + j] = _mm512_reduce_add_ps(sum) + (bias ? bias[j] : 0.0f);
+    }
+  }
+}
+
+template <int kM>
+void gemv_rows_bf16_m(const uint16_t* xb, int64_t m, int64_t x_stride, const WeightMatrix& w, const float* bias,
+                      int64_t j_begin, int64_t j_end, float* y) {
+  if constexpr (kM > 1) {
+    if (m < kM) return gemv_rows_bf16_m<kM - 1>(xb, m, x_stride, w, bias, j_begin, j_end, y);
+  }
+  gemv_rows_bf16<kM>(xb, x_stride, w, bias, j_begin, j_end, y);
+}
+
+// y[i][j] for i < m < 8, j in [j_begin, j_end) from xb[m][avx512_bf16_x_stride(k)].
+void avx512_gemv_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias, int64_t j_begin,
+                      int64_t j_end, float* y) {
+  const int64_t x_stride = avx512_bf16_x_stride(w.k);
+  for (int64_t i0 = 0; i0 < m; i0 += 7) {
+    const int64_t mr = std::min<int64_t>(7, m - i0);
+    gemv_rows_bf16_m<7>(xb + i0 * x_stride, mr, x_stride, w, bias, j_begin, j_end, y + i0 * w.n);
+  }
+}
+
 // y[i][j] for i < m, j in [j_begin, j_end) from xb[m][avx512_bf16_x_stride(k)].
 void avx512_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias,
                            int64_t j_begin, int64_t j_end, float* y) {
@@ -312,6 +377,7 @@ const LinearKernels& avx512_linear_kernels() {
       .bf16_x_stride = avx512_bf16_x_stride,
       .pack_x_bf16 = avx512_pack_x_bf16,
       .gemm_cols_bf16 = avx512_gemm_cols_bf16,
+      .gemv_bf16 = avx512_gemv_bf16,
   };
   return kernels;
 }

@@ -55,6 +55,9 @@ struct LinearKernels {
   // computed the same way whatever m is.
   void (*gemm_cols_bf16)(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias,
                          int64_t j_begin, int64_t j_end, float* y) = nullptr;
+  // The same for m < kBf16DotMinRows (decode): W streamed row after row, read once.
+  void (*gemv_bf16)(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias, int64_t j_begin,
+                    int64_t j_end, float* y) = nullptr;
 };
 
 const LinearKernels& scalar_linear_kernels();
