@@ -34,10 +34,10 @@ enum class LinearPrecision : uint8_t {
   // Exact float32 products of widened weights (the default; the bound above).
   kF32,
   // For BF16 weights on CPUs with AVX512_BF16: x is rounded to bf16 (nearest even), as
-  // PyTorch and llama.cpp compute a bf16 model; from kBf16DotMinRows rows pairs are multiplied
-  // with vdpbf16ps (about 2x the arithmetic rate), below it the memory-bound dot form
-  // multiplies the same rounded values in float32, so either way the products are the same
-  // and only the float32 summation order differs. x's rounding costs accuracy:
+  // PyTorch and llama.cpp compute a bf16 model, and pairs are multiplied with vdpbf16ps: from
+  // kBf16DotMinRows rows in the blocked bf16 form (about 2x the arithmetic rate), below it in a
+  // GEMV that streams W row after row. The products are the same either way; only the float32
+  // summation order differs. x's rounding costs accuracy:
   // |y - linear_reference| <= 2^-8 · sum_c |x[c]·w[c]| (typically ~1e-3 relative). F32/F16
   // weights and CPUs without AVX512_BF16 keep the kF32 path.
   kBf16Dot,

@@ -81,16 +81,11 @@ Range split(int64_t units, int count, int index, int64_t unit, int64_t limit) {
   return {std::min(b * unit, limit), std::min(e * unit, limit)};
 }
 
-// round_x_to_bf16: kBf16Dot below kBf16DotMinRows rows. The products are then exactly those
-// of the bf16 form (bf16 x bf16 is exact in float32), so a row's result does not depend on
-// which form its step's row count picks beyond float32 summation order.
 void run_dot_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
-                  const float* bias, float* y, int threads, bool round_x_to_bf16) {
+                  const float* bias, float* y, int threads) {
   const int64_t stride = kern.dot_x_stride(w.k);
   float* xd = detail::thread_scratch_as<float>(ScratchSlot::kLinearX, static_cast<size_t>(m * stride));
   kern.prepare_dot_x(x, m, w.k, w.dtype, xd);
-  if (round_x_to_bf16)
-    for (int64_t i = 0; i < m * stride; ++i) xd[i] = bf16_to_f32(f32_to_bf16(xd[i]));
   const int64_t units = (w.n + kDotColumnUnit - 1) / kDotColumnUnit;
   parallel_run(threads, [&](int index, int count) {
     const Range cols = split(units, count, index, kDotColumnUnit, w.n);
@@ -100,14 +95,13 @@ void run_dot_form(const LinearKernels& kern, const float* x, int64_t m, const We
 
 // Packs x one chunk of rows at a time (bounding scratch memory and keeping the per-thread
 // y^T chunk in L2); W is re-read per chunk, which is cheap next to the arithmetic.
-template <typename Packed, typename Pack, typename Compute>
-void run_packed(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w, float* y,
-                int threads, int64_t packed_row_elems, const Pack& pack, const Compute& compute) {
+void run_packed_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
+                     const float* bias, float* y, int threads) {
   constexpr int64_t kRowChunk = 512;
   const int64_t panel_rows = kern.gemm_panel_rows, tile = kern.gemm_tile_cols;
   const int64_t max_panels = (std::min(m, kRowChunk) + panel_rows - 1) / panel_rows;
-  Packed* xp = detail::thread_scratch_as<Packed>(
-      ScratchSlot::kLinearX, static_cast<size_t>(max_panels * panel_rows * packed_row_elems));
+  float* xp = detail::thread_scratch_as<float>(ScratchSlot::kLinearX,
+                                               static_cast<size_t>(max_panels * panel_rows * w.k));
   const int64_t tiles = (w.n + tile - 1) / tile;
   parallel_run(threads, [&](int index, int count) {
     const Range cols = split(tiles, count, index, tile, w.n);
@@ -115,24 +109,12 @@ void run_packed(const LinearKernels& kern, const float* x, int64_t m, const Weig
       const int64_t mc = std::min(kRowChunk, m - i0);
       const int64_t panels = (mc + panel_rows - 1) / panel_rows;
       const Range own_panels = split(panels, count, index, 1, panels);
-      pack(x + i0 * w.k, mc, own_panels.begin, own_panels.end, xp);
+      kern.pack_gemm_x(x + i0 * w.k, mc, w.k, own_panels.begin, own_panels.end, xp);
       barrier();  // every thread reads every panel
-      if (cols.begin < cols.end) compute(xp, mc, cols.begin, cols.end, y + i0 * w.n);
+      if (cols.begin < cols.end) kern.gemm_cols(xp, mc, w, bias, cols.begin, cols.end, y + i0 * w.n);
       barrier();  // before the next chunk overwrites xp
     }
   });
-}
-
-void run_packed_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
-                     const float* bias, float* y, int threads) {
-  run_packed<float>(
-      kern, x, m, w, y, threads, w.k,
-      [&](const float* xc, int64_t mc, int64_t p0, int64_t p1, float* xp) {
-        kern.pack_gemm_x(xc, mc, w.k, p0, p1, xp);
-      },
-      [&](const float* xp, int64_t mc, int64_t j0, int64_t j1, float* yc) {
-        kern.gemm_cols(xp, mc, w, bias, j0, j1, yc);
-      });
 }
 
 // x is rounded to bf16 one chunk of rows at a time (rows split over the threads), then each
@@ -170,9 +152,11 @@ void run_bf16_gemv_form(const LinearKernels& kern, const float* x, int64_t m, co
   });
 }
 
-// kBf16Dot applies to this weight on this CPU (at any m: see run_dot_form).
+// kBf16Dot applies to this weight on this CPU, at any m: the bf16 form from
+// kBf16DotMinRows rows, the bf16 GEMV below (both multiply the same bf16-rounded x).
 bool bf16_products(const LinearKernels& kern, const WeightMatrix& w) {
-  return kern.gemm_cols_bf16 != nullptr && cpu_has_avx512_bf16() && w.dtype == DType::kBF16 &&
+  return kern.gemm_cols_bf16 != nullptr && kern.gemv_bf16 != nullptr && cpu_has_avx512_bf16() &&
+         w.dtype == DType::kBF16 &&
          g_precision.load(std::memory_order_relaxed) == LinearPrecision::kBf16Dot;
 }
 
@@ -196,12 +180,12 @@ void linear(const float* x, int64_t m, const TensorView& w, const float* bias, f
 
   const LinearKernels& kern = kernels_for(active_isa());
   const int threads = thread_count(m * wm.n * wm.k);
-  const bool bf16 = bf16_products(kern, wm);
-  if (bf16 && m >= kBf16DotMinRows) return run_bf16_dot_form(kern, x, m, wm, bias, y, threads);
-  if (bf16 && kern.gemv_bf16 != nullptr) return run_bf16_gemv_form(kern, x, m, wm, bias, y, threads);
-  if (!bf16 && kern.gemm_cols != nullptr && m >= kMinPackedRows)
-    return run_packed_form(kern, x, m, wm, bias, y, threads);
-  run_dot_form(kern, x, m, wm, bias, y, threads, bf16);
+  if (bf16_products(kern, wm)) {
+    if (m >= kBf16DotMinRows) return run_bf16_dot_form(kern, x, m, wm, bias, y, threads);
+    return run_bf16_gemv_form(kern, x, m, wm, bias, y, threads);
+  }
+  if (kern.gemm_cols != nullptr && m >= kMinPackedRows) return run_packed_form(kern, x, m, wm, bias, y, threads);
+  run_dot_form(kern, x, m, wm, bias, y, threads);
 }
 
 const char* linear_isa() {
