@@ -178,7 +178,10 @@ TEST_P(LinearTest, Bf16DotPrecisionStaysWithinItsBoundOnLargeShapes) {
   const Shape shapes[] = {{8, 200, 2048}, {9, 129, 513},  {11, 64, 256},  {13, 65, 255},  {14, 1000, 777},
                           {16, 197, 1025}, {20, 333, 2050}, {31, 17, 4097}, {47, 130, 300}, {513, 70, 300}};
   uint32_t seed = 7000;
-  for (const Shape& s : shapes) check(s.m, s.n, s.k, /*with_bias=*/seed % 2 == 0, tol, seed++);
+  for (const Shape& s : shapes) {
+    const bool with_bias = seed % 2 == 0;  // read before seed++: argument order is unspecified
+    check(s.m, s.n, s.k, with_bias, tol, seed++);
+  }
 }
 
 // The engine batches sequences freely, so a row of x must give bitwise the same y row
@@ -213,8 +216,8 @@ TEST_P(LinearTest, Bf16DotRowsAreIndependentOfTheBatch) {
   }
 }
 
-// Below kBf16DotMinRows rows kBf16Dot multiplies the same bf16-rounded x in the dot form, so
-// a row alone (decode of one sequence) and the same row in a batch differ only by float32
+// Below kBf16DotMinRows rows kBf16Dot multiplies the same bf16-rounded x in its GEMV, so a
+// row alone (decode of one sequence) and the same row in a batch differ only by float32
 // summation order, not by the rounding of x.
 TEST_P(LinearTest, Bf16DotRoundsXAtEveryRowCount) {
   if (GetParam().dtype != DType::kBF16 || GetParam().isa != Isa::kAvx512 || !cpu_has_avx512_bf16())
