@@ -257,17 +257,7 @@ void paged_attention(const LayerAttentionCall* calls, int num_calls) {
     thread_local std::vector<float> scratch;
     const size_t need = scratch_floats(group, d) + state_floats(group, d);
     if (scratch.size() < need) scratch.resize(need);
-    ItemArgs args;
-    args.q = c.q + (static_cast<size_t>(item.token) * c.num_heads + static_cast<size_t>(item.kv_head) * group) * d;
-    args.scale = c.scale;
-    args.group = group;
-    args.head_dim = d;
-    args.k = c.kv.k;
-    args.v = c.kv.v;
-    args.blocks = c.kv.blocks;
-    args.block_size = c.kv.block_size;
-    args.num_kv_heads = c.num_kv_heads;
-    args.kv_head = item.kv_head;
+    ItemArgs args = item_args(c, item.token, item.kv_head);
     args.segments = segments.data() + item.first_segment;
     args.num_segments = item.num_segments;
     args.need_dense = flags.data() + item.flags;

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "attention/layer_attention.h"
+
 namespace hotswap::attention_detail {
 
 inline constexpr int kTileKeys = 128;  // positions scored per online-softmax update
@@ -38,6 +40,24 @@ struct ItemArgs {
   const uint8_t* need_dense = nullptr;   // [group]: head h needs the dense branch
   const uint8_t* need_window = nullptr;  // [group]: head h needs the streaming branch
 };
+
+// The part of an item that follows from the layer call: the query heads of `kv_head` at the
+// call's token `token` and the layer's paged K/V. Segments and branch flags are the caller's.
+inline ItemArgs item_args(const LayerAttentionCall& c, int64_t token, int kv_head) {
+  const int group = c.num_heads / c.num_kv_heads;
+  ItemArgs a;
+  a.q = c.q + (static_cast<size_t>(token) * c.num_heads + static_cast<size_t>(kv_head) * group) * c.head_dim;
+  a.scale = c.scale;
+  a.group = group;
+  a.head_dim = c.head_dim;
+  a.k = c.kv.k;
+  a.v = c.kv.v;
+  a.blocks = c.kv.blocks;
+  a.block_size = c.kv.block_size;
+  a.num_kv_heads = c.num_kv_heads;
+  a.kv_head = kv_head;
+  return a;
+}
 
 // Per item output: for branch b (0 dense, 1 streaming) and head h, at
 // state + (b * group + h) * state_stride(head_dim): [m, l, acc[0..head_dim)] -- running max,

@@ -328,17 +328,7 @@ void branch_for_group(const CallContext& ctx, attention_detail::ItemKernel kerne
   const int64_t item = static_cast<int64_t>(i - ctx.tile_begin) * call.num_kv_heads + g;
   attention_detail::Segment window{static_cast<int>(std::max<int64_t>(0, t - c.sliding_window_size + 1)),
                                    static_cast<int>(t + 1), false};
-  attention_detail::ItemArgs args;
-  args.q = call.q + (static_cast<int64_t>(i) * call.num_heads + g * G) * d;
-  args.scale = call.scale;
-  args.group = G;
-  args.head_dim = d;
-  args.k = call.kv.k;
-  args.v = call.kv.v;
-  args.blocks = call.kv.blocks;
-  args.block_size = call.kv.block_size;
-  args.num_kv_heads = call.kv.num_kv_heads;
-  args.kv_head = g;
+  attention_detail::ItemArgs args = attention_detail::item_args(call, i, g);
   if (branch == 0) {
     args.segments = ctx.buffers->ranges.data() + item * ctx.max_ranges;
     args.num_segments = ctx.buffers->num_ranges[static_cast<size_t>(item)];
