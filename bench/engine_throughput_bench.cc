@@ -255,11 +255,7 @@ class ModelBench {
         ch.logits = LogitsWanted::kLast;
         fb.chunks.push_back(ch);
       }
-      const Stopwatch sw;
-      Logits logits = model_.forward(fb, *kv_, ws_);
-      const Elapsed e = sw.elapsed();
-      g_sink[0] = logits.data[0];
-      return e;
+      return timed_forward(fb);
     };
     // Warm-up: scratch buffers grow, weights and KV pages are touched.
     for (int b : batches) step(b, opt_.context);
@@ -291,11 +287,7 @@ class ModelBench {
       ch.block_table = prefill_table_;
       ch.logits = LogitsWanted::kLast;
       fb.chunks.push_back(ch);
-      const Stopwatch sw;
-      Logits logits = model_.forward(fb, *kv_, ws_);
-      const Elapsed e = sw.elapsed();
-      g_sink[0] = logits.data[0];
-      return e;
+      return timed_forward(fb);
     };
     // Warm-up once (weights, scratch); later, longer prompts only grow the scratch buffers.
     if (!prefill_warm_) run();
@@ -308,6 +300,15 @@ class ModelBench {
   }
 
  private:
+  // One model step, timed; a logit is kept so the work cannot be optimised away.
+  Elapsed timed_forward(const ForwardBatch& fb) {
+    const Stopwatch sw;
+    Logits logits = model_.forward(fb, *kv_, ws_);
+    const Elapsed e = sw.elapsed();
+    g_sink[0] = logits.data[0];
+    return e;
+  }
+
   static constexpr int kBlock = 16;
   // Decode steps cycle over this many positions after the context (later steps overwrite the
   // K/V of earlier ones), so a long run keeps the context it was asked for.
