@@ -23,12 +23,14 @@ struct ServerLimits {
   std::size_t max_body_bytes = 1 << 20;           // JSON request bodies
   std::size_t max_upload_bytes = 512ull << 20;    // adapter uploads (PUT /v1/adapters/{name})
   std::size_t max_header_bytes = 16 << 10;
-  int max_connections = 1024;                     // beyond this, new connections are closed at once
+  int max_connections = 1024;                     // beyond this, a new connection gets 503 + Retry-After
+  int max_connections_per_client = 0;             // per client address; beyond it 429 + Retry-After; 0 = no cap
   CodecLimits codec;
 };
 
 // Milliseconds. idle: between requests on a keep-alive connection; header: from the first
-// byte of a request to the end of its header; body: reading the body; write: one write
+// byte of a request to the end of its header, and from accept to the first byte of a
+// connection's first request; body: reading the body; write: one write
 // (a client that stops reading a stream is dropped and its request cancelled); drain:
 // how long running requests may take to finish after SIGTERM/SIGINT.
 struct ServerTimeouts {

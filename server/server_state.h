@@ -10,6 +10,7 @@
 
 #include "engine/engine.h"
 #include "engine/token_stream.h"
+#include "http/connection_slots.h"
 
 namespace hotswap::server {
 
@@ -27,7 +28,7 @@ class ServerState {
   Engine* engine() const { return engine_.load(std::memory_order_acquire); }
   void set_engine(Engine* engine) { engine_.store(engine, std::memory_order_release); }
 
-  std::atomic<int64_t> open_connections{0};
+  ConnectionSlots connections;  // open connections: admission and count
   std::atomic<int64_t> active_generations{0};
 
   // Streams of running requests, so that a drain that runs out of time can cancel them.

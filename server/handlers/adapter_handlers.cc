@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "api/status_to_http.h"
+#include "http/request_checks.h"
 
 namespace hotswap::server {
 namespace {
@@ -27,19 +28,6 @@ HttpResponse engine_loading(const HandlerContext& context) {
   return status_response(context, Status::unavailable("the model is still loading"));
 }
 
-// Compares in time independent of where the strings differ, so the key cannot be guessed
-// byte by byte from response times.
-bool same_secret(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  const size_t n = std::max(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
-
 // The session already refuses unauthenticated /v1 requests; checking again here keeps the
 // mutation endpoints closed whoever calls these handlers.
 std::optional<HttpResponse> refuse_unauthenticated(const HandlerContext& context, const HttpRequest& request) {
@@ -47,16 +35,6 @@ std::optional<HttpResponse> refuse_unauthenticated(const HandlerContext& context
   if (key.empty() || same_secret(request.header("authorization"), "Bearer " + key)) return std::nullopt;
   return status_response(
       context, Status(StatusCode::kUnauthenticated, "missing or wrong API key: send the header 'Authorization: Bearer <key>'"));
-}
-
-// The media type without parameters, lower-cased: "Application/JSON; charset=utf-8" -> "application/json".
-std::string media_type(const std::string& content_type) {
-  std::string t = content_type.substr(0, content_type.find(';'));
-  const auto not_space = [](unsigned char c) { return !std::isspace(c); };
-  t.erase(t.begin(), std::find_if(t.begin(), t.end(), not_space));
-  t.erase(std::find_if(t.rbegin(), t.rend(), not_space).base(), t.end());
-  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return t;
 }
 
 std::variant<AdapterEncoding, HttpResponse> upload_encoding(const HttpRequest& request) {

@@ -35,7 +35,7 @@ HttpResponse handle_metrics(const HandlerContext& context) {
   ServerGauges gauges;
   gauges.ready = context.state->phase() == Phase::kReady;
   gauges.draining = context.state->phase() == Phase::kDraining;
-  gauges.open_connections = context.state->open_connections.load();
+  gauges.open_connections = context.state->connections.open();
   gauges.active_generations = context.state->active_generations.load();
   if (engine) {
     const AdapterStats adapters = engine->adapter_stats();

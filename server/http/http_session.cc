@@ -17,6 +17,8 @@
 #include <spdlog/spdlog.h>
 
 #include "api/status_to_http.h"
+#include "http/connection_refusal.h"
+#include "http/request_checks.h"
 
 namespace hotswap::server {
 namespace {
@@ -42,12 +44,6 @@ std::string make_request_id() {
   return buf;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // One chunk of HTTP/1.1 chunked transfer coding.
 std::string chunk_frame(std::string_view data) {
   char size[20];
@@ -58,30 +54,57 @@ std::string chunk_frame(std::string_view data) {
   return out;
 }
 
-bool same_secret(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 // Errors of Beast's HTTP parser (malformed request), as opposed to socket errors.
 bool is_parse_error(const beast::error_code& ec) {
   return ec.category() == http::make_error_code(http::error::bad_method).category();
 }
 
+// The status line and headers of a streamed response, with the serializer that writes
+// them. One heap object owned by the write that sends it: the serializer refers to the
+// message, and both must outlive the write whatever the session does meanwhile.
+struct StreamHead {
+  http::response<http::empty_body> message;
+  std::optional<http::response_serializer<http::empty_body>> serializer;
+};
+
+// Wakes a session from the engine thread without ever holding it there: the engine thread
+// only posts onto the session's strand, and the session is looked up (weakly) on the
+// strand. So a session is never destroyed on the engine thread, and at most one wake is
+// queued at a time.
+template <class Session>
+struct Waker {
+  net::any_io_executor strand;
+  std::weak_ptr<Session> session;
+  std::atomic<bool> queued{false};
+
+  static void wake(const std::shared_ptr<Waker>& self) {
+    if (self->queued.exchange(true)) return;
+    net::post(self->strand, [self] {
+      self->queued.store(false);
+      if (auto session = self->session.lock()) session->pump();
+    });
+  }
+};
+
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket&& socket, const SessionContext* context) : stream_(std::move(socket)), ctx_(context) {
-    ++ctx_->state->open_connections;
-    beast::error_code ec;
-    const auto peer = stream_.socket().remote_endpoint(ec);
-    if (!ec) peer_ = peer.address().to_string() + ":" + std::to_string(peer.port());
-  }
-  ~HttpSession() { --ctx_->state->open_connections; }
+  HttpSession(tcp::socket&& socket, const SessionContext* context, ConnectionSlots::Slot slot, std::string peer)
+      : stream_(std::move(socket)), ctx_(context), slot_(std::move(slot)), peer_(std::move(peer)) {}
 
   void run() {
     net::dispatch(stream_.get_executor(), beast::bind_front_handler(&HttpSession::wait_for_request, shared_from_this()));
+  }
+
+  // Strand only (the Waker posts it there).
+  void pump() {
+    if (!async_ || writing_ || closed_) return;
+    ResponseProgress progress = async_->poll();
+    if (progress.full) {
+      response_complete_ = true;
+      return respond(std::move(*progress.full));
+    }
+    if (progress.stream_head) return write_stream_head(std::move(*progress.stream_head), std::move(progress.stream_bytes), progress.stream_end);
+    if (!progress.stream_bytes.empty() || progress.stream_end) write_chunk(progress.stream_bytes, progress.stream_end);
   }
 
  private:
@@ -92,16 +115,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   // ---- reading a request ----
 
-  // Keep-alive idle time: wait for the first byte of the next request.
+  // Waits for the first byte of the next request. A connection that has not sent a request
+  // yet gets the header timeout (an idle slot is not the client's to hold); between requests
+  // on a keep-alive connection, the idle timeout.
   void wait_for_request() {
-    if (closing_) return;
+    if (closed_) return;
     if (buffer_.size() > 0) return read_header();
-    stream_.expires_after(milliseconds(config().timeouts.idle_ms));
+    stream_.expires_after(milliseconds(requests_ == 0 ? config().timeouts.header_ms : config().timeouts.idle_ms));
     stream_.async_read_some(buffer_.prepare(kReadChunk), beast::bind_front_handler(&HttpSession::on_first_bytes, shared_from_this()));
   }
 
   void on_first_bytes(beast::error_code ec, std::size_t bytes) {
-    if (ec) return close();  // idle timeout or the client closed: nothing to answer
+    if (closed_) return;
+    if (ec) return close();  // timeout or the client closed: nothing to answer
     buffer_.commit(bytes);
     read_header();
   }
@@ -119,11 +145,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     exchange_open_ = true;
     response_complete_ = false;
     started_ = Clock::now();
+    ++requests_;
     stream_.expires_after(milliseconds(config().timeouts.header_ms));
     http::async_read_header(stream_, buffer_, *parser_, beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
   }
 
   void on_header(beast::error_code ec, std::size_t) {
+    if (closed_) return;
     if (ec == http::error::end_of_stream || ec == beast::error::timeout) return close();
     if (ec == http::error::header_limit)
       return respond_and_close({431, "invalid_request_error", "header_too_large",
@@ -136,21 +164,23 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const auto& message = parser_->get();
     request_.method = std::string(message.method_string());
     request_.target = std::string(message.target());
-    request_.path = request_.target.substr(0, request_.target.find('?'));
+    request_.path = request_path(request_.target);
     for (const auto& field : message) {
-      std::string& value = request_.headers[lower(std::string_view(field.name_string().data(), field.name_string().size()))];
+      std::string& value = request_.headers[ascii_lower(std::string_view(field.name_string().data(), field.name_string().size()))];
       value += value.empty() ? std::string(field.value()) : ", " + std::string(field.value());
     }
+    if (auto error = check_transfer_coding(request_.header("transfer-encoding"))) return respond_and_close(*error);
     body_limit_ = ctx_->router->body_class(request_.path) == BodyClass::kUpload ? config().limits.max_upload_bytes
                                                                                  : config().limits.max_body_bytes;
     if (auto length = parser_->content_length(); length && *length > body_limit_)
       return respond_and_close(body_too_large(body_limit_));
     parser_->body_limit(body_limit_);
     if (parser_->is_done()) return handle_request();
-    if (lower(request_.header("expect")) == "100-continue") {
-      stream_.expires_after(milliseconds(config().timeouts.write_ms));
+    if (ascii_lower(request_.header("expect")) == "100-continue") {
+      start_write();
       return net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
                               [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                if (!self->finish_write(ec)) return;
                                 if (ec) return self->close();
                                 self->read_body();
                               });
@@ -164,6 +194,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void on_body(beast::error_code ec, std::size_t) {
+    if (closed_) return;
     if (ec == http::error::body_limit) return respond_and_close(body_too_large(body_limit_));
     if (ec == beast::error::timeout || ec == http::error::end_of_stream) return close();
     if (ec && is_parse_error(ec))
@@ -190,9 +221,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       response.headers.emplace_back("Allow", match.allow);
       return respond(std::move(response));
     }
-    if (!authorized())
+    if (!authorized(config().api_key, request_))
       return respond(error_response(api_error_from_status(
           Status(StatusCode::kUnauthenticated, "missing or wrong API key: send the header 'Authorization: Bearer <key>'"))));
+    if (auto error = check_content_type(request_, match.body)) return respond(error_response(*error));
 
     HandlerResult result;
     try {
@@ -205,13 +237,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     begin_async(std::move(std::get<std::shared_ptr<AsyncResponse>>(result)));
   }
 
-  bool authorized() const {
-    const std::string& key = config().api_key;
-    if (key.empty() || request_.path.rfind("/v1/", 0) != 0) return true;
-    return same_secret(request_.header("authorization"), "Bearer " + key);
+  // ---- writing ----
+  // Every write owns what it writes (captured in its handler), so nothing the session does
+  // while it is in flight — a disconnect seen by the probe, the engine ending the stream,
+  // the exchange being recorded — can free memory the write still reads. At most one write
+  // is in flight; each handler calls finish_write() first.
+
+  void start_write() {
+    writing_ = true;
+    stream_.expires_after(milliseconds(config().timeouts.write_ms));
   }
 
-  // ---- whole responses ----
+  // False when the session closed while the write was in flight: the handler does nothing more.
+  bool finish_write(const beast::error_code&) {
+    writing_ = false;
+    if (closed_) return false;
+    stream_.expires_never();
+    return true;
+  }
 
   void respond(HttpResponse response) {
     status_ = response.status;
@@ -224,20 +267,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     message->body() = std::move(response.body);
     message->keep_alive(keep_alive_ && !draining() && next_ == Next::kRead);
     message->prepare_payload();
-    full_response_ = message;
-    writing_ = true;
-    stream_.expires_after(milliseconds(config().timeouts.write_ms));
-    http::async_write(stream_, *full_response_, beast::bind_front_handler(&HttpSession::on_response_written, shared_from_this()));
-  }
-
-  void on_response_written(beast::error_code ec, std::size_t) {
-    writing_ = false;
-    stream_.expires_never();
-    const bool keep = full_response_->keep_alive();
-    full_response_.reset();
-    end_exchange();
-    if (ec) return close();
-    after_exchange(keep ? Next::kRead : Next::kLinger);
+    start_write();
+    http::async_write(stream_, *message, [self = shared_from_this(), message](beast::error_code ec, std::size_t) {
+      if (!self->finish_write(ec)) return;
+      self->end_exchange();
+      if (ec) return self->close();
+      self->after_exchange(message->keep_alive() ? Next::kRead : Next::kLinger);
+    });
   }
 
   // An error answered before the body was read: the connection cannot be reused.
@@ -252,115 +288,111 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void begin_async(std::shared_ptr<AsyncResponse> response) {
     async_ = std::move(response);
     ++ctx_->state->active_generations;
-    std::weak_ptr<HttpSession> weak = weak_from_this();
-    async_->start([weak] {
-      if (auto self = weak.lock()) self->wake();
-    });
+    auto waker = std::make_shared<Waker<HttpSession>>();
+    waker->strand = stream_.get_executor();
+    waker->session = weak_from_this();
+    async_->start([waker] { Waker<HttpSession>::wake(waker); });
     start_probe();
     pump();
   }
 
-  // Any thread. Posts at most one pump at a time onto the session's strand.
-  void wake() {
-    if (wake_posted_.exchange(true)) return;
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
-      self->wake_posted_.store(false);
-      self->pump();
+  void write_stream_head(HttpResponse head, std::string bytes, bool end) {
+    status_ = head.status;
+    auto out = std::make_shared<StreamHead>();
+    out->message = http::response<http::empty_body>(static_cast<http::status>(head.status), 11);
+    out->message.set(http::field::server, "hotswap");
+    out->message.set(http::field::content_type, head.content_type);
+    out->message.set(http::field::cache_control, "no-cache");
+    out->message.set("x-request-id", request_.request_id);
+    for (auto& [name, value] : head.headers) out->message.set(name, value);
+    // HTTP/1.0 has no chunked coding: the body then ends when the connection closes.
+    stream_keep_alive_ = keep_alive_ && !draining() && http11_;
+    out->message.keep_alive(stream_keep_alive_);
+    if (http11_) out->message.chunked(true);
+    out->serializer.emplace(out->message);
+    pending_bytes_ = std::move(bytes);
+    pending_end_ = end;
+    start_write();
+    http::async_write_header(stream_, *out->serializer, [self = shared_from_this(), out](beast::error_code ec, std::size_t) {
+      self->on_stream_written(ec);
     });
   }
 
-  void pump() {
-    if (!async_ || writing_ || closing_) return;
-    ResponseProgress progress = async_->poll();
-    if (progress.full) {
-      response_complete_ = true;
-      return respond(std::move(*progress.full));
-    }
-    if (progress.stream_head) return write_stream_head(std::move(*progress.stream_head), std::move(progress.stream_bytes), progress.stream_end);
-    if (!progress.stream_bytes.empty() || progress.stream_end) write_chunk(progress.stream_bytes, progress.stream_end);
-  }
-
-  void write_stream_head(HttpResponse head, std::string bytes, bool end) {
-    status_ = head.status;
-    head_.emplace(static_cast<http::status>(head.status), 11);
-    head_->set(http::field::server, "hotswap");
-    head_->set(http::field::content_type, head.content_type);
-    head_->set(http::field::cache_control, "no-cache");
-    head_->set("x-request-id", request_.request_id);
-    for (auto& [name, value] : head.headers) head_->set(name, value);
-    // HTTP/1.0 has no chunked coding: the body then ends when the connection closes.
-    head_->keep_alive(keep_alive_ && !draining() && http11_);
-    if (http11_) head_->chunked(true);
-    head_serializer_.emplace(*head_);
-    pending_bytes_ = std::move(bytes);
-    pending_end_ = end;
-    writing_ = true;
-    stream_.expires_after(milliseconds(config().timeouts.write_ms));
-    http::async_write_header(stream_, *head_serializer_, beast::bind_front_handler(&HttpSession::on_stream_written, shared_from_this()));
-  }
-
   void write_chunk(std::string_view bytes, bool end) {
-    out_.clear();
-    if (!bytes.empty()) out_ = http11_ ? chunk_frame(bytes) : std::string(bytes);
+    auto out = std::make_shared<std::string>();
+    if (!bytes.empty()) *out = http11_ ? chunk_frame(bytes) : std::string(bytes);
     if (end) {
-      if (http11_) out_ += kLastChunk;
+      if (http11_) *out += kLastChunk;
       stream_done_ = true;
       response_complete_ = true;
     }
-    if (out_.empty()) return on_stream_written({}, 0);
-    writing_ = true;
-    stream_.expires_after(milliseconds(config().timeouts.write_ms));
-    net::async_write(stream_, net::buffer(out_), beast::bind_front_handler(&HttpSession::on_stream_written, shared_from_this()));
+    if (out->empty()) return after_stream_write();
+    start_write();
+    net::async_write(stream_, net::buffer(*out), [self = shared_from_this(), out](beast::error_code ec, std::size_t) {
+      self->on_stream_written(ec);
+    });
   }
 
-  void on_stream_written(beast::error_code ec, std::size_t) {
-    writing_ = false;
-    stream_.expires_never();
+  void on_stream_written(beast::error_code ec) {
+    if (!finish_write(ec)) return;
     if (ec) return client_gone(ec == beast::error::timeout ? "client stopped reading (write timeout)" : "write failed: " + ec.message());
+    after_stream_write();
+  }
+
+  void after_stream_write() {
     if (!pending_bytes_.empty() || pending_end_) {
       std::string bytes = std::exchange(pending_bytes_, {});
       const bool end = std::exchange(pending_end_, false);
       return write_chunk(bytes, end);
     }
     if (stream_done_) {
-      const bool keep = head_->keep_alive();
       end_exchange();
-      return after_exchange(keep ? Next::kRead : Next::kLinger);
+      return after_exchange(stream_keep_alive_ ? Next::kRead : Next::kLinger);
     }
     pump();
   }
 
   // While a response runs, a read stays pending so that a client that goes away is noticed
-  // at once (EOF or reset) and its generation cancelled. Bytes of a pipelined next request
-  // are kept in buffer_.
+  // at once (EOF or reset) and its generation cancelled. It reads into its own buffer and
+  // keeps the bytes of a pipelined next request in buffer_.
   void start_probe() {
-    if (probing_ || closing_ || buffer_.size() > kMaxBufferedAhead) return;
+    if (probing_ || closed_ || buffer_.size() > kMaxBufferedAhead) return;
     probing_ = true;
-    stream_.async_read_some(buffer_.prepare(kReadChunk), beast::bind_front_handler(&HttpSession::on_probe, shared_from_this()));
+    stream_.async_read_some(net::buffer(probe_buffer_), beast::bind_front_handler(&HttpSession::on_probe, shared_from_this()));
   }
 
   void on_probe(beast::error_code ec, std::size_t bytes) {
     probing_ = false;
-    if (!ec) buffer_.commit(bytes);
+    if (closed_) return;
+    if (!ec) {
+      net::buffer_copy(buffer_.prepare(bytes), net::buffer(probe_buffer_.data(), bytes));
+      buffer_.commit(bytes);
+    }
     if (async_) {
       // A client that closes once it has the whole response (e.g. after [DONE]) is done,
       // not gone: the last write finishes the exchange as usual.
       if (ec && response_complete_) return;
-      if (ec) return client_gone(ec == net::error::eof ? "client closed the connection" : "connection error: " + ec.message());
+      // The socket was closed under both operations (a write timeout): the write's handler,
+      // which runs next, tells why.
+      if (ec == net::error::operation_aborted && writing_) return;
+      if (ec == net::error::eof) return client_gone("client closed the connection");
+      if (ec == beast::error::timeout) return client_gone("client stopped reading (write timeout)");
+      if (ec) return client_gone("connection error: " + ec.message());
       return start_probe();
     }
-    if (closing_) return;
+    // The exchange ended while the probe was pending (after_exchange cancelled it).
     if (ec && ec != net::error::operation_aborted) return close();
     proceed(next_);
   }
 
+  // The client went away (the probe saw EOF or a reset, or a write failed or timed out).
+  // Handled once: later completions find the session closed.
   void client_gone(const std::string& reason) {
-    if (async_) {
+    if (closed_) return;
+    if (async_ && !response_complete_) {
       spdlog::info("event=client_disconnected id={} route={} reason=\"{}\"", request_.request_id, route_, reason);
       ctx_->metrics->record_cancelled_by_client();
-      async_->cancel();
       status_ = 499;  // nginx's "client closed request", for the access log and metrics
-      end_exchange();
     }
     close();
   }
@@ -368,6 +400,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // ---- between requests ----
 
   // Records the finished exchange once (metrics, access log) and releases its response.
+  // Safe with a write in flight: writes own their buffers.
   void end_exchange() {
     if (!exchange_open_) return;
     exchange_open_ = false;
@@ -378,12 +411,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                  request_.request_id, request_.method, route_, request_.path, status_, access_.prompt_tokens,
                  access_.completion_tokens, seconds * 1000.0, peer_);
     if (async_) {
+      async_->cancel();  // no-op for a finished job; stops the engine work of an unfinished one
       async_.reset();
       --ctx_->state->active_generations;
     }
-    head_serializer_.reset();
-    head_.reset();
     stream_done_ = false;
+    pending_bytes_.clear();
+    pending_end_ = false;
   }
 
   void after_exchange(Next next) {
@@ -404,7 +438,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // read and discard what the client is still sending (an oversized body) for a bounded
   // time, so it can read the response instead of getting a reset.
   void linger_close() {
-    closing_ = true;
+    if (closed_) return;
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.expires_after(kLingerTimeout);
@@ -412,23 +446,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void discard() {
-    stream_.async_read_some(net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
+    stream_.async_read_some(net::buffer(probe_buffer_), [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
+      if (self->closed_) return;
       self->discarded_ += bytes;
-      if (ec || self->discarded_ > kMaxLingerBytes) return self->close_socket();
+      if (ec || self->discarded_ > kMaxLingerBytes) return self->close();
       self->discard();
     });
   }
 
+  // Idempotent. Pending operations complete with operation_aborted and find closed_ set.
   void close() {
-    closing_ = true;
-    if (async_) {
-      async_->cancel();
-      end_exchange();
-    }
-    close_socket();
-  }
-
-  void close_socket() {
+    if (closed_) return;
+    closed_ = true;
+    if (async_) end_exchange();
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.close();
@@ -438,7 +468,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   const SessionContext* ctx_;
-  std::string peer_ = "-";
+  ConnectionSlots::Slot slot_;  // held for the session's life
+  std::string peer_;
+  int64_t requests_ = 0;        // requests begun on this connection
 
   // The current exchange.
   HttpRequest request_;
@@ -455,27 +487,33 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   // Writing.
   bool writing_ = false;
-  std::shared_ptr<http::response<http::string_body>> full_response_;
   std::shared_ptr<AsyncResponse> async_;
-  std::atomic<bool> wake_posted_{false};
-  std::optional<http::response<http::empty_body>> head_;
-  std::optional<http::response_serializer<http::empty_body>> head_serializer_;
-  std::string out_;
+  bool stream_keep_alive_ = false;
   std::string pending_bytes_;
   bool pending_end_ = false;
   bool stream_done_ = false;
 
-  // Reading while a response runs, and closing.
+  // Reading while a response runs (and discarding while lingering), and closing.
   bool probing_ = false;
-  bool closing_ = false;
-  std::array<char, 4096> discard_{};
+  bool closed_ = false;
+  std::array<char, kReadChunk> probe_buffer_{};
   std::size_t discarded_ = 0;
 };
 
 }  // namespace
 
 void start_http_session(tcp::socket socket, const SessionContext* context) {
-  std::make_shared<HttpSession>(std::move(socket), context)->run();
+  beast::error_code ec;
+  const auto endpoint = socket.remote_endpoint(ec);
+  const std::string address = ec ? "-" : endpoint.address().to_string();
+  const std::string peer = ec ? "-" : address + ":" + std::to_string(endpoint.port());
+  const ServerLimits& limits = context->config->limits;
+  ConnectionSlots::Slot slot;
+  const auto verdict = context->state->connections.try_acquire(address, limits.max_connections,
+                                                               limits.max_connections_per_client, &slot);
+  if (verdict != ConnectionSlots::Verdict::kAdmitted)
+    return refuse_connection(std::move(socket), *context, verdict, address);
+  std::make_shared<HttpSession>(std::move(socket), context, std::move(slot), peer)->run();
 }
 
 }  // namespace hotswap::server

@@ -39,15 +39,8 @@ void Listener::do_accept() {
   // Each connection gets its own strand: its handlers never run concurrently.
   acceptor_.async_accept(net::make_strand(ioc_), [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
-    if (ec) {
-      spdlog::warn("event=accept_failed error=\"{}\"", ec.message());
-    } else if (self->context_->state->open_connections.load() >= self->context_->config->limits.max_connections) {
-      spdlog::warn("event=connection_refused reason=max_connections limit={}", self->context_->config->limits.max_connections);
-      boost::system::error_code ignored;
-      socket.close(ignored);
-    } else {
-      start_http_session(std::move(socket), self->context_);
-    }
+    if (ec) spdlog::warn("event=accept_failed error=\"{}\"", ec.message());
+    else start_http_session(std::move(socket), self->context_);  // admits it or answers 503/429
     self->do_accept();
   });
 }

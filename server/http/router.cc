@@ -13,11 +13,12 @@ bool is_capture(const std::string& segment) {
 
 std::vector<std::string> split_path(const std::string& path) {
   std::vector<std::string> segments;
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    std::size_t end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    if (end > start) segments.push_back(path.substr(start, end - start));
+  if (path.empty() || path == "/") return segments;
+  std::size_t start = path.front() == '/' ? 1 : 0;
+  for (;;) {
+    const std::size_t end = path.find('/', start);
+    segments.push_back(path.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) break;
     start = end + 1;
   }
   return segments;
@@ -28,9 +29,11 @@ void Router::add(const std::string& method, const std::string& pattern, Handler 
   for (const Route& r : routes_)
     if (r.method == method && r.pattern == pattern) throw std::invalid_argument("duplicate route " + method + " " + pattern);
   std::vector<std::string> segments = split_path(pattern);
-  for (const std::string& s : segments)
+  for (const std::string& s : segments) {
+    if (s.empty()) throw std::invalid_argument("empty segment in route pattern " + pattern);
     if (s.find_first_of("{}") != std::string::npos && !is_capture(s))
       throw std::invalid_argument("malformed capture '" + s + "' in " + pattern);
+  }
   routes_.push_back({method, pattern, std::move(segments), std::move(handler), body});
 }
 
@@ -39,7 +42,7 @@ bool Router::matches(const Route& route, const std::vector<std::string>& segment
   RouteParams captured;
   for (std::size_t i = 0; i < segments.size(); ++i) {
     const std::string& want = route.segments[i];
-    if (is_capture(want)) captured[want.substr(1, want.size() - 2)] = segments[i];
+    if (is_capture(want) && !segments[i].empty()) captured[want.substr(1, want.size() - 2)] = segments[i];
     else if (want != segments[i]) return false;
   }
   if (params) *params = std::move(captured);
@@ -47,9 +50,10 @@ bool Router::matches(const Route& route, const std::vector<std::string>& segment
 }
 
 RouteMatch Router::match(const std::string& method, const std::string& path) const {
-  const std::vector<std::string> segments = split_path(path);
   RouteMatch result;
   result.route = "unmatched";
+  if (path.empty() || path.front() != '/') return result;  // asterisk- or authority-form: no resource here
+  const std::vector<std::string> segments = split_path(path);
   std::string allow;
   for (const Route& r : routes_) {
     RouteParams params;

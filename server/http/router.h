@@ -1,5 +1,6 @@
 // (method, path) -> handler. Paths are literal segments or {param} captures, so that
-// "/v1/adapters/{name}" slots in beside "/v1/adapters". Unknown paths are 404 and known paths
+// "/v1/adapters/{name}" slots in beside "/v1/adapters"; a capture never matches an empty
+// segment. Unknown paths are 404 and known paths
 // with another method are 405 with the Allow list, decided here and nowhere else.
 // Built once at start-up, then read-only: match() is safe from any thread.
 #pragma once
@@ -55,7 +56,8 @@ class Router {
   std::vector<Route> routes_;
 };
 
-// "/a/b/" -> {"a","b"}; "" and "/" -> {}.
+// "/a/b" -> {"a","b"}; "" and "/" -> {}. Empty segments are kept, so "//a" and "/a/" name
+// other resources than "/a" and match no route of it (nothing is silently collapsed).
 std::vector<std::string> split_path(const std::string& path);
 
 }  // namespace hotswap::server

@@ -105,6 +105,11 @@ void Metrics::record_cancelled_by_client() {
   ++cancelled_by_client_;
 }
 
+void Metrics::record_connection_refused(const std::string& reason) {
+  std::lock_guard lock(mu_);
+  ++connections_refused_[reason];
+}
+
 std::string Metrics::render(const std::optional<EngineStats>& engine, const ServerGauges& gauges) const {
   const EngineStats stats = engine.value_or(EngineStats{});
   std::string out;
@@ -127,6 +132,10 @@ std::string Metrics::render(const std::optional<EngineStats>& engine, const Serv
   std::lock_guard lock(mu_);
   scalar(&out, "hotswap_requests_cancelled_by_client_total", "counter",
          "Generation requests cancelled because the client disconnected.", cancelled_by_client_);
+  header(&out, "hotswap_connections_refused_total", "counter",
+         "Connections answered 503/429 at accept, by the limit they met (limits.max_connections, limits.max_connections_per_client).");
+  for (const auto& [reason, count] : connections_refused_)
+    out += "hotswap_connections_refused_total{reason=\"" + prometheus_label(reason) + "\"} " + std::to_string(count) + "\n";
   header(&out, "hotswap_requests_total", "counter", "HTTP requests by route and status.");
   for (const auto& [key, count] : requests_)
     out += "hotswap_requests_total{route=\"" + prometheus_label(key.first) + "\",status=\"" + std::to_string(key.second) +

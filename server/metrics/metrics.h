@@ -52,6 +52,8 @@ class Metrics {
   void observe_inter_token_latency(double seconds, int64_t times);
   void record_attention_kernel(const std::string& kernel);
   void record_cancelled_by_client();
+  // A connection answered 503/429 at accept; reason "max_connections" | "max_connections_per_client".
+  void record_connection_refused(const std::string& reason);
 
   // The whole exposition; `engine` is nullopt while the model loads.
   std::string render(const std::optional<EngineStats>& engine, const ServerGauges& gauges) const;
@@ -61,6 +63,7 @@ class Metrics {
   std::map<std::pair<std::string, int>, int64_t> requests_;  // (route, status) -> count
   std::map<std::string, int64_t> attention_kernels_;
   int64_t cancelled_by_client_ = 0;
+  std::map<std::string, int64_t> connections_refused_;  // reason -> count
   Histogram request_seconds_;
   Histogram ttft_seconds_;
   Histogram inter_token_seconds_;

@@ -38,11 +38,16 @@ std::vector<Malformed> completion_cases() {
       {"prompt_float_id", R"({"prompt": [1, 2.5]})", "prompt[1]", "got 2.5"},
       {"prompt_mixed_array", R"({"prompt": ["a", 1]})", "prompt[1]", "a string like the other prompts"},
       {"prompt_object", R"({"prompt": {"text": "hi"}})", "prompt", "got an object"},
-      {"max_tokens_negative", R"({"prompt": "hi", "max_tokens": -5})", "max_tokens", "max_tokens must be an integer >= 1, got -5"},
-      {"max_tokens_zero", R"({"prompt": "hi", "max_tokens": 0})", "max_tokens", "max_tokens must be an integer >= 1, got 0"},
+      {"max_tokens_negative", R"({"prompt": "hi", "max_tokens": -5})", "max_tokens", "max_tokens must be an integer between 1 and 4096 (the server's max_new_tokens), got -5"},
+      {"max_tokens_zero", R"({"prompt": "hi", "max_tokens": 0})", "max_tokens", "max_tokens must be an integer between 1 and 4096 (the server's max_new_tokens), got 0"},
       {"max_tokens_string", R"({"prompt": "hi", "max_tokens": "10"})", "max_tokens", "got a string \"10\""},
       {"max_tokens_fraction", R"({"prompt": "hi", "max_tokens": 1.5})", "max_tokens", "got 1.5"},
-      {"max_tokens_huge", R"({"prompt": "hi", "max_tokens": 99999999999999})", "max_tokens", "max_tokens must be an integer >= 1"},
+      {"max_tokens_huge", R"({"prompt": "hi", "max_tokens": 99999999999999})", "max_tokens",
+       "max_tokens must be an integer between 1 and 4096 (the server's max_new_tokens), got 99999999999999"},
+      {"max_tokens_above_limit", R"({"prompt": "hi", "max_tokens": 4097})", "max_tokens",
+       "max_tokens must be an integer between 1 and 4096 (the server's max_new_tokens), got 4097"},
+      {"max_tokens_beyond_int64", R"({"prompt": "hi", "max_tokens": 1e30})", "max_tokens",
+       "max_tokens must be an integer between 1 and 4096 (the server's max_new_tokens), got 1e+30"},
       {"temperature_string", R"({"prompt": "hi", "temperature": "hot"})", "temperature", "temperature must be a number between 0 and 2"},
       {"temperature_high", R"({"prompt": "hi", "temperature": 3.5})", "temperature", "got 3.5"},
       {"temperature_negative", R"({"prompt": "hi", "temperature": -0.1})", "temperature", "got -0.1"},
@@ -122,7 +127,7 @@ std::vector<Malformed> chat_cases() {
       {"top_logprobs_high", R"({"messages": [{"role": "user", "content": "a"}], "logprobs": true, "top_logprobs": 50})",
        "top_logprobs", "between 0 and 20, got 50"},
       {"max_completion_tokens_negative", R"({"messages": [{"role": "user", "content": "a"}], "max_completion_tokens": -1})",
-       "max_completion_tokens", "max_completion_tokens must be an integer >= 1, got -1"},
+       "max_completion_tokens", "max_completion_tokens must be an integer between 1 and 4096 (the server's max_new_tokens), got -1"},
   };
 }
 

@@ -69,10 +69,23 @@ TEST(Router, WrongMethodIsNotAllowedWithTheAllowList) {
   EXPECT_EQ(adapters.allow, "GET, PUT, DELETE");
 }
 
-TEST(Router, TrailingAndRepeatedSlashesAreIgnored) {
+// "//" and a trailing "/" name other resources (RFC 3986 keeps empty segments): nothing
+// is silently collapsed, and an empty segment never fills a capture.
+TEST(Router, EmptySegmentsAreNotCollapsed) {
   const Router r = sample_router();
-  EXPECT_EQ(r.match("GET", "/health/").outcome, RouteMatch::Outcome::kFound);
-  EXPECT_EQ(r.match("POST", "//v1//completions").outcome, RouteMatch::Outcome::kFound);
+  EXPECT_EQ(r.match("GET", "/health/").outcome, RouteMatch::Outcome::kNotFound);
+  EXPECT_EQ(r.match("POST", "//v1//completions").outcome, RouteMatch::Outcome::kNotFound);
+  EXPECT_EQ(r.match("POST", "/v1//completions").outcome, RouteMatch::Outcome::kNotFound);
+  EXPECT_EQ(r.match("GET", "/v1/adapters/").outcome, RouteMatch::Outcome::kNotFound);
+  EXPECT_EQ(r.match("GET", "/v1/adapters//x").outcome, RouteMatch::Outcome::kNotFound);
+  EXPECT_EQ(r.match("POST", "/v1/completions").outcome, RouteMatch::Outcome::kFound);
+}
+
+TEST(Router, TargetsThatAreNotPathsMatchNothing) {
+  const Router r = sample_router();
+  EXPECT_EQ(r.match("OPTIONS", "*").outcome, RouteMatch::Outcome::kNotFound);
+  EXPECT_EQ(r.match("GET", "health").outcome, RouteMatch::Outcome::kNotFound);
+  EXPECT_EQ(r.match("GET", "").outcome, RouteMatch::Outcome::kNotFound);
 }
 
 TEST(Router, BodyClassPicksTheUploadLimitForAdapterPaths) {
@@ -87,11 +100,15 @@ TEST(Router, RejectsDuplicateAndMalformedRoutes) {
   EXPECT_THROW(r.add("GET", "/health", answering(200)), std::invalid_argument);
   EXPECT_THROW(r.add("GET", "no-slash", answering(200)), std::invalid_argument);
   EXPECT_THROW(r.add("GET", "/a/{b", answering(200)), std::invalid_argument);
+  EXPECT_THROW(r.add("GET", "/a//b", answering(200)), std::invalid_argument);
 }
 
 TEST(Router, SplitPath) {
   EXPECT_EQ(split_path("/"), std::vector<std::string>{});
-  EXPECT_EQ(split_path("/a/b/"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(split_path(""), std::vector<std::string>{});
+  EXPECT_EQ(split_path("/a/b"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(split_path("/a/b/"), (std::vector<std::string>{"a", "b", ""}));
+  EXPECT_EQ(split_path("//a"), (std::vector<std::string>{"", "a"}));
 }
 
 }  // namespace
