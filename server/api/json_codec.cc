@@ -113,11 +113,13 @@ class Fields {
     return &*it;
   }
 
-  std::optional<int64_t> integer(const char* key, int64_t lo, int64_t hi) const {
+  // `hi_name` names where the upper bound comes from, for the message.
+  std::optional<int64_t> integer(const char* key, int64_t lo, int64_t hi, const char* hi_name = nullptr) const {
     const json* v = get(key);
     if (!v) return std::nullopt;
-    const std::string expectation = hi == kInt32Max ? "an integer >= " + std::to_string(lo)
-                                                    : "an integer between " + std::to_string(lo) + " and " + std::to_string(hi);
+    std::string expectation = hi == kInt32Max ? "an integer >= " + std::to_string(lo)
+                                              : "an integer between " + std::to_string(lo) + " and " + std::to_string(hi);
+    if (hi_name) expectation += std::string(" (") + hi_name + ")";
     std::optional<int64_t> i = as_integer(*v);
     if (!i || *i < lo || *i > hi) reject_value(name(key), expectation, *v);
     return i;
@@ -231,9 +233,12 @@ void reject_if_nonempty_object(const Fields& f, const char* key, const std::stri
 
 // The fields both endpoints share.
 void read_sampling(const Fields& f, const CodecLimits& limits, bool chat, v1::SamplingFields* s) {
-  if (auto v = f.integer("max_tokens", 1, kInt32Max)) s->set_max_tokens(static_cast<int32_t>(*v));
+  // The upper bound is named in the message: "an integer between 1 and 4096 (the server's max_new_tokens)".
+  const char* limit_name = "the server's max_new_tokens";
+  if (auto v = f.integer("max_tokens", 1, limits.max_tokens, limit_name)) s->set_max_tokens(static_cast<int32_t>(*v));
   if (chat) {
-    if (auto v = f.integer("max_completion_tokens", 1, kInt32Max)) s->set_max_tokens(static_cast<int32_t>(*v));
+    if (auto v = f.integer("max_completion_tokens", 1, limits.max_tokens, limit_name))
+      s->set_max_tokens(static_cast<int32_t>(*v));
   }
   if (auto v = f.number("temperature", closed(0, 2))) s->set_temperature(static_cast<float>(*v));
   if (auto v = f.number("top_p", Range{0, 1, true, false})) s->set_top_p(static_cast<float>(*v));

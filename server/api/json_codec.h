@@ -25,6 +25,7 @@ struct CodecLimits {
   int max_stop_bytes = 256;     // length of one stop string
   int max_logprobs = 20;        // completions `logprobs`, chat `top_logprobs`
   int max_messages = 4096;      // chat `messages`
+  int max_tokens = 4096;        // `max_tokens` / `max_completion_tokens`: the engine's max_new_tokens
 };
 
 struct RequestError {

@@ -19,6 +19,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The codec's limits with the engine's max_new_tokens as the bound of max_tokens.
+CodecLimits codec_limits(const ServerConfig& config) {
+  CodecLimits limits = config.limits.codec;
+  limits.max_tokens = config.engine.max_new_tokens;
+  return limits;
+}
+
 // Everything both endpoints take from SamplingFields, resolved against the defaults.
 struct Common {
   SamplingParams sampling;
@@ -66,13 +73,7 @@ std::optional<HttpResponse> read_common(const HandlerContext& ctx, const Engine&
   out->stream = f.stream();
   out->include_usage = f.stream() && f.has_stream_options() && f.stream_options().include_usage();
 
-  const int max_new_tokens = ctx.config->engine.max_new_tokens;
-  if (f.has_max_tokens()) {
-    if (f.max_tokens() > max_new_tokens)
-      return bad_request("max_tokens", "max_tokens must be <= " + std::to_string(max_new_tokens) +
-                                           " (the server's max_new_tokens), got " + std::to_string(f.max_tokens()));
-    out->max_tokens = f.max_tokens();
-  }
+  if (f.has_max_tokens()) out->max_tokens = f.max_tokens();  // the codec bounds it by max_new_tokens
 
   if (f.has_attention()) {
     std::string error;
@@ -171,7 +172,7 @@ HandlerResult make_job(const HandlerContext& ctx, Engine& engine, const HttpRequ
 HandlerResult handle_completions(const HandlerContext& ctx, const HttpRequest& http) {
   if (auto refused = refuse_unless_ready(ctx)) return std::move(*refused);
   v1::CompletionRequest request;
-  if (auto error = parse_completion_request(http.body, ctx.config->limits.codec, &request))
+  if (auto error = parse_completion_request(http.body, codec_limits(*ctx.config), &request))
     return error_response(invalid_field(error->param, error->message, error->code));
   Engine& engine = *ctx.state->engine();
 
@@ -204,7 +205,7 @@ HandlerResult handle_completions(const HandlerContext& ctx, const HttpRequest& h
 HandlerResult handle_chat_completions(const HandlerContext& ctx, const HttpRequest& http) {
   if (auto refused = refuse_unless_ready(ctx)) return std::move(*refused);
   v1::ChatCompletionRequest request;
-  if (auto error = parse_chat_request(http.body, ctx.config->limits.codec, &request))
+  if (auto error = parse_chat_request(http.body, codec_limits(*ctx.config), &request))
     return error_response(invalid_field(error->param, error->message, error->code));
   Engine& engine = *ctx.state->engine();
 
