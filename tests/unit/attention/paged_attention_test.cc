@@ -16,6 +16,7 @@
 
 #include "adapters/mixed_adapter_codec.h"
 #include "attention/layer_attention.h"
+#include "attention/paged_attention_kernel.h"
 #include "attention/sequence_attention.h"
 #include "kernels/isa.h"
 #include "kv_cache/kv_layout.h"
@@ -97,8 +98,15 @@ double relative_error(const std::vector<float>& fast, const std::vector<float>& 
   return worst;
 }
 
+// Which entry point computes the "fast" side of compare().
+enum class FastPath {
+  kAttend,         // attend(): the fast kernel, or the reference for shapes it does not support
+  kPagedKernelOnly,  // paged_attention() itself; the shape must be one it supports
+};
+
 // Runs the fast kernel and the reference on the same call; returns the relative error.
-double compare(const Case& c, const SequenceAttention* seq, int layer, std::mt19937& rng, PagedFixture* kv_in = nullptr) {
+double compare(const Case& c, const SequenceAttention* seq, int layer, std::mt19937& rng, PagedFixture* kv_in = nullptr,
+               FastPath path = FastPath::kAttend) {
   PagedFixture local = kv_in ? *kv_in : PagedFixture(c.num_kv_heads, c.head_dim, c.block_size, c.context, rng);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> q(static_cast<size_t>(c.num_tokens) * c.num_heads * c.head_dim);
@@ -116,7 +124,13 @@ double compare(const Case& c, const SequenceAttention* seq, int layer, std::mt19
   call.kv = local.view();
   call.seq = seq;
   call.out = out_fast.data();
-  attend(call);
+  if (path == FastPath::kPagedKernelOnly) {
+    // paged_attention() HS_CHECKs the shape too; this says which case was wrong.
+    EXPECT_TRUE(paged_attention_supports(call)) << "H=" << c.num_heads << " Hkv=" << c.num_kv_heads;
+    paged_attention(&call, 1);
+  } else {
+    attend(call);
+  }
   call.out = out_ref.data();
   attention_reference(call);
   return relative_error(out_fast, out_ref, c.head_dim);
@@ -319,10 +333,63 @@ TEST(PagedAttention, KernelNameNamesTheIsaAndTheReferenceFallback) {
   }
 }
 
-TEST(PagedAttention, GroupsBeyondTheFastKernelFallBackToTheReference) {
+// The widest groups the fast kernel takes (attention_detail::kMaxGroup query heads per KV
+// head, and one fewer) through paged_attention() itself, never the fallback: eager,
+// streaming and mixed (per-query-head gates, so the dense/window flags of all heads differ),
+// decode and prefill chunks, at page boundaries and past the 512-key context splits.
+TEST(PagedAttention, LargestGroupsTheFastKernelTakesMatchReference) {
+  IsaRestorer restore;
   std::mt19937 rng(9);
-  const Case c{130, 1, 8, 4, 50, 3};  // 130 query heads per KV head > kMaxGroup
-  EXPECT_LT(compare(c, nullptr, 0, rng), kTolerance);
+  constexpr int kG = attention_detail::kMaxGroup;
+  struct GroupShape {
+    int h, hkv, d, bs;
+  };
+  const GroupShape shapes[] = {{kG, 1, 8, 4}, {2 * kG, 2, 64, 16}, {kG - 1, 1, 40, 5}, {kG, 1, 128, 16}};
+  for (kernels::Isa isa : supported_isas()) {
+    kernels::set_active_isa(isa);
+    for (const GroupShape& g : shapes) {
+      for (const auto& [ctx, tokens] : std::vector<std::pair<int, int>>{{1, 1}, {50, 3}, {g.bs * 4, g.bs + 1},
+                                                                         {129, 1}, {700, 1}, {1100, 2}}) {
+        const Case c{g.h, g.hkv, g.d, g.bs, ctx, tokens};
+        const ModelShape shape = shape_of(c, 2);
+        const std::string isa_name = kernels::isa_name(isa);
+        ASSERT_LE(c.num_heads / c.num_kv_heads, kG);
+        EXPECT_LT(compare(c, nullptr, 1, rng, nullptr, FastPath::kPagedKernelOnly), kTolerance)
+            << describe(c, "eager") << " " << isa_name;
+        const SequenceAttention s = streaming(5, 40, 4, shape);
+        EXPECT_LT(compare(c, &s, 1, rng, nullptr, FastPath::kPagedKernelOnly), kTolerance)
+            << describe(c, "streaming") << " " << isa_name;
+        const SequenceAttention m = mixed(random_mixed_adapter(shape, /*per_query_head=*/true, 5, 40, 4, rng), shape);
+        EXPECT_LT(compare(c, &m, 1, rng, nullptr, FastPath::kPagedKernelOnly), kTolerance)
+            << describe(c, "mixed") << " " << isa_name;
+      }
+    }
+  }
+  std::printf("worst relative error so far: %.3g\n", g_worst_error);
+}
+
+// One query head more per KV head than the fast kernel takes: attend() must hand the call to
+// the reference kernel, whose output it then is bit for bit (this checks the dispatch, not
+// the arithmetic: both sides run attention_reference).
+TEST(PagedAttention, GroupsBeyondTheFastKernelAreDispatchedToTheReference) {
+  std::mt19937 rng(10);
+  for (const int group : {attention_detail::kMaxGroup + 1, 130}) {
+    const Case c{group, 1, 8, 4, 50, 3};
+    const ModelShape shape = shape_of(c, 1);
+    EXPECT_STREQ(attention_kernel_name(nullptr, shape), "reference") << "group " << group;
+    PagedFixture kv(c.num_kv_heads, c.head_dim, c.block_size, c.context, rng);
+    std::vector<float> q(static_cast<size_t>(c.num_tokens) * c.num_heads * c.head_dim);
+    std::normal_distribution<float> normal;
+    for (float& x : q) x = normal(rng);
+    std::vector<float> dispatched(q.size(), kNaN), reference(q.size(), kNaN);
+    LayerAttentionCall call{0,         q.data(), c.num_tokens, c.context - c.num_tokens, c.num_heads, c.num_kv_heads,
+                            c.head_dim, 0.3f,     kv.view(),    nullptr,                  dispatched.data()};
+    EXPECT_FALSE(paged_attention_supports(call)) << "group " << group;
+    attend(call);
+    call.out = reference.data();
+    attention_reference(call);
+    EXPECT_EQ(dispatched, reference) << "group " << group;
+  }
 }
 
 }  // namespace
