@@ -25,6 +25,9 @@ struct GoldenModel {
 
 std::string golden_dir();
 GoldenModel load_golden_model(const std::string& name);
+// The reference models every golden suite runs on (fixed list: a missing folder is a failure).
 std::vector<std::string> golden_model_names();
+// The folders actually present under tests/golden/models, sorted.
+std::vector<std::string> golden_model_folders();
 
 }  // namespace hotswap::testing

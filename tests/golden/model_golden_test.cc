@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
 
 #include "golden_fixture.h"
 #include "model/model.h"
@@ -38,8 +40,18 @@ TEST_P(ModelGolden, LogitsMatchTransformersAtEveryPosition) {
       }
       EXPECT_EQ(argmax(ours, V), argmax(ref, V)) << "position " << pos << " of a " << p.ids.size() << "-token prompt";
     }
+    // The reference computes the bf16 checkpoints in float32 (transformers, bf16 weights
+    // widened exactly), as this forward pass does with the default f32 products, so a bf16
+    // model is no less exact than an f32 one. Measured max |ours - ref| / max |ref| for
+    // 1/17/300-token prompts, on AVX-512 (AVX2 and scalar within 15% of it):
+    //   llama_bf16 3.6e-7 / 8.1e-7 / 8.9e-6, phi3_bf16 5.1e-7 / 1.2e-6 / 2.2e-6,
+    //   qwen2_bf16 5.7e-7 / 1.3e-6 / 2.2e-6 (the f32 models: the same magnitudes).
+    // kBf16RelTolerance = 3e-5: 3.4x the worst of these (8.9e-6, any ISA).
+    constexpr float kBf16RelTolerance = 3e-5f;
     if (f32) EXPECT_LT(max_abs, 1e-4f) << p.ids.size() << "-token prompt";
-    else EXPECT_LT(max_abs / max_ref, 2e-2f) << p.ids.size() << "-token prompt";
+    else EXPECT_LT(max_abs / max_ref, kBf16RelTolerance) << p.ids.size() << "-token prompt";
+    std::printf("[ %s, %zu tokens ] max |ours - ref| = %.3g, / max |ref| = %.3g\n", GetParam().c_str(), p.ids.size(),
+                max_abs, max_abs / max_ref);
   }
 }
 
@@ -58,6 +70,15 @@ TEST_P(ModelGolden, GreedyContinuationMatchesTransformersTokenForToken) {
     }
     EXPECT_EQ(out, c.output_ids) << c.prompt_ids.size() << "-token prompt";
   }
+}
+
+// The suites above run on the fixed list golden_model_names(); the folder must hold exactly
+// those models, each with its reference.json (a new fixture must be listed to be tested).
+TEST(GoldenFixtures, ModelFoldersAreExactlyTheListedOnes) {
+  EXPECT_EQ(testing::golden_model_folders(), testing::golden_model_names())
+      << "tests/golden/models differs from the list in tests/golden/golden_fixture.cc";
+  for (const std::string& name : testing::golden_model_names())
+    EXPECT_TRUE(std::filesystem::exists(testing::golden_dir() + "/models/" + name + "/reference.json")) << name;
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyModels, ModelGolden, ::testing::ValuesIn(testing::golden_model_names()),

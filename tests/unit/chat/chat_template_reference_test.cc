@@ -127,7 +127,11 @@ TEST(ChatTemplateReferenceData, CachedTokenizerTemplatesAreVerbatim) {
     const std::string config_path = std::string(HOTSWAP_SOURCE_DIR) + "/.cache/tokenizers/" + name +
                                     "/tokenizer_config.json";
     std::ifstream probe(config_path);
-    if (!probe) GTEST_SKIP() << config_path << " missing; run scripts/fetch-tokenizers.sh";
+    // A missing fixture is a failure, never a skip (as in tests/unit/tokenizer/real_tokenizers.h).
+    if (!probe) {
+      ADD_FAILURE() << config_path << " is missing: run scripts/fetch-tokenizers.sh";
+      continue;
+    }
     const auto config = nlohmann::json::parse(read_file(config_path));
     const std::string file = name == "llama3" ? "llama3_instruct" : "qwen3";
     EXPECT_EQ(read_file(kChatTestDir + "/templates/" + file + ".jinja"), config.at("chat_template").get<std::string>())
