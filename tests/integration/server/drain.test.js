@@ -2,13 +2,15 @@
 // and the process exits 0.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { baseModel, client, postJson, request, sleep, startServer } from './helpers.js';
+import { baseModel, client, postJson, request, sleep, startServer, waitFor } from './helpers.js';
 
 test('SIGTERM during load drains and exits 0', async () => {
   const server = await startServer(['--drain-timeout-ms', '120000']);
   const openai = client(server);
   const model = (await baseModel(server)).id;
-  const maxTokens = 200;
+  // Long enough (~1.5 s of batched decode here) that the requests are still in flight when the
+  // checks below run right after the server has logged the signal.
+  const maxTokens = 400;
 
   // Eight in-flight requests, half streamed; each has produced output before the signal.
   let started = 0;
@@ -45,17 +47,17 @@ test('SIGTERM during load drains and exits 0', async () => {
   }
 
   server.proc.kill('SIGTERM');
-  await sleep(50);
-  if (server.proc.exitCode === null) {
-    const ready = await request(server.url, { path: '/ready' }).catch((e) => ({ status: `error ${e.code}` }));
-    assert.equal(ready.status, 503, '/ready is 503 while draining');
-    assert.equal(ready.json?.status, 'draining');
-    const fresh = await postJson(server.url, '/v1/completions', { model, prompt: 'too late', max_tokens: 2 }).catch((e) => ({ status: `error ${e.code}` }));
-    assert.equal(fresh.status, 503, 'new requests are refused while draining');
-    assert.match(fresh.json.error.message, /shutting down/);
-  } else {
-    assert.fail('the server exited before the in-flight requests could have finished');
-  }
+  // Event-driven: the server logs event=signal right after it switches to draining (new
+  // requests get 503 from then on). Wait for that line, not for a fixed time.
+  await waitFor('the server to log the SIGTERM (event=signal)', () => /event=signal signal=SIGTERM action=drain/.test(server.logs()) ||
+    server.proc.exitCode !== null, { timeoutMs: 30_000 });
+  assert.equal(server.proc.exitCode, null, 'the server exited before the in-flight requests could have finished');
+  const ready = await request(server.url, { path: '/ready' }).catch((e) => ({ status: `error ${e.code}` }));
+  assert.equal(ready.status, 503, '/ready is 503 while draining');
+  assert.equal(ready.json?.status, 'draining');
+  const fresh = await postJson(server.url, '/v1/completions', { model, prompt: 'too late', max_tokens: 2 }).catch((e) => ({ status: `error ${e.code}` }));
+  assert.equal(fresh.status, 503, 'new requests are refused while draining');
+  assert.match(fresh.json.error.message, /shutting down/);
 
   const results = await Promise.all(inflight);
   for (const r of results) {
@@ -82,7 +84,8 @@ test('access log: one line per request with id, route, status, tokens and latenc
   const model = (await baseModel(server)).id;
   const r = await postJson(server.url, '/v1/completions', { model, prompt: 'log me', max_tokens: 3, temperature: 0, ignore_eos: true });
   const id = r.headers['x-request-id'];
-  await sleep(50);
+  // The access line is written once the last byte is; wait for it rather than a fixed time.
+  await waitFor(`the access log line of ${id}`, () => server.logs().includes(`access id=${id}`), { timeoutMs: 30_000 });
   const { code } = await server.stop();
   assert.equal(code, 0);
   const line = server.logs().split('\n').find((l) => l.includes(`access id=${id}`));

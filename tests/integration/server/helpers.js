@@ -99,26 +99,54 @@ export function request(url, { method = 'GET', path: p = '/', headers = {}, body
 export const postJson = (url, p, body, extra = {}) => request(url, { method: 'POST', path: p, body, ...extra });
 
 // Writes raw bytes on a new TCP connection and collects what comes back until the server
-// closes or `waitMs` passes.
-export function rawExchange(url, bytes, { waitMs = 3000 } = {}) {
+// closes the connection (FIN, or a reset after some bytes arrived), then resolves with the
+// bytes as a latin1 string. With `until` (a predicate on the text so far), it resolves as soon
+// as the predicate holds instead, for exchanges after which the server keeps the connection.
+// Nothing resolves on a timer: if neither happens within `waitMs`, it rejects with what had
+// arrived, so a test can never pass on a timeout. More than `maxBytes` also rejects (a server
+// answering in a loop). 30 s stays below the server's 60 s idle timeout, so a server that
+// keeps a connection it should close is caught rather than closed by the idle timer.
+export function rawExchange(url, bytes, { waitMs = 30_000, until, maxBytes = 16 << 20 } = {}) {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(port), hostname);
     const chunks = [];
-    const done = () => {
-      socket.destroy();
-      resolve(Buffer.concat(chunks).toString('latin1'));
-    };
-    const timer = setTimeout(done, waitMs);
-    socket.on('data', (c) => chunks.push(c));
-    socket.on('end', () => {
+    let settled = false;
+    const text = () => Buffer.concat(chunks).toString('latin1');
+    const settle = (fn, value) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      done();
+      socket.destroy();
+      fn(value);
+    };
+    const timer = setTimeout(() => {
+      const got = text();
+      settle(reject, new Error(`rawExchange: ${until ? 'the expected bytes did not arrive' : 'the server did not close the connection'} ` +
+                               `within ${waitMs} ms; received ${got.length} bytes: ${JSON.stringify(got.slice(0, 400))}`));
+    }, waitMs);
+    let received = 0;
+    socket.on('data', (c) => {
+      chunks.push(c);
+      received += c.length;
+      if (received > maxBytes) {
+        settle(reject, new Error(`rawExchange: more than ${maxBytes} bytes received: ${JSON.stringify(text().slice(0, 400))}`));
+      } else if (until && until(text())) {
+        settle(resolve, text());
+      }
+    });
+    socket.on('end', () => {
+      if (until && !until(text())) {
+        settle(reject, new Error(`rawExchange: the server closed the connection before the expected bytes; received: ${JSON.stringify(text().slice(0, 400))}`));
+      } else {
+        settle(resolve, text());
+      }
     });
     socket.on('error', (e) => {
-      clearTimeout(timer);
-      if (chunks.length) done();
-      else reject(e);
+      // A reset once the server has answered (it closed with our unread bytes in its buffer)
+      // is the server closing; a reset or any other error before that is a failure.
+      if (!until && chunks.length && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) settle(resolve, text());
+      else settle(reject, new Error(`rawExchange: ${e.message}; received: ${JSON.stringify(text().slice(0, 400))}`));
     });
     socket.on('connect', () => socket.write(bytes));
   });
@@ -154,12 +182,25 @@ export async function baseModel(server) {
   return r.json.data[0];
 }
 
-// Polls `predicate` (async) until it returns true or `timeoutMs` passes; returns its last value.
+// Polls `predicate` (async) until it returns true or `timeoutMs` passes; true if it held.
 export async function eventually(predicate, { timeoutMs = 5000, intervalMs = 10 } = {}) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await predicate()) return true;
     if (Date.now() > deadline) return false;
+    await sleep(intervalMs);
+  }
+}
+
+// Polls `predicate` (async) until it returns a truthy value, and returns that value; throws
+// (failing the test) with `what` if it has not within `timeoutMs`. For waiting on an event the
+// server makes observable (a log line, a /metrics value, a file) instead of sleeping.
+export async function waitFor(what, predicate, { timeoutMs = 30_000, intervalMs = 5 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await predicate();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(intervalMs);
   }
 }
