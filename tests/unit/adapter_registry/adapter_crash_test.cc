@@ -2,7 +2,9 @@
 // absent, never torn. A forked child uploads through the real AdapterRegistry::put; the
 // parent kills it with SIGKILL, then loads the directory the way a restarted server does.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -76,12 +78,20 @@ int64_t victim_temp_size(const std::string& dir) {
   return best;
 }
 
+// SIGXFSZ handler of the uploader: turn "the file reached its size limit" into kill -9.
+void sigkill_self(int) { ::kill(::getpid(), SIGKILL); }
+
+// The upload dies of SIGKILL at an exact point of its file write, with no polling and no
+// race between the writer and the killer: in the child, RLIMIT_FSIZE = `limit` makes the first
+// write() past `limit` bytes raise SIGXFSZ, whose handler SIGKILLs the process. So the kill
+// lands with exactly `limit` of the 48 MiB written to the temporary file, before its fsync
+// and rename, every time, however loaded the machine is.
 TEST(AdapterRegistryCrash, KillDuringTheFileWriteLeavesTheOldVersion) {
   constexpr size_t kBig = 48u << 20;
   const std::string old_doc = mixed_doc(1);
   const std::string new_doc = padded_doc(2, kBig);
-  bool killed_mid_write = false;
-  for (int attempt = 0; attempt < 8 && !killed_mid_write; ++attempt) {
+  // The first byte, a page, just past the first 1 MiB write() call, a third, one byte short.
+  for (const size_t limit : {size_t{1}, size_t{4096}, (size_t{1} << 20) + 1, kBig / 3, kBig - 1}) {
     TempDir dir;
     {
       AdapterRegistry r(test_shape(), "", dir.path(), kBudget);
@@ -90,29 +100,32 @@ TEST(AdapterRegistryCrash, KillDuringTheFileWriteLeavesTheOldVersion) {
     const pid_t child = fork_uploader([&] {
       AdapterRegistry r(test_shape(), "", dir.path(), kBudget);
       r.load_directory();
+      // Logs go to /dev/null (not a regular file, so not limited); no core file.
+      const int null_fd = ::open("/dev/null", O_WRONLY);
+      ::dup2(null_fd, STDOUT_FILENO);
+      ::dup2(null_fd, STDERR_FILENO);
+      struct sigaction sa {};
+      sa.sa_handler = sigkill_self;
+      ::sigaction(SIGXFSZ, &sa, nullptr);
+      const struct rlimit no_core {0, 0};
+      ::setrlimit(RLIMIT_CORE, &no_core);
+      const struct rlimit fsize {static_cast<rlim_t>(limit), static_cast<rlim_t>(limit)};
+      ::setrlimit(RLIMIT_FSIZE, &fsize);
       (void)r.put("victim", new_doc, AdapterEncoding::kJson);
+      ::_exit(3);  // put() returned: the kill never came
     });
     ASSERT_GT(child, 0);
-    // Kill as soon as the temporary file is partly written.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    int64_t seen = -1;
-    while (std::chrono::steady_clock::now() < deadline) {
-      seen = victim_temp_size(dir.path());
-      if (seen > 0 && seen < static_cast<int64_t>(kBig)) break;
-      if (::waitpid(child, nullptr, WNOHANG) == child) break;  // finished before we saw it
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
-    kill_and_reap(child);
-    killed_mid_write = seen > 0 && seen < static_cast<int64_t>(kBig);
-
-    const std::string digest = victim_after_restart(dir.path());
-    if (killed_mid_write) {
-      EXPECT_EQ(digest, sha256_hex(old_doc)) << "killed with " << seen << " of " << kBig << " bytes written";
-    } else {
-      EXPECT_TRUE(digest == sha256_hex(old_doc) || digest == sha256_hex(new_doc));
-    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "limit " << limit << ": the upload was not killed during its write (wait status " << status << ")";
+    // What the kill left: the temporary file with exactly `limit` bytes, the old file intact.
+    EXPECT_EQ(victim_temp_size(dir.path()), static_cast<int64_t>(limit)) << "limit " << limit;
+    EXPECT_EQ(sha256_hex(read_file(dir.path() + "/victim.json")), sha256_hex(old_doc)) << "limit " << limit;
+    // A restart removes the temporary file and serves the old version.
+    EXPECT_EQ(victim_after_restart(dir.path()), sha256_hex(old_doc))
+        << "killed with " << limit << " of " << kBig << " bytes written";
   }
-  EXPECT_TRUE(killed_mid_write) << "never caught the upload in the middle of its write";
 }
 
 TEST(AdapterRegistryCrash, KillAtRandomMomentsNeverLeavesATornAdapter) {
