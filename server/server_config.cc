@@ -231,8 +231,11 @@ ServeOptions parse_serve_args(const std::vector<std::string>& args) {
     if (name == "--config") config_file = value;
     else flags.emplace_back(name, value);
   }
-  if (const char* key = std::getenv("HOTSWAP_API_KEY"); key && *key) options.config.api_key = key;
+  // Precedence: defaults < config file < $HOTSWAP_API_KEY < flags. The environment comes after
+  // the file so that a file's "api_key": "" (configs/server.json has one) cannot silently
+  // drop a key given as a secret in the environment.
   if (!config_file.empty()) apply_config_json(read_file(config_file), config_file, &options.config);
+  if (const char* key = std::getenv("HOTSWAP_API_KEY"); key && *key) options.config.api_key = key;
   for (const auto& [name, value] : flags) {
     const Flag* flag = nullptr;
     for (const Flag& f : kFlags)

@@ -1,6 +1,7 @@
 #include "server_config.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -62,6 +63,22 @@ TEST(ServerConfig, FileThenFlags) {
   EXPECT_EQ(o.config.engine.max_queue, 9) << "a flag wins over the file, wherever it stands";
   EXPECT_FLOAT_EQ(o.config.defaults.temperature, 0.5f);
   EXPECT_EQ(o.config.timeouts.drain_ms, 1500);
+  std::remove(path.c_str());
+}
+
+// The shipped config file says "api_key": "": it must not drop a key given in the
+// environment (defaults < file < $HOTSWAP_API_KEY < --api-key).
+TEST(ServerConfig, ApiKeyFromTheEnvironmentSurvivesTheConfigFile) {
+  const std::string path = ::testing::TempDir() + "/hotswap_server_config_key_test.json";
+  {
+    std::ofstream out(path);
+    out << R"({"api_key": "", "port": 9001})";
+  }
+  ::setenv("HOTSWAP_API_KEY", "from-env", 1);
+  EXPECT_EQ(parse_serve_args({"serve", "--config", path}).config.api_key, "from-env");
+  EXPECT_EQ(parse_serve_args({"serve", "--config", path, "--api-key", "from-flag"}).config.api_key, "from-flag");
+  ::unsetenv("HOTSWAP_API_KEY");
+  EXPECT_EQ(parse_serve_args({"serve", "--config", path}).config.api_key, "");
   std::remove(path.c_str());
 }
 
