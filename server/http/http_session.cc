@@ -370,8 +370,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (async_) {
       // A client that closes once it has the whole response (e.g. after [DONE]) is done,
-      // not gone: the last write finishes the exchange as usual.
-      if (ec && response_complete_) return;
+      // not gone: the last write finishes the exchange as usual, and then the session
+      // closes. The EOF is consumed here and will not be reported to another read (the
+      // reactor waits for a new edge that never comes), so it must be remembered.
+      if (ec && response_complete_) {
+        peer_finished_ = true;
+        return;
+      }
       // The socket was closed under both operations (a write timeout): the write's handler,
       // which runs next, tells why.
       if (ec == net::error::operation_aborted && writing_) return;
@@ -411,7 +416,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                  request_.request_id, request_.method, route_, request_.path, status_, access_.prompt_tokens,
                  access_.completion_tokens, seconds * 1000.0, peer_);
     if (async_) {
-      async_->cancel();  // no-op for a finished job; stops the engine work of an unfinished one
+      if (!response_complete_) async_->cancel();  // stop the engine work of an unfinished response, once
       async_.reset();
       --ctx_->state->active_generations;
     }
@@ -430,6 +435,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void proceed(Next next) {
+    if (peer_finished_) return close();  // the client closed or reset after the last response
     if (next == Next::kLinger) return linger_close();
     wait_for_request();
   }
@@ -495,6 +501,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   // Reading while a response runs (and discarding while lingering), and closing.
   bool probing_ = false;
+  bool peer_finished_ = false;  // the probe saw the client's EOF or reset after a complete response
   bool closed_ = false;
   std::array<char, kReadChunk> probe_buffer_{};
   std::size_t discarded_ = 0;
