@@ -9,7 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { baseModel, CACHE_DIR, metrics, postJson, request, sseData, startServer } from './helpers.js';
+import { baseModel, CACHE_DIR, metrics, postJson, request, rng, sseData, startServer } from './helpers.js';
 
 const adapterDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hotswap-adapters-test-'));
 let server;
@@ -20,17 +20,6 @@ let Hkv;
 
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
 
-// Deterministic PRNG (mulberry32) so the adapters are the same on every run.
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // A mixed adapter_weight.json text: gates random in [0,1] with some exact 0 and 1.
 function mixedAdapter(seed, { layers = L, heads = Hkv, sink = 4, recent = 8, block = 4, override } = {}) {

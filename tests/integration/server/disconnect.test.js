@@ -25,7 +25,7 @@
 // HOTSWAP_TEST_TIME_SCALE (multiplies every deadline, e.g. 10 for a sanitizer build).
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { baseModel, metrics, postJson, request, sleep, sseData, startServer } from './helpers.js';
+import { baseModel, busy, idle, metrics, postJson, request, sleep, sseData, startServer } from './helpers.js';
 import {
   connectThenHangUp, endOfChunkedResponse, fullExchange, parseResponse, partialRequestThenHangUp, readThenHangUp, requestBytes, sendThenHangUp,
 } from './rude_clients.js';
@@ -125,16 +125,6 @@ async function waitForMetrics(what, predicate, timeoutMs = 20_000) {
   }
 }
 
-// What keeps the server from being idle with everything given back, as readable reasons.
-function busy(m) {
-  const reasons = [];
-  for (const g of ['hotswap_running_sequences', 'hotswap_queue_depth', 'hotswap_kv_blocks_used', 'hotswap_active_generations'])
-    if (m.get(g) !== 0) reasons.push(`${g} = ${m.get(g)}`);
-  // 1: the connection of this scrape. More: sessions whose client has gone are still open.
-  if (m.get('hotswap_open_connections') > 1) reasons.push(`hotswap_open_connections = ${m.get('hotswap_open_connections')} (connections of clients that hung up are still open)`);
-  return reasons;
-}
-const idle = (m) => busy(m).length === 0;
 
 const requestsOf = (m, route) => [...m].filter(([k]) => k.startsWith(`hotswap_requests_total{route="${route}",`)).reduce((s, [, v]) => s + v, 0);
 

@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BIN, CACHE_DIR, baseModel, metrics, request, sleep, sseData, startServer } from './helpers.js';
+import { BIN, CACHE_DIR, baseModel, busy, idle, metrics, request, rng, sleep, sseData, startServer } from './helpers.js';
 import {
   endOfChunkedResponse, fullExchange, parseResponse, partialRequestThenHangUp, readThenHangUp, requestBytes, sendThenHangUp,
 } from './rude_clients.js';
@@ -52,17 +52,6 @@ let server;
 let model;
 let cfg;
 
-// Deterministic PRNG (mulberry32).
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mixedAdapter(seed) {
   const r = rng(seed);
@@ -189,16 +178,6 @@ function rssKiB() {
   return Number(m[1]);
 }
 
-// What keeps the server from being idle with everything given back, as readable reasons.
-function busy(m) {
-  const reasons = [];
-  for (const g of ['hotswap_running_sequences', 'hotswap_queue_depth', 'hotswap_kv_blocks_used', 'hotswap_active_generations'])
-    if (m.get(g) !== 0) reasons.push(`${g} = ${m.get(g)}`);
-  // 1: the connection of this scrape. More: sessions whose client has gone are still open.
-  if (m.get('hotswap_open_connections') > 1) reasons.push(`hotswap_open_connections = ${m.get('hotswap_open_connections')} (connections of clients that hung up are still open)`);
-  return reasons;
-}
-const idle = (m) => busy(m).length === 0;
 
 async function waitIdle(what, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs * TIME_SCALE;

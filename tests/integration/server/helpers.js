@@ -204,3 +204,26 @@ export async function waitFor(what, predicate, { timeoutMs = 30_000, intervalMs 
     await sleep(intervalMs);
   }
 }
+
+// Deterministic PRNG (mulberry32): seeded request mixes and adapters that are the same on every run.
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// What keeps the server from being idle with everything given back, as readable reasons.
+export function busy(m) {
+  const reasons = [];
+  for (const g of ['hotswap_running_sequences', 'hotswap_queue_depth', 'hotswap_kv_blocks_used', 'hotswap_active_generations'])
+    if (m.get(g) !== 0) reasons.push(`${g} = ${m.get(g)}`);
+  // 1: the connection of this scrape. More: sessions whose client has gone are still open.
+  if (m.get('hotswap_open_connections') > 1) reasons.push(`hotswap_open_connections = ${m.get('hotswap_open_connections')} (connections of clients that hung up are still open)`);
+  return reasons;
+}
+export const idle = (m) => busy(m).length === 0;
