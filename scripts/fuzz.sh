@@ -95,7 +95,11 @@ for t in "${targets[@]}"; do
     done <"$out/fuzz-seeds/$t.txt"
   fi
   before=$(find "$corpus" -type f | wc -l)
-  crashes_before=$(find "$artifacts" -type f | wc -l)
+  # crash-/leak-/timeout-/oom- inputs are findings; slow-unit- ones (libFuzzer's
+  # -report_slow_units) are only noted: a target's first input also pays its set-up.
+  count_findings() { find "$artifacts" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l; }
+  crashes_before=$(count_findings)
+  slow_before=$(find "$artifacts" -type f -name 'slow-unit-*' | wc -l)
   mode=()
   [ "$keep_going" = 1 ] && mode=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
   echo "== $t: ${seconds} s (log: $log)"
@@ -107,7 +111,8 @@ for t in "${targets[@]}"; do
   set -e
   took=$(( $(date +%s) - start ))
   after=$(find "$corpus" -type f | wc -l)
-  crashes=$(( $(find "$artifacts" -type f | wc -l) - crashes_before ))
+  crashes=$(( $(count_findings) - crashes_before ))
+  slow=$(( $(find "$artifacts" -type f -name 'slow-unit-*' | wc -l) - slow_before ))
   # Runs: the final stats (plain mode) or the last status line (fork mode, and crashes).
   # (|| true: a pattern that matches nothing must not end the script under pipefail.)
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}' || true)
@@ -121,6 +126,9 @@ for t in "${targets[@]}"; do
     frame=$(grep -m1 -E "#[0-9]+ .* in .*$root/(server|engine|tests)" "$log" | sed "s|$root/||; s/|/\\\\|/g" | sed 's/^ *//' | cut -c1-200 || true)
     finding="rc=$rc; ${head_line:-no sanitizer headline}; ${frame:-}"
     failed=1
+  fi
+  if [ "$slow" -gt 0 ]; then
+    finding="$finding (slow units: $slow, slowest $(grep -o 'stat::slowest_unit_time_sec: *[0-9]*' "$log" | awk '{print $2}' | tail -1 || true) s)"
   fi
   echo "| $(date -u +%Y-%m-%dT%H:%MZ) | $t | $took | ${runs:-?} | ${execs:-?} | $((after - before)) | $after | $crashes | $finding |" >>"$summary"
   echo "   runs=${runs:-?} exec/s=${execs:-?} new=$((after - before)) crashes=$crashes rc=$rc"
