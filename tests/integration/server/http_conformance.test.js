@@ -170,6 +170,8 @@ describe('connection slots', () => {
     fs.writeFileSync(config, JSON.stringify({ retry_after_s: 7, limits: { max_connections: 3 } }));
     const server = await startServer(['--config', config]);
     try {
+      // Start from no open connection: the start-up probes' sessions may still be closing.
+      await waitForOpenConnections(server.port, 0);
       const held = await Promise.all([0, 1].map(() => openConnection(server.port)));
       await waitForOpenConnections(server.port, 2);  // the third slot is the scrape's
       // All three slots taken: the two held and a third we hold now.
@@ -200,6 +202,8 @@ describe('connection slots', () => {
   test('max_connections_per_client caps one address and leaves others in (429)', async () => {
     const server = await startServer(['--max-connections-per-client', '2']);
     try {
+      // Start from no open connection: the start-up probes (from 127.0.0.1) may still be closing.
+      await waitForOpenConnections(server.port, 0, { scrapeFrom: '127.0.0.3' });
       const held = await Promise.all([0, 1].map(() => openConnection(server.port, { localAddress: '127.0.0.1' })));
       await waitForOpenConnections(server.port, 2, { scrapeFrom: '127.0.0.3' });
       const r = parseResponse(await exchangeUntilClose(server.port, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n', { localAddress: '127.0.0.1' }));
