@@ -89,16 +89,48 @@ class EngineImpl final : public Engine {
     if (!attention) return attention.status();
     if (Status s = check_fits(request, attention.value()); !s) return s;
     auto stream = std::make_shared<TokenStream>();
+    std::deque<PendingRequest> withdrawn;
     {
       std::lock_guard lock(mu_);
       if (draining_) return Status::unavailable("the server is shutting down and accepts no new requests");
-      if (static_cast<int>(inbox_.size()) + waiting_count_.load() >= config_.max_queue)
+      if (queued_locked() >= config_.max_queue) withdrawn = withdraw_cancelled_locked();
+      if (queued_locked() >= config_.max_queue) {
+        finish_withdrawn(withdrawn);
         return Status::resource_exhausted("the request queue is full (" + std::to_string(config_.max_queue) +
                                           " waiting); retry later");
+      }
       inbox_.push_back({std::move(request), stream, std::move(attention.value())});
     }
+    finish_withdrawn(withdrawn);
     cv_.notify_all();
     return stream;
+  }
+
+  // Requests waiting for admission: those in the inbox and those the scheduler holds
+  // (as of its last step).
+  int queued_locked() const { return static_cast<int>(inbox_.size()) + waiting_count_.load(); }
+
+  // A request whose client has gone must not hold a queue slot until the engine's next step
+  // (one long prefill step can see hundreds of clients come and go): when the queue looks
+  // full, the cancelled requests still in the inbox leave it at once.
+  std::deque<PendingRequest> withdraw_cancelled_locked() {
+    std::deque<PendingRequest> withdrawn, kept;
+    for (PendingRequest& p : inbox_) (p.stream->cancelled() ? withdrawn : kept).push_back(std::move(p));
+    inbox_.swap(kept);
+    return withdrawn;
+  }
+
+  // Ends withdrawn requests' streams as the engine ends a cancelled request; outside mu_,
+  // since a push wakes the consumer.
+  static void finish_withdrawn(std::deque<PendingRequest>& withdrawn) {
+    for (PendingRequest& p : withdrawn) {
+      TokenEvent event;
+      event.finish = FinishReason::kCancelled;
+      StreamUsage usage;
+      usage.prompt_tokens = static_cast<int>(p.request.prompt_ids.size());
+      p.stream->push(std::move(event), usage);
+    }
+    withdrawn.clear();
   }
 
   void drain() override {
