@@ -164,11 +164,15 @@ describe('HTTP conformance', () => {
   });
 });
 
+const NO_TIMEOUTS = ['--header-timeout-ms', '600000', '--idle-timeout-ms', '600000'];
+
 describe('connection slots', () => {
   test('beyond max_connections a new client gets 503 with Retry-After, not a reset', async () => {
     const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hotswap-slots-')), 'server.json');
     fs.writeFileSync(config, JSON.stringify({ retry_after_s: 7, limits: { max_connections: 3 } }));
-    const server = await startServer(['--config', config]);
+    // Held connections send nothing: the header and idle timeouts must not free their slots
+    // during the test, however slow the server (sanitizers) or the machine.
+    const server = await startServer(['--config', config, ...NO_TIMEOUTS]);
     try {
       // Start from no open connection: the start-up probes' sessions may still be closing.
       await waitForOpenConnections(server.port, 0);
@@ -200,7 +204,7 @@ describe('connection slots', () => {
   });
 
   test('max_connections_per_client caps one address and leaves others in (429)', async () => {
-    const server = await startServer(['--max-connections-per-client', '2']);
+    const server = await startServer(['--max-connections-per-client', '2', ...NO_TIMEOUTS]);
     try {
       // Start from no open connection: the start-up probes (from 127.0.0.1) may still be closing.
       await waitForOpenConnections(server.port, 0, { scrapeFrom: '127.0.0.3' });

@@ -128,6 +128,10 @@ TEST(AdapterRegistryCrash, KillDuringTheFileWriteLeavesTheOldVersion) {
   }
 }
 
+// Kills land at random moments of the upload loop, measured in the child's own progress (not
+// wall-clock time, which a sanitizer build on a loaded machine stretches arbitrarily): the child
+// reports each completed put() on a pipe; the parent waits for a random number of them, then
+// for a random fraction of one put()'s duration, and kills.
 TEST(AdapterRegistryCrash, KillAtRandomMomentsNeverLeavesATornAdapter) {
   const std::vector<std::string> docs = {padded_doc(3, 2u << 20), padded_doc(4, 1u << 20), padded_doc(5, 512u << 10)};
   std::set<std::string> valid = {""};  // absent is allowed for a first upload killed early
@@ -137,19 +141,38 @@ TEST(AdapterRegistryCrash, KillAtRandomMomentsNeverLeavesATornAdapter) {
   std::mt19937 rng(12345);
   std::set<std::string> outcomes;
   for (int round = 0; round < 16; ++round) {
+    int done[2];
+    ASSERT_EQ(::pipe(done), 0);
     const pid_t child = fork_uploader([&] {
+      ::close(done[0]);
       AdapterRegistry r(test_shape(), "", dir.path(), kBudget);
       r.load_directory();
-      for (size_t i = 0;; ++i) (void)r.put("victim", docs[i % docs.size()], AdapterEncoding::kJson);
+      for (size_t i = 0;; ++i) {
+        (void)r.put("victim", docs[i % docs.size()], AdapterEncoding::kJson);
+        const char byte = 1;
+        if (::write(done[1], &byte, 1) != 1) ::_exit(4);
+      }
     });
     ASSERT_GT(child, 0);
-    std::this_thread::sleep_for(std::chrono::microseconds(2000 + rng() % 250000));
+    ::close(done[1]);
+    const int completed = static_cast<int>(rng() % 4);
+    auto last = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::duration one_put{};
+    for (int i = 0; i < completed; ++i) {
+      char byte;
+      ASSERT_EQ(::read(done[0], &byte, 1), 1) << "round " << round << ": the uploader died by itself";
+      const auto now = std::chrono::steady_clock::now();
+      one_put = now - last;
+      last = now;
+    }
+    if (completed > 0) std::this_thread::sleep_for(one_put * static_cast<int>(rng() % 100) / 100);
     kill_and_reap(child);
+    ::close(done[0]);
     const std::string digest = victim_after_restart(dir.path());
     EXPECT_TRUE(valid.count(digest)) << "round " << round << ": unexpected digest '" << digest << "'";
     outcomes.insert(digest);
   }
-  // Sanity: the kills did land after some uploads completed.
+  // Sanity: the kills did land after different numbers of completed uploads.
   EXPECT_GE(outcomes.size(), 2u) << "every kill found the same state: " << *outcomes.begin();
 }
 
