@@ -34,14 +34,17 @@
 #include <numeric>
 #include <random>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "adapters/adapter.h"
 #include "adapters/nsa_adapter.h"
 #include "attention/layer_attention.h"
 #include "attention/nsa/nsa_attention.h"
 #include "attention/sequence_attention.h"
 #include "bench_model.h"
+#include "engine/attention_choice.h"
 #include "kv_cache/kv_storage.h"
 #include "model/forward_batch.h"
 #include "model/model.h"
@@ -335,8 +338,17 @@ StepTimes run_whole_steps(const std::vector<int>& contexts, const std::string& r
     Nsa n;
     n.variant = &v;
     n.adapter = random_adapter(v.config, layers);
-    n.attention.impl = AttentionImpl::kNsa;
-    n.attention.nsa = n.adapter;
+    // The sequence's attention as the engine resolves it for a request naming `nsa` with
+    // this adapter (the bench keeps its own pointer to the NsaAdapter).
+    AttentionChoice choice;
+    std::string error;
+    if (!parse_attention_choice("nsa", &choice, &error)) throw std::runtime_error(error);
+    const std::shared_ptr<const Adapter> adapter =
+        Adapter::make_nsa(v.name, "bench", 0, n.adapter, layers, "random nsa adapter", "{}");
+    Result<SequenceAttention> resolved =
+        resolve_attention(choice, adapter, ModelShape{layers, kHeads, kKvHeads, kHeadDim, kHidden, ""});
+    if (!resolved) throw std::runtime_error(resolved.status().message());
+    n.attention = std::move(resolved.value());
     n.pool = std::make_unique<CompressedBlockPool>(kKvHeads, kHeadDim);
     n.state = std::make_unique<NsaSequenceState>(n.adapter, *n.pool);
     nsa.push_back(std::move(n));
@@ -378,7 +390,7 @@ StepTimes run_whole_steps(const std::vector<int>& contexts, const std::string& r
     ch.first_position = position;
     ch.block_table = table;
     ch.attention = attention;
-    ch.nsa_state = state;
+    ch.state = state;
     ch.logits = LogitsWanted::kLast;
     fb.chunks.push_back(ch);
     const double start = g_cpu_time ? process_cpu_seconds() : now_seconds();

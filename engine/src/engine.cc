@@ -14,7 +14,6 @@
 #include <thread>
 
 #include "adapters/adapter_registry.h"
-#include "attention/nsa/compressed_block_pool.h"
 #include "attention/sequence_attention.h"
 #include "chat/chat_template.h"
 #include "core/load_error.h"
@@ -42,7 +41,7 @@ class EngineImpl final : public Engine {
         kv_(KvCacheManager::plan_layout(model_->config().num_layers, model_->config().num_kv_heads,
                                         model_->config().head_dim, config.kv_block_size, config.kv_cache_tokens,
                                         config.kv_cache_bytes)),
-        nsa_pool_(model_->config().num_kv_heads, model_->config().head_dim),
+        attention_resources_(model_shape()),
         scheduler_(kv_, SchedulerLimits{config.max_batch_tokens, config.max_running_sequences,
                                          config.max_prefill_tokens_while_decoding}),
         adapters_(shape_of(model_->config()), std::filesystem::path(config.model_dir).filename().string(),
@@ -220,7 +219,7 @@ class EngineImpl final : public Engine {
   // deletion does not affect it.
   Result<SequenceAttention> resolve(const GenerateRequest& r) {
     AttentionChoice choice = r.attention;
-    if (choice.impl == AttentionImpl::kAuto && r.adapter.empty()) choice = config_.default_attention;
+    if (choice.impl == "auto" && r.adapter.empty()) choice = config_.default_attention;
     std::shared_ptr<const Adapter> adapter;
     if (!r.adapter.empty()) {
       auto pinned = adapters_.pin(r.adapter);
@@ -272,7 +271,8 @@ class EngineImpl final : public Engine {
       prompt_total_ += static_cast<int64_t>(p.request.prompt_ids.size());
       auto seq = std::make_unique<Sequence>(next_id_++, std::move(p.request), std::move(p.stream),
                                             std::move(p.attention), *tokenizer_, info_.eos_token_ids);
-      if (seq->attention.nsa) seq->nsa_state = std::make_unique<NsaSequenceState>(seq->attention.nsa, nsa_pool_);
+      const SequenceFacts facts{seq->sampler.seed(), seq->num_prompt_tokens};
+      seq->attention_state = seq->attention.backend->new_state(seq->attention, facts, attention_resources_);
       scheduler_.add(std::move(seq));
     }
     return true;
@@ -291,7 +291,7 @@ class EngineImpl final : public Engine {
       chunk.first_position = c.seq->num_computed;
       chunk.block_table = c.seq->blocks.blocks;
       chunk.attention = &c.seq->attention;
-      chunk.nsa_state = c.seq->nsa_state.get();
+      chunk.state = c.seq->attention_state.get();
       chunk.logits = c.samples() ? LogitsWanted::kLast : LogitsWanted::kNone;
       batch.chunks.push_back(chunk);
     }
@@ -349,6 +349,7 @@ class EngineImpl final : public Engine {
     u.completion_tokens = seq.num_generated();
     u.cached_prompt_tokens = seq.num_cached_prompt;
     u.attention_kernel = attention_kernel_name(&seq.attention, model_shape());
+    if (seq.attention_state) seq.attention_state->add_usage(&u);
     return u;
   }
 
@@ -370,7 +371,7 @@ class EngineImpl final : public Engine {
   std::unique_ptr<ChatTemplate> chat_template_;
   ModelInfo info_;
   KvCacheManager kv_;
-  CompressedBlockPool nsa_pool_;  // compressed-block caches of nsa sequences (outlives them)
+  BackendResources attention_resources_;  // what backends share across sequences (outlives them)
   Scheduler scheduler_;
 
   AdapterRegistry adapters_;  // thread-safe; shared with the I/O threads

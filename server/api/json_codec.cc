@@ -416,6 +416,9 @@ ojson usage_json(const v1::Usage& usage) {
   if (usage.has_prompt_tokens_details())
     j["prompt_tokens_details"] = {{"cached_tokens", usage.prompt_tokens_details().cached_tokens()}};
   if (!usage.attention_kernel().empty()) j["attention_kernel"] = usage.attention_kernel();
+  if (usage.has_attention_density()) j["attention_density"] = usage.attention_density();
+  if (usage.has_attention_output_error()) j["attention_output_error"] = usage.attention_output_error();
+  if (usage.has_attention_seed()) j["attention_seed"] = usage.attention_seed();
   return j;
 }
 

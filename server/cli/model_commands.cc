@@ -50,7 +50,7 @@ int run_generate(int argc, char** argv) {
       .option("repetition-penalty", "1 = off", "1.0")
       .option("seed", "sampling seed")
       .option("stop", "a stop string")
-      .option("attention", "eager | streaming | mixed | nsa | auto, or a JSON object")
+      .option("attention", "eager | streaming | mixed | nsa | masked | auto, or a JSON object (specs: attention.md, maskers.md)")
       .option("adapter", "adapter_weight.json file or directory")
       .option("threads", "worker threads (0 = all cores)", "0")
       .option("matmul-precision", kMatmulPrecisionHelp, "auto")
@@ -129,7 +129,7 @@ int run_logits(int argc, char** argv) {
   CliArgs args("logits", "Print the model's float32 logits for a prompt.");
   args.option("model", "Hugging Face model directory")
       .option("prompt-ids", "comma-separated token ids")
-      .option("attention", "eager | streaming | mixed | nsa | auto, or a JSON object")
+      .option("attention", "eager | streaming | mixed | nsa | masked | auto, or a JSON object (specs: attention.md, maskers.md)")
       .option("adapter", "adapter_weight.json file or directory")
       .option("matmul-precision", kMatmulPrecisionHelp, "auto")
       .flag("all-positions", "logits for every position, not only the last");

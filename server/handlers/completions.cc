@@ -78,7 +78,7 @@ std::optional<HttpResponse> read_common(const HandlerContext& ctx, const Engine&
   if (f.has_attention()) {
     std::string error;
     if (!parse_attention_choice(f.attention(), &out->attention, &error))
-      return bad_request("attention", "attention: " + error);
+      return bad_request("attention", error);  // the message names the attention field itself
   }
 
   // `model` names the base model, or an adapter (vLLM style); `adapter` names one directly.

@@ -95,13 +95,20 @@ std::string concat_text(const std::vector<TokenEvent>& events) {
   return text;
 }
 
-void fill_usage(int prompt, int completion, int cached, const std::string& kernel, v1::Usage* usage) {
-  usage->set_prompt_tokens(prompt);
-  usage->set_completion_tokens(completion);
-  usage->set_total_tokens(prompt + completion);
-  usage->mutable_prompt_tokens_details()->set_cached_tokens(cached);
-  usage->set_attention_kernel(kernel);
+}  // namespace
+
+void GenerationJob::fill_usage(const UsageTotals& totals, v1::Usage* usage) {
+  usage->set_prompt_tokens(totals.prompt_tokens);
+  usage->set_completion_tokens(totals.completion_tokens);
+  usage->set_total_tokens(totals.prompt_tokens + totals.completion_tokens);
+  usage->mutable_prompt_tokens_details()->set_cached_tokens(totals.cached_tokens);
+  usage->set_attention_kernel(totals.attention_kernel);
+  if (totals.densities > 0) usage->set_attention_density(totals.density_sum / totals.densities);
+  if (totals.errors > 0) usage->set_attention_output_error(totals.error_sum / totals.errors);
+  if (totals.attention_seed) usage->set_attention_seed(*totals.attention_seed);
 }
+
+namespace {
 
 std::string error_frame(const std::string& message) {
   v1::ErrorBody body;
@@ -172,7 +179,10 @@ void GenerationJob::take_events() {
       }
     }
     s.tokens += new_tokens;
-    if (s.finish && spec_.metrics) spec_.metrics->record_attention_kernel(s.usage.attention_kernel);
+    if (s.finish && spec_.metrics) {
+      spec_.metrics->record_attention_kernel(s.usage.attention_kernel);
+      if (s.usage.attention_density) spec_.metrics->observe_attention_density(s.usage.attention_config, *s.usage.attention_density);
+    }
     if (spec_.stream) {
       for (TokenEvent& e : events) s.fresh.push_back(std::move(e));
       continue;
@@ -225,6 +235,17 @@ GenerationJob::UsageTotals GenerationJob::usage_totals() const {
     totals.cached_tokens += s.usage.cached_prompt_tokens;
     if (totals.attention_kernel.empty()) totals.attention_kernel = s.usage.attention_kernel;
   }
+  for (const ChoiceState& s : states_) {
+    if (s.usage.attention_density) {
+      totals.density_sum += *s.usage.attention_density;
+      ++totals.densities;
+    }
+    if (s.usage.attention_output_error) {
+      totals.error_sum += *s.usage.attention_output_error;
+      ++totals.errors;
+    }
+    if (s.usage.attention_seed && !totals.attention_seed) totals.attention_seed = s.usage.attention_seed;
+  }
   return totals;
 }
 
@@ -266,7 +287,7 @@ ResponseProgress GenerationJob::full_response() {
         lp->MergeFrom(s.completion_logprobs);
       }
     }
-    fill_usage(totals.prompt_tokens, totals.completion_tokens, totals.cached_tokens, totals.attention_kernel, body.mutable_usage());
+    fill_usage(totals, body.mutable_usage());
     response.body = to_json(body);
   } else {
     v1::ChatCompletion body;
@@ -283,7 +304,7 @@ ResponseProgress GenerationJob::full_response() {
       choice->set_finish_reason(openai_finish_reason(*s.finish));
       if (spec_.logprobs >= 0) *choice->mutable_logprobs() = s.chat_logprobs;
     }
-    fill_usage(totals.prompt_tokens, totals.completion_tokens, totals.cached_tokens, totals.attention_kernel, body.mutable_usage());
+    fill_usage(totals, body.mutable_usage());
     response.body = to_json(body);
   }
   response.access = {totals.prompt_tokens, totals.completion_tokens};
@@ -376,7 +397,7 @@ std::string GenerationJob::usage_frame() {
     chunk.set_object("text_completion");
     chunk.set_created(spec_.created);
     chunk.set_model(spec_.model);
-    fill_usage(totals.prompt_tokens, totals.completion_tokens, totals.cached_tokens, totals.attention_kernel, chunk.mutable_usage());
+    fill_usage(totals, chunk.mutable_usage());
     return sse_event(to_json(chunk));
   }
   v1::ChatCompletionChunk chunk;
@@ -384,7 +405,7 @@ std::string GenerationJob::usage_frame() {
   chunk.set_object("chat.completion.chunk");
   chunk.set_created(spec_.created);
   chunk.set_model(spec_.model);
-  fill_usage(totals.prompt_tokens, totals.completion_tokens, totals.cached_tokens, totals.attention_kernel, chunk.mutable_usage());
+  fill_usage(totals, chunk.mutable_usage());
   return sse_event(to_json(chunk));
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,10 @@
 #include "engine/token_stream.h"
 #include "http/http_types.h"
 #include "metrics/metrics.h"
+
+namespace hotswap::v1 {
+class Usage;
+}  // namespace hotswap::v1
 
 namespace hotswap::server {
 
@@ -71,8 +76,13 @@ class GenerationJob : public AsyncResponse {
     int completion_tokens = 0;
     int cached_tokens = 0;
     std::string attention_kernel;
+    // masked: the choices' densities and errors, averaged over the choices that report one
+    double density_sum = 0, error_sum = 0;
+    int densities = 0, errors = 0;
+    std::optional<uint64_t> attention_seed;
   };
   UsageTotals usage_totals() const;
+  static void fill_usage(const UsageTotals& totals, v1::Usage* usage);
 
   JobSpec spec_;
   std::vector<ChoiceState> states_;

@@ -62,15 +62,17 @@ void Histogram::observe(double value, int64_t times) {
   count_ += times;
 }
 
-void Histogram::render(const std::string& name, std::string* out) const {
+void Histogram::render(const std::string& name, std::string* out, const std::string& labels) const {
   int64_t cumulative = 0;
+  const std::string prefix = labels.empty() ? "" : labels + ",";
+  const std::string own = labels.empty() ? "" : "{" + labels + "}";
   for (std::size_t i = 0; i <= bounds_.size(); ++i) {
     cumulative += counts_[i];
     const std::string le = i < bounds_.size() ? number(bounds_[i]) : "+Inf";
-    *out += name + "_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+    *out += name + "_bucket{" + prefix + "le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
   }
-  *out += name + "_sum " + number(sum_) + "\n";
-  *out += name + "_count " + std::to_string(count_) + "\n";
+  *out += name + "_sum" + own + " " + number(sum_) + "\n";
+  *out += name + "_count" + own + " " + std::to_string(count_) + "\n";
 }
 
 Metrics::Metrics()
@@ -92,6 +94,14 @@ void Metrics::observe_time_to_first_token(double seconds) {
 void Metrics::observe_inter_token_latency(double seconds, int64_t times) {
   std::lock_guard lock(mu_);
   inter_token_seconds_.observe(seconds, times);
+}
+
+void Metrics::observe_attention_density(const std::string& config, double density) {
+  std::lock_guard lock(mu_);
+  auto it = attention_density_.find(config);
+  if (it == attention_density_.end())
+    it = attention_density_.emplace(config, Histogram({0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1})).first;
+  it->second.observe(density);
 }
 
 void Metrics::record_attention_kernel(const std::string& kernel) {
@@ -149,6 +159,10 @@ std::string Metrics::render(const std::optional<EngineStats>& engine, const Serv
   ttft_seconds_.render("hotswap_time_to_first_token_seconds", &out);
   header(&out, "hotswap_inter_token_latency_seconds", "histogram", "Time between successive tokens of one choice.");
   inter_token_seconds_.render("hotswap_inter_token_latency_seconds", &out);
+  header(&out, "hotswap_attention_density", "histogram",
+         "Mean attention density of finished `masked` choices (keys attended / keys visible), by masker configuration.");
+  for (const auto& [config, histogram] : attention_density_)
+    histogram.render("hotswap_attention_density", &out, "config=\"" + prometheus_label(config) + "\"");
   return out;
 }
 

@@ -21,8 +21,8 @@ class Histogram {
  public:
   explicit Histogram(std::vector<double> upper_bounds);
   void observe(double value, int64_t times = 1);
-  // Appends the _bucket/_sum/_count lines for `name`.
-  void render(const std::string& name, std::string* out) const;
+  // Appends the _bucket/_sum/_count lines for `name`; `labels` (e.g. config="x") joins each line's labels.
+  void render(const std::string& name, std::string* out, const std::string& labels = "") const;
   int64_t count() const { return count_; }
 
  private:
@@ -51,6 +51,8 @@ class Metrics {
   // `times` observations of `seconds` (engine emission times, TokenEvent::emitted_at).
   void observe_inter_token_latency(double seconds, int64_t times);
   void record_attention_kernel(const std::string& kernel);
+  // A finished `masked` choice's mean attention density, by masker configuration.
+  void observe_attention_density(const std::string& config, double density);
   void record_cancelled_by_client();
   // A connection answered 503/429 at accept; reason "max_connections" | "max_connections_per_client".
   void record_connection_refused(const std::string& reason);
@@ -62,6 +64,7 @@ class Metrics {
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, int64_t> requests_;  // (route, status) -> count
   std::map<std::string, int64_t> attention_kernels_;
+  std::map<std::string, Histogram> attention_density_;  // masker configuration -> densities
   int64_t cancelled_by_client_ = 0;
   std::map<std::string, int64_t> connections_refused_;  // reason -> count
   Histogram request_seconds_;

@@ -37,6 +37,13 @@ struct StreamUsage {
   int completion_tokens = 0;
   int cached_prompt_tokens = 0;  // prompt tokens served from shared prefix blocks
   std::string attention_kernel;  // which kernel ran (specs/attention.md)
+  // `masked` (specs/maskers.md): mean density of the sparse queries, their mean relative L2
+  // error against dense when asked for, the masker configuration (a metric label) and the
+  // seed the sampling maskers used when the request gave none.
+  std::optional<double> attention_density;
+  std::optional<double> attention_output_error;
+  std::string attention_config;
+  std::optional<uint64_t> attention_seed;
 };
 
 class TokenStream {

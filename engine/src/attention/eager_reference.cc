@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "attention/layer_attention.h"
-#include "attention/sequence_attention.h"
+#include "attention/paged/paged_pattern.h"
 #include "core/check.h"
 
 namespace hotswap {
@@ -49,8 +49,9 @@ void reference(const LayerAttentionCall& c, bool dense_only) {
   HS_CHECK(c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0) << "H " << c.num_heads << " Hkv " << c.num_kv_heads;
   const int group = c.num_heads / c.num_kv_heads;
   const int d = c.head_dim;
-  const AttentionImpl impl = dense_only || c.seq == nullptr ? AttentionImpl::kEager : c.seq->impl;
-  const StreamingRule rule = c.seq != nullptr ? c.seq->rule : StreamingRule{};
+  const PagedPattern& pattern = paged_pattern(c);
+  const PagedKind kind = dense_only ? PagedKind::kEager : pattern.kind;
+  const StreamingRule rule = pattern.rule;
   std::vector<double> scores, dense, streaming;
   for (int i = 0; i < c.num_tokens; ++i) {
     const int t = c.first_position + i;
@@ -58,15 +59,15 @@ void reference(const LayerAttentionCall& c, bool dense_only) {
       const int kvh = h / group;
       const float* q = c.q + (static_cast<size_t>(i) * c.num_heads + h) * d;
       float* out = c.out + (static_cast<size_t>(i) * c.num_heads + h) * d;
-      if (impl == AttentionImpl::kEager) {
+      if (kind == PagedKind::kEager) {
         reference_branch(c, q, t, kvh, Branch::kDense, rule, scores, dense);
         for (int x = 0; x < d; ++x) out[x] = static_cast<float>(dense[x]);
-      } else if (impl == AttentionImpl::kStreaming) {
+      } else if (kind == PagedKind::kStreaming) {
         reference_branch(c, q, t, kvh, Branch::kStreaming, rule, scores, streaming);
         for (int x = 0; x < d; ++x) out[x] = static_cast<float>(streaming[x]);
       } else {
-        HS_CHECK(impl == AttentionImpl::kMixed && c.seq->gates) << "reference kernel: unsupported pattern";
-        const double a = c.seq->gates->gate(c.layer, h);
+        HS_CHECK(kind == PagedKind::kMixed && pattern.gates) << "reference kernel: unsupported pattern";
+        const double a = pattern.gates->gate(c.layer, h);
         reference_branch(c, q, t, kvh, Branch::kDense, rule, scores, dense);
         reference_branch(c, q, t, kvh, Branch::kStreaming, rule, scores, streaming);
         for (int x = 0; x < d; ++x) out[x] = static_cast<float>(a * dense[x] + (1.0 - a) * streaming[x]);

@@ -3,21 +3,14 @@
 // active ISA, merges context splits and writes each head's output.
 #include "attention/paged_attention.h"
 
-#include "attention/nsa/nsa_attention.h"
 #include "core/check.h"
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+#include "attention/kernel_dispatch.h"
+#include "attention/paged/paged_pattern.h"
 #include "attention/paged_attention_kernel.h"
-#include "attention/sequence_attention.h"
-#include "core/check.h"
-#include "kernels/isa.h"
 
 namespace hotswap {
 namespace attention_detail {
@@ -36,35 +29,17 @@ namespace {
 // Below this many keys per split a context split costs more in merging than it gains.
 constexpr int kMinKeysPerSplit = 512;
 
-struct WorkItem {
+// A (call, token, KV head) query, or one context split of it.
+struct WorkItem : SplitPart {
   int call = 0;
   int token = 0;
   int kv_head = 0;
-  int num_splits = 1;
   int first_segment = 0;
   int num_segments = 0;
   size_t flags = 0;  // need_dense at flags, need_window at flags + group
-  size_t state = 0;  // offset of this split's state in split_states (num_splits > 1)
 };
 
-ItemKernel active_kernel() {
-  switch (kernels::active_isa()) {
-    case kernels::Isa::kAvx512: return avx512_item_kernel();
-    case kernels::Isa::kAvx2: return avx2_item_kernel();
-    case kernels::Isa::kScalar: break;
-  }
-  return scalar_item_kernel();
-}
-
-int num_threads() {
-#ifdef _OPENMP
-  return omp_in_parallel() ? 1 : omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-AttentionImpl impl_of(const LayerAttentionCall& c) { return c.seq == nullptr ? AttentionImpl::kEager : c.seq->impl; }
+PagedKind kind_of(const LayerAttentionCall& c) { return paged_pattern(c).kind; }
 
 // The key runs a query at t walks: all of [0, t] when some head needs the dense branch
 // (cut where the streaming window starts and stops), else only the window.
@@ -107,28 +82,13 @@ void split_segments(const std::vector<Segment>& segs, int first, int count, int6
   }
 }
 
-// dst <- the state of the union of the keys dst and src saw (one head, one branch).
-void merge_state(float* dst, const float* src, int d) {
-  if (src[0] == -INFINITY) return;
-  if (dst[0] == -INFINITY) {
-    std::copy(src, src + d + 2, dst);
-    return;
-  }
-  const float m = std::max(dst[0], src[0]);
-  const float cd = std::exp(dst[0] - m);
-  const float cs = std::exp(src[0] - m);
-  dst[0] = m;
-  dst[1] = dst[1] * cd + src[1] * cs;
-  for (int x = 0; x < d; ++x) dst[2 + x] = dst[2 + x] * cd + src[2 + x] * cs;
-}
-
 // Writes the outputs of the group's query heads from the merged state.
 void finalize(const LayerAttentionCall& c, const WorkItem& item, const float* state, const uint8_t* flags) {
   const int group = c.num_heads / c.num_kv_heads;
   const int d = c.head_dim;
   const size_t stride = state_stride(d);
-  const bool mixed = impl_of(c) == AttentionImpl::kMixed;
-  const float* gates = mixed ? c.seq->gates->layer_gates(c.layer) : nullptr;
+  const bool mixed = kind_of(c) == PagedKind::kMixed;
+  const float* gates = mixed ? paged_pattern(c).gates->layer_gates(c.layer) : nullptr;
   for (int h = 0; h < group; ++h) {
     const int qh = item.kv_head * group + h;
     float* out = c.out + (static_cast<size_t>(item.token) * c.num_heads + qh) * d;
@@ -152,12 +112,7 @@ bool paged_attention_supports(const LayerAttentionCall& call) {
 }
 
 const char* paged_attention_kernel_name() {
-  switch (kernels::active_isa()) {
-    case kernels::Isa::kAvx512: return "paged_flash_avx512";
-    case kernels::Isa::kAvx2: return "paged_flash_avx2";
-    case kernels::Isa::kScalar: break;
-  }
-  return "paged_flash_scalar";
+  return for_active_isa("paged_flash_avx512", "paged_flash_avx2", "paged_flash_scalar");
 }
 
 void paged_attention(const LayerAttentionCall* calls, int num_calls) {
@@ -173,30 +128,30 @@ void paged_attention(const LayerAttentionCall* calls, int num_calls) {
     HS_CHECK(c.num_tokens == 0 || (c.first_position + c.num_tokens - 1) / c.kv.block_size < c.kv.num_logical_blocks)
         << "block table of " << c.kv.num_logical_blocks << " blocks does not cover position "
         << c.first_position + c.num_tokens - 1;
-    HS_CHECK(impl_of(c) != AttentionImpl::kMixed || c.seq->gates) << "mixed attention without gates";
+    HS_CHECK(kind_of(c) != PagedKind::kMixed || paged_pattern(c).gates) << "mixed attention without gates";
     num_queries += static_cast<int64_t>(c.num_tokens) * c.num_kv_heads;
   }
-  const int threads = num_threads();
+  const int threads = kernel_threads();
   // Split the context only when there are too few (token, KV head) items to occupy the
   // threads: decode of a few sequences. Prefill has plenty of items.
-  const int max_splits = num_queries >= 2 * threads ? 1 : static_cast<int>((2 * threads + num_queries - 1) / std::max<int64_t>(1, num_queries));
+  const int max_splits = max_splits_per_item(num_queries, threads);
 
   std::vector<Segment> unsplit;
   std::vector<std::pair<int, int>> ranges;
-  size_t split_state_floats = 0;
   for (int ci = 0; ci < num_calls; ++ci) {
     const LayerAttentionCall& c = calls[ci];
     const int group = c.num_heads / c.num_kv_heads;
-    const AttentionImpl impl = impl_of(c);
-    const StreamingRule rule = c.seq != nullptr ? c.seq->rule : StreamingRule{};
+    const PagedPattern& pattern = paged_pattern(c);
+    const PagedKind kind = pattern.kind;
+    const StreamingRule rule = pattern.rule;
     for (int kvh = 0; kvh < c.num_kv_heads; ++kvh) {
       // Which branch each head of this group needs; constant over the call's tokens.
       const size_t flag_offset = flags.size();
       bool any_dense = false, any_window = false;
       for (int h = 0; h < group; ++h) {
-        bool dense = impl == AttentionImpl::kEager, window = impl == AttentionImpl::kStreaming;
-        if (impl == AttentionImpl::kMixed) {
-          const float a = c.seq->gates->gate(c.layer, kvh * group + h);
+        bool dense = kind == PagedKind::kEager, window = kind == PagedKind::kStreaming;
+        if (kind == PagedKind::kMixed) {
+          const float a = pattern.gates->gate(c.layer, kvh * group + h);
           dense = a != 0.0f;   // a == 0: the dense branch has weight 0
           window = a != 1.0f;  // a == 1: the streaming branch has weight 0
         }
@@ -205,8 +160,8 @@ void paged_attention(const LayerAttentionCall* calls, int num_calls) {
         any_window |= window;
       }
       for (int h = 0; h < group; ++h) {
-        bool window = impl == AttentionImpl::kStreaming;
-        if (impl == AttentionImpl::kMixed) window = c.seq->gates->gate(c.layer, kvh * group + h) != 1.0f;
+        bool window = kind == PagedKind::kStreaming;
+        if (kind == PagedKind::kMixed) window = pattern.gates->gate(c.layer, kvh * group + h) != 1.0f;
         flags.push_back(window);
       }
       // Latest tokens first: they have the most keys, and dynamic scheduling balances best
@@ -236,85 +191,32 @@ void paged_attention(const LayerAttentionCall* calls, int num_calls) {
         for (const auto& [first, count] : ranges) {
           item.first_segment = first;
           item.num_segments = count;
-          item.state = split_state_floats;
-          split_state_floats += state_floats(group, c.head_dim);
           items.push_back(item);
         }
       }
     }
   }
 
-  const ItemKernel kernel = active_kernel();
-  std::vector<float> split_states(split_state_floats);
-  const int64_t num_items = static_cast<int64_t>(items.size());
-
-#pragma omp parallel for schedule(dynamic, 1) if (num_items > 1 && threads > 1)
-  for (int64_t idx = 0; idx < num_items; ++idx) {
-    const WorkItem& item = items[static_cast<size_t>(idx)];
+  const ItemKernel kernel = for_active_isa(avx512_item_kernel(), avx2_item_kernel(), scalar_item_kernel());
+  auto shape = [calls](const WorkItem& item) {
     const LayerAttentionCall& c = calls[item.call];
     const int group = c.num_heads / c.num_kv_heads;
-    const int d = c.head_dim;
-    thread_local std::vector<float> scratch;
-    const size_t need = scratch_floats(group, d) + state_floats(group, d);
-    if (scratch.size() < need) scratch.resize(need);
+    return WorkShape{scratch_floats(group, c.head_dim), 2 * group, c.head_dim};
+  };
+  auto run = [&](const WorkItem& item, float* state, float* scratch) {
+    const LayerAttentionCall& c = calls[item.call];
+    const int group = c.num_heads / c.num_kv_heads;
     ItemArgs args = item_args(c, item.token, item.kv_head);
     args.segments = segments.data() + item.first_segment;
     args.num_segments = item.num_segments;
     args.need_dense = flags.data() + item.flags;
     args.need_window = flags.data() + item.flags + group;
-    float* state = item.num_splits == 1 ? scratch.data() + scratch_floats(group, d) : split_states.data() + item.state;
-    kernel(args, state, scratch.data());
-    if (item.num_splits == 1) finalize(c, item, state, flags.data() + item.flags);
-  }
-
-  if (split_state_floats == 0) return;
-  // Merge the splits of each (call, token, KV head): consecutive items, first one leads.
-  std::vector<size_t> leaders;
-  for (size_t i = 0; i < items.size();) {
-    if (items[i].num_splits > 1) leaders.push_back(i);
-    i += static_cast<size_t>(items[i].num_splits);
-  }
-  const int64_t num_leaders = static_cast<int64_t>(leaders.size());
-#pragma omp parallel for schedule(static) if (num_leaders > 1 && threads > 1)
-  for (int64_t li = 0; li < num_leaders; ++li) {
-    const WorkItem& lead = items[leaders[static_cast<size_t>(li)]];
-    const LayerAttentionCall& c = calls[lead.call];
-    const int group = c.num_heads / c.num_kv_heads;
-    const int d = c.head_dim;
-    float* dst = split_states.data() + lead.state;
-    for (int s = 1; s < lead.num_splits; ++s) {
-      const float* src = split_states.data() + items[leaders[static_cast<size_t>(li)] + s].state;
-      for (int b = 0; b < 2 * group; ++b) merge_state(dst + b * state_stride(d), src + b * state_stride(d), d);
-    }
-    finalize(c, lead, dst, flags.data() + lead.flags);
-  }
-}
-
-void attend(const LayerAttentionCall& call) { attend_many(&call, 1); }
-
-void attend_many(const LayerAttentionCall* calls, int num_calls) {
-  std::vector<LayerAttentionCall> fast;
-  fast.reserve(static_cast<size_t>(num_calls));
-  for (int i = 0; i < num_calls; ++i) {
-    const LayerAttentionCall& c = calls[i];
-    if (c.num_tokens == 0) continue;
-    if (c.seq != nullptr && c.seq->impl == AttentionImpl::kNsa) {
-      // NSA runs its own parallel regions and updates the sequence's compressed cache.
-      HS_CHECK(c.nsa_state != nullptr && c.q_unrotated && c.k_unrotated && c.attn_input)
-          << "nsa attention without its inputs";
-      nsa_attend(c, NsaLayerInputs{c.q_unrotated, c.k_unrotated, c.attn_input, c.hidden_size}, *c.seq->nsa,
-                 *c.nsa_state);
-      continue;
-    }
-    const bool reference = (c.seq != nullptr && c.seq->kernel == AttentionKernel::kReference) ||
-                           !paged_attention_supports(c);
-    if (reference) {
-      attention_reference(c);
-    } else {
-      fast.push_back(c);
-    }
-  }
-  if (!fast.empty()) paged_attention(fast.data(), static_cast<int>(fast.size()));
+    kernel(args, state, scratch);
+  };
+  auto finish = [&](const WorkItem& item, const float* state) {
+    finalize(calls[item.call], item, state, flags.data() + item.flags);
+  };
+  run_work_items(items, threads, shape, run, finish);
 }
 
 }  // namespace hotswap

@@ -1,13 +1,14 @@
 // Internal to attention/: the ISA-independent description of one work item of the paged
-// kernel and the per-ISA entry points that run it (paged_attention_{avx512,avx2,scalar}.cc,
-// all compiled from paged_attention_simd.inc). paged_attention.cc builds the items, picks the
-// ISA and merges/finalises the results.
+// kernel and the per-ISA entry points that run it (simd/attention_{avx512,avx2,scalar}.cc,
+// all compiling paged_attention_simd.inc). paged_attention.cc builds the items, picks the
+// ISA and merges/finalises the results (kernel_dispatch.h).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include "attention/layer_attention.h"
+#include "attention/online_softmax.h"
 
 namespace hotswap::attention_detail {
 
@@ -59,11 +60,9 @@ inline ItemArgs item_args(const LayerAttentionCall& c, int64_t token, int kv_hea
   return a;
 }
 
-// Per item output: for branch b (0 dense, 1 streaming) and head h, at
-// state + (b * group + h) * state_stride(head_dim): [m, l, acc[0..head_dim)] -- running max,
-// sum of exp(score - m) and sum of exp(score - m) * v. A branch that saw no key has
-// m = -inf, l = 0, acc = 0.
-inline size_t state_stride(int head_dim) { return static_cast<size_t>(head_dim) + 2; }
+// Per item output: for branch b (0 dense, 1 streaming) and head h, the online-softmax state
+// (online_softmax.h) at state + (b * group + h) * state_stride(head_dim). A branch that saw
+// no key has m = -inf, l = 0, acc = 0.
 inline size_t state_floats(int group, int head_dim) { return 2 * static_cast<size_t>(group) * state_stride(head_dim); }
 // Scratch one item needs (per thread).
 inline size_t scratch_floats(int group, int head_dim) {

@@ -19,7 +19,7 @@
 #include <span>
 #include <string_view>
 
-#include "attention/layer_attention.h"
+#include "kv_cache/paged_kv_view.h"
 #include "engine/status.h"
 #include "kv_cache/block_pool.h"
 #include "kv_cache/block_table.h"

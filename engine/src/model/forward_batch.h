@@ -10,7 +10,7 @@
 namespace hotswap {
 
 struct SequenceAttention;
-class NsaSequenceState;
+class BackendSequenceState;
 
 enum class LogitsWanted { kNone, kLast, kAll };
 
@@ -19,7 +19,7 @@ struct SequenceChunk {
   int first_position = 0;
   std::span<const int32_t> block_table;  // must already cover first_position + tokens.size()
   const SequenceAttention* attention = nullptr;  // nullptr = eager
-  NsaSequenceState* nsa_state = nullptr;         // nsa only: the sequence's compressed-block cache
+  BackendSequenceState* state = nullptr;         // the backend's per-sequence state, if it keeps one
   LogitsWanted logits = LogitsWanted::kLast;
 };
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "attention/attention_backend.h"
+#include "attention/attention_step.h"
 #include "attention/layer_attention.h"
 #include "core/check.h"
 #include "kernels/add_inplace.h"
@@ -102,9 +104,12 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   }
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  // NSA compresses keys and scores its compressed branch before RoPE ("pre").
-  bool keep_unrotated = false;
-  for (const auto& ch : batch.chunks) keep_unrotated |= ch.nsa_state != nullptr;
+  // Each backend of the step plans once; some read the un-rotated q/k and the layer input.
+  std::vector<StepChunk> step_chunks;
+  for (const auto& ch : batch.chunks)
+    step_chunks.push_back(StepChunk{ch.attention, ch.state, ch.first_position, static_cast<int>(ch.tokens.size())});
+  const AttentionStep attention(step_chunks);
+  const bool keep_unrotated = attention.needs_layer_inputs();
   if (keep_unrotated) {
     ensure(ws.q_unrotated, T * H * d);
     ensure(ws.k_unrotated, T * Hkv * d);
@@ -161,18 +166,17 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       call.kv = PagedKvView{k_store, v_store, ch.block_table.data(), static_cast<int>(ch.block_table.size()),
                             layout.block_size, static_cast<int>(Hkv), static_cast<int>(d)};
       call.seq = ch.attention;
+      call.state = ch.state;
       call.out = &ws.attn[static_cast<size_t>(chunk_offset[s]) * H * d];
-      if (ch.nsa_state != nullptr) {
+      if (keep_unrotated) {
         const size_t t0 = static_cast<size_t>(chunk_offset[s]);
-        call.q_unrotated = &ws.q_unrotated[t0 * H * d];
-        call.k_unrotated = &ws.k_unrotated[t0 * Hkv * d];
-        call.attn_input = &ws.normed[t0 * D];
-        call.hidden_size = static_cast<int>(D);
-        call.nsa_state = ch.nsa_state;
+        call.inputs = LayerInputs{&ws.q_unrotated[t0 * H * d], &ws.k_unrotated[t0 * Hkv * d], &ws.normed[t0 * D],
+                                  static_cast<int>(D)};
       }
+      if (ch.state != nullptr) ch.state->on_keys_written(l, ch.first_position, call.num_tokens);
       calls.push_back(call);
     }
-    attend_many(calls.data(), static_cast<int>(calls.size()));
+    attention.attend(calls);
     project(ws.attn.data(), T, w.o_proj, b.o, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
 

@@ -20,7 +20,7 @@ namespace hotswap {
 // Activation buffers, grown on demand and reused across steps (one per engine thread).
 struct Workspace {
   std::vector<float> hidden, normed, q, k, v, attn, proj, gate, up, cos, sin;
-  std::vector<float> q_unrotated, k_unrotated;  // nsa only
+  std::vector<float> q_unrotated, k_unrotated;  // backends that read LayerInputs
 };
 
 class Model {

@@ -11,10 +11,13 @@ SequenceSession::SequenceSession(const Model& model, int max_tokens, const Seque
                                  int block_size)
     : model_(model),
       attention_(attention),
-      kv_(model.kv_layout(block_size, (max_tokens + block_size - 1) / block_size)) {
-  if (attention != nullptr && attention->nsa) {
-    nsa_pool_ = std::make_unique<CompressedBlockPool>(model.config().num_kv_heads, model.config().head_dim);
-    nsa_state_ = std::make_unique<NsaSequenceState>(attention->nsa, *nsa_pool_);
+      kv_(model.kv_layout(block_size, (max_tokens + block_size - 1) / block_size)),
+      resources_(ModelShape{model.config().num_layers, model.config().num_heads, model.config().num_kv_heads,
+                            model.config().head_dim, model.config().hidden_size}) {
+  if (attention != nullptr && attention->backend != nullptr) {
+    // Everything a session is given counts as prompt (the CLI's `logits`: one prompt).
+    const SequenceFacts facts{0, max_tokens};
+    state_ = attention->backend->new_state(*attention, facts, resources_);
   }
 }
 
@@ -28,7 +31,7 @@ std::vector<float> SequenceSession::append(std::span<const int32_t> tokens, bool
   chunk.first_position = first;
   chunk.block_table = table_.blocks;
   chunk.attention = attention_;
-  chunk.nsa_state = nsa_state_.get();
+  chunk.state = state_.get();
   chunk.logits = all_positions ? LogitsWanted::kAll : LogitsWanted::kLast;
   batch.chunks.push_back(chunk);
   Logits logits = model_.forward(batch, kv_.storage(), workspace_);

@@ -8,8 +8,7 @@
 
 #include "kv_cache/block_table.h"
 #include "kv_cache/kv_cache_manager.h"
-#include "attention/nsa/compressed_block_pool.h"
-#include "attention/nsa/nsa_sequence_state.h"
+#include "attention/attention_backend.h"
 #include "model/model.h"
 
 namespace hotswap {
@@ -29,8 +28,8 @@ class SequenceSession {
   KvCacheManager kv_;
   BlockTable table_;
   Workspace workspace_;
-  std::unique_ptr<CompressedBlockPool> nsa_pool_;  // nsa only
-  std::unique_ptr<NsaSequenceState> nsa_state_;
+  BackendResources resources_;                  // what the backend shares across sequences
+  std::unique_ptr<BackendSequenceState> state_;  // the backend's state for this sequence
 };
 
 }  // namespace hotswap

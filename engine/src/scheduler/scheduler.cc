@@ -14,7 +14,7 @@ bool Scheduler::reserve(Sequence& seq, int num_tokens) {
 
 void Scheduler::preempt(std::unique_ptr<Sequence>& victim, StepPlan& plan) {
   kv_.free(victim->blocks);
-  if (victim->nsa_state) victim->nsa_state->reset();  // recomputed from position 0 with the KV
+  if (victim->attention_state) victim->attention_state->on_preempted();  // recomputed from position 0 with the KV
   victim->num_computed = 0;
   victim->num_cached_prompt = 0;
   plan.preempted.push_back(victim.get());
@@ -60,7 +60,7 @@ StepPlan Scheduler::schedule() {
          static_cast<int>(running_.size()) < limits_.max_running) {
     Sequence& seq = *waiting_.front();
     // NSA's compressed cache must see every position from 0, so NSA sequences share no prefix.
-    if (seq.num_computed == 0 && seq.blocks.blocks.empty() && !seq.nsa_state) {
+    if (seq.num_computed == 0 && seq.blocks.blocks.empty() && !seq.attention.cache_namespace.empty()) {
       // A resumed (preempted) sequence finds its generated tokens' blocks too.
       const int cached = kv_.match_prefix(seq.blocks, seq.attention.cache_namespace, seq.tokens);
       seq.num_cached_prompt = std::min(cached, seq.num_prompt_tokens);
@@ -92,7 +92,11 @@ void Scheduler::commit(const StepPlan& plan) {
     Sequence& seq = *c.seq;
     seq.num_computed += c.num_tokens;
     // Full blocks are now computed: later requests with the same prefix share them.
-    if (!seq.nsa_state) kv_.publish_full_blocks(seq.blocks, seq.attention.cache_namespace, seq.tokens);
+    if (!seq.attention.cache_namespace.empty()) {
+      std::span<const int32_t> shared(seq.tokens);
+      if (!seq.attention.share_generated_kv) shared = shared.first(static_cast<size_t>(seq.num_prompt_tokens));
+      kv_.publish_full_blocks(seq.blocks, seq.attention.cache_namespace, shared);
+    }
     // Streaming: pages no future query can see go back to the pool.
     kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.num_computed);
   }

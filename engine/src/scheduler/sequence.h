@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "attention/nsa/nsa_sequence_state.h"
+#include "attention/attention_backend.h"
 #include "attention/sequence_attention.h"
 #include "engine/generate_request.h"
 #include "engine/token_stream.h"
@@ -34,7 +34,7 @@ struct Sequence {
   int num_computed = 0;         // leading tokens whose K/V are in the cache
   int num_cached_prompt = 0;    // prompt tokens served from shared prefix blocks
   BlockTable blocks;
-  std::unique_ptr<NsaSequenceState> nsa_state;  // nsa only: compressed-block cache, freed with the sequence
+  std::unique_ptr<BackendSequenceState> attention_state;  // the backend's, if it keeps one; freed with the sequence
 
   Sampler sampler;
   StopChecker stop;

@@ -5,10 +5,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cmath>
-#include <limits>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -16,58 +17,19 @@
 
 #include "adapters/mixed_adapter_codec.h"
 #include "attention/layer_attention.h"
+#include "attention/paged/paged_pattern.h"
 #include "attention/paged_attention_kernel.h"
 #include "attention/sequence_attention.h"
 #include "kernels/isa.h"
+#include "engine/attention_choice.h"
 #include "kv_cache/kv_layout.h"
+
+#include "attention_test_util.h"
 
 namespace hotswap {
 namespace {
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-// One layer of a paged cache holding `context` positions in randomly permuted physical
-// blocks. Every slot no query may read (spare blocks, slots after the context, released
-// pages) holds NaN, so reading one poisons the output.
-struct PagedFixture {
-  int num_kv_heads, head_dim, block_size, context;
-  std::vector<float> k, v;
-  std::vector<int32_t> blocks;
-
-  PagedFixture(int hkv, int d, int bs, int ctx, std::mt19937& rng)
-      : num_kv_heads(hkv), head_dim(d), block_size(bs), context(ctx) {
-    const int logical = (ctx + bs - 1) / bs;
-    const int physical = logical + 3;  // spare blocks, never referenced
-    const size_t n = static_cast<size_t>(physical) * hkv * bs * d;
-    k.assign(n, kNaN);
-    v.assign(n, kNaN);
-    std::vector<int32_t> perm(static_cast<size_t>(physical));
-    for (int i = 0; i < physical; ++i) perm[i] = i;
-    std::shuffle(perm.begin(), perm.end(), rng);
-    blocks.assign(perm.begin(), perm.begin() + logical);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    PagedKvView view = this->view();
-    for (int p = 0; p < ctx; ++p) {
-      for (int h = 0; h < hkv; ++h) {
-        const size_t off = view.offset(p, h);
-        for (int x = 0; x < d; ++x) {
-          k[off + x] = normal(rng);
-          v[off + x] = normal(rng);
-        }
-      }
-    }
-  }
-
-  PagedKvView view() const {
-    return PagedKvView{k.data(), v.data(), blocks.data(), static_cast<int>(blocks.size()), block_size, num_kv_heads,
-                       head_dim};
-  }
-
-  // Marks the pages of [begin, end) released, as KvCacheManager::release_invisible does.
-  void release_pages(int first_page, int end_page) {
-    for (int i = first_page; i < end_page; ++i) blocks[i] = kNoBlock;
-  }
-};
+using namespace testing;  // attention_test_util.h
 
 struct Case {
   int num_heads, num_kv_heads, head_dim, block_size, context, num_tokens;
@@ -77,25 +39,6 @@ std::string describe(const Case& c, const char* pattern) {
   return std::string(pattern) + " H=" + std::to_string(c.num_heads) + " Hkv=" + std::to_string(c.num_kv_heads) +
          " d=" + std::to_string(c.head_dim) + " B=" + std::to_string(c.block_size) + " ctx=" +
          std::to_string(c.context) + " tokens=" + std::to_string(c.num_tokens);
-}
-
-double g_worst_error = 0;  // largest error any comparison saw, printed by the tests
-
-// Max over output rows (token, head) of max|fast - ref| / max|ref|.
-double relative_error(const std::vector<float>& fast, const std::vector<float>& ref, int d) {
-  double worst = 0;
-  for (size_t row = 0; row < ref.size() / d; ++row) {
-    double diff = 0, scale = 0;
-    for (int x = 0; x < d; ++x) {
-      const size_t i = row * d + x;
-      if (!std::isfinite(fast[i])) return INFINITY;
-      diff = std::max(diff, std::abs(static_cast<double>(fast[i]) - ref[i]));
-      scale = std::max(scale, std::abs(static_cast<double>(ref[i])));
-    }
-    worst = std::max(worst, diff / std::max(scale, 1e-30));
-  }
-  g_worst_error = std::max(g_worst_error, worst);
-  return worst;
 }
 
 // Which entry point computes the "fast" side of compare().
@@ -146,12 +89,18 @@ ModelShape shape_of(const Case& c, int layers) {
   return s;
 }
 
-SequenceAttention streaming(int sink, int recent, int block, const ModelShape& shape) {
+// The request's attention object, parsed as the server parses it.
+AttentionChoice choice_of(const std::string& json) {
   AttentionChoice choice;
-  choice.impl = AttentionImpl::kStreaming;
-  choice.sink_window_size = sink;
-  choice.recent_window_size = recent;
-  choice.block_size = block;
+  std::string error;
+  EXPECT_TRUE(parse_attention_choice(json, &choice, &error)) << json << ": " << error;
+  return choice;
+}
+
+SequenceAttention streaming(int sink, int recent, int block, const ModelShape& shape) {
+  const AttentionChoice choice =
+      choice_of("{\"impl\":\"streaming\",\"sink_window_size\":" + std::to_string(sink) +
+                ",\"recent_window_size\":" + std::to_string(recent) + ",\"block_size\":" + std::to_string(block) + "}");
   Result<SequenceAttention> r = resolve_attention(choice, nullptr, shape);
   EXPECT_TRUE(r.is_ok()) << r.status().message();
   return r.value();
@@ -182,29 +131,13 @@ std::shared_ptr<const Adapter> random_mixed_adapter(const ModelShape& shape, boo
 
 SequenceAttention mixed(std::shared_ptr<const Adapter> adapter, const ModelShape& shape,
                         std::optional<float> threshold = std::nullopt) {
-  AttentionChoice choice;
-  choice.impl = AttentionImpl::kMixed;
-  choice.gate_threshold = threshold;
+  nlohmann::json j = {{"impl", "mixed"}};
+  if (threshold) j["gate_threshold"] = *threshold;
+  const AttentionChoice choice = choice_of(j.dump());
   Result<SequenceAttention> r = resolve_attention(choice, std::move(adapter), shape);
   EXPECT_TRUE(r.is_ok()) << r.status().message();
   return r.value();
 }
-
-std::vector<kernels::Isa> supported_isas() {
-  std::vector<kernels::Isa> isas = {kernels::Isa::kScalar};
-  if (kernels::best_supported_isa() >= kernels::Isa::kAvx2) isas.push_back(kernels::Isa::kAvx2);
-  if (kernels::best_supported_isa() >= kernels::Isa::kAvx512) isas.push_back(kernels::Isa::kAvx512);
-  return isas;
-}
-
-class IsaRestorer {
- public:
-  IsaRestorer() : saved_(kernels::active_isa()) {}
-  ~IsaRestorer() { kernels::set_active_isa(saved_); }
-
- private:
-  kernels::Isa saved_;
-};
 
 constexpr double kTolerance = 1e-5;
 
@@ -259,7 +192,7 @@ TEST(PagedAttention, RandomShapesPatternsAndContextsMatchReference) {
       EXPECT_LT(compare(c, &mt, layer, rng), kTolerance) << describe(c, "mixed threshold 0.5") << " " << isa_name;
     }
   }
-  std::printf("worst relative error so far: %.3g\n", g_worst_error);
+  std::printf("worst relative error so far: %.3g\n", worst_relative_error());
 }
 
 TEST(PagedAttention, ContextSplitsMergeExactlyForManyThreads) {
@@ -291,8 +224,9 @@ TEST(PagedAttention, StreamingNeverReadsReleasedPages) {
     PagedFixture kv(c.num_kv_heads, c.head_dim, c.block_size, c.context, rng);
     // Release what the cache would: whole pages in [sink_end, local_start(t)).
     const int t = c.context - 1;
-    const int first = (s.rule.sink_end + c.block_size - 1) / c.block_size;
-    const int end = s.rule.local_start(t) / c.block_size;
+    const StreamingRule& rule = static_cast<const PagedPattern&>(*s.config).rule;
+    const int first = (rule.sink_end + c.block_size - 1) / c.block_size;
+    const int end = rule.local_start(t) / c.block_size;
     kv.release_pages(first, end);
     ASSERT_GT(end - first, 100);
     EXPECT_LT(compare(c, &s, 0, rng, &kv), kTolerance) << "window block " << wblock;
@@ -309,7 +243,8 @@ TEST(PagedAttention, StreamingWithWindowsCoveringEverythingIsEager) {
   std::normal_distribution<float> normal;
   for (float& x : q) x = normal(rng);
   std::vector<float> a(q.size()), b(q.size());
-  LayerAttentionCall call{0, q.data(), c.num_tokens, 0, c.num_heads, c.num_kv_heads, c.head_dim, 0.25f, kv.view(), &s, a.data()};
+  LayerAttentionCall call{0, q.data(), c.num_tokens, 0, c.num_heads, c.num_kv_heads, c.head_dim, 0.25f, kv.view(), &s};
+  call.out = a.data();
   attend(call);
   call.seq = nullptr;
   call.out = b.data();
@@ -365,7 +300,7 @@ TEST(PagedAttention, LargestGroupsTheFastKernelTakesMatchReference) {
       }
     }
   }
-  std::printf("worst relative error so far: %.3g\n", g_worst_error);
+  std::printf("worst relative error so far: %.3g\n", worst_relative_error());
 }
 
 // One query head more per KV head than the fast kernel takes: attend() must hand the call to
@@ -383,7 +318,8 @@ TEST(PagedAttention, GroupsBeyondTheFastKernelAreDispatchedToTheReference) {
     for (float& x : q) x = normal(rng);
     std::vector<float> dispatched(q.size(), kNaN), reference(q.size(), kNaN);
     LayerAttentionCall call{0,         q.data(), c.num_tokens, c.context - c.num_tokens, c.num_heads, c.num_kv_heads,
-                            c.head_dim, 0.3f,     kv.view(),    nullptr,                  dispatched.data()};
+                            c.head_dim, 0.3f,     kv.view(),    nullptr};
+    call.out = dispatched.data();
     EXPECT_FALSE(paged_attention_supports(call)) << "group " << group;
     attend(call);
     call.out = reference.data();

@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "adapters/mixed_adapter_codec.h"
+#include "attention/paged/paged_pattern.h"
 #include "attention/sequence_attention.h"
 #include "core/load_error.h"
+#include "engine/attention_choice.h"
 
 namespace hotswap {
 namespace {
@@ -228,12 +230,21 @@ int64_t window_pages(const StreamingRule& rule, int page) {
   return (rule.sink_end + page - 1) / page + (rule.max_local_span() + page - 1) / page;
 }
 
-SequenceAttention streaming_attention(int sink, int recent, int block) {
+// The request's attention object, parsed as the server parses it.
+AttentionChoice choice_of(const std::string& json) {
   AttentionChoice c;
-  c.impl = AttentionImpl::kStreaming;
-  c.sink_window_size = sink;
-  c.recent_window_size = recent;
-  c.block_size = block;
+  std::string error;
+  EXPECT_TRUE(parse_attention_choice(json, &c, &error)) << json << ": " << error;
+  return c;
+}
+
+// The streaming rule of a resolved streaming or mixed attention.
+const StreamingRule& rule_of(const SequenceAttention& s) { return static_cast<const PagedPattern&>(*s.config).rule; }
+
+SequenceAttention streaming_attention(int sink, int recent, int block) {
+  const AttentionChoice c =
+      choice_of("{\"impl\":\"streaming\",\"sink_window_size\":" + std::to_string(sink) +
+                ",\"recent_window_size\":" + std::to_string(recent) + ",\"block_size\":" + std::to_string(block) + "}");
   return resolve_attention(c, nullptr, ModelShape{1, 2, 2, 4, 8, ""}).value();
 }
 
@@ -253,7 +264,7 @@ TEST(KvCacheManager, StreamingGenerationHoldsNoMoreThanTheWindowsPlusOne) {
       pos += n;
       kv.release_invisible(t, attn.release_rule, pos);
     }
-    const int64_t bound = window_pages(attn.rule, 16) + 1;
+    const int64_t bound = window_pages(rule_of(attn), 16) + 1;
     int64_t peak = 0;
     for (int step = 0; step < 4096; ++step, ++pos) {
       ASSERT_TRUE(kv.prepare_write(t, pos, 1).is_ok()) << "step " << step;
@@ -262,7 +273,7 @@ TEST(KvCacheManager, StreamingGenerationHoldsNoMoreThanTheWindowsPlusOne) {
       ASSERT_EQ(kv.num_used_blocks(), t.num_held());
       // Everything the query at pos can see is still held.
       for (int p = 0; p <= pos; ++p) {
-        if (attn.rule.visible(p, pos)) ASSERT_NE(t.blocks[p / 16], kNoBlock) << "released visible position " << p;
+        if (rule_of(attn).visible(p, pos)) ASSERT_NE(t.blocks[p / 16], kNoBlock) << "released visible position " << p;
       }
       kv.release_invisible(t, attn.release_rule, pos + 1);
     }
@@ -281,11 +292,10 @@ TEST(KvCacheManager, MixedReleasesOnlyWhenNoHeadIsDense) {
                             ",\"model.layers.1.self_attn.adapter\":" + l1 + "}";
     return parse_mixed_adapter(doc, shape, "m").value();
   };
-  AttentionChoice choice;
-  choice.impl = AttentionImpl::kMixed;
+  AttentionChoice choice = choice_of("mixed");
   EXPECT_FALSE(resolve_attention(choice, parse("[0, 0.3]", "[0, 0]"), shape).value().release_rule);
   EXPECT_TRUE(resolve_attention(choice, parse("[0, 0]", "[0, 0]"), shape).value().release_rule);
-  choice.gate_threshold = 0.5f;  // DuoAttention: 0.3 becomes a streaming head
+  choice = choice_of("{\"impl\":\"mixed\",\"gate_threshold\":0.5}");  // DuoAttention: 0.3 becomes a streaming head
   const SequenceAttention duo = resolve_attention(choice, parse("[0, 0.3]", "[0, 0]"), shape).value();
   ASSERT_TRUE(duo.release_rule);
   KvCacheManager kv(layout(16, 8));
@@ -294,7 +304,7 @@ TEST(KvCacheManager, MixedReleasesOnlyWhenNoHeadIsDense) {
     ASSERT_TRUE(kv.prepare_write(t, pos, 1).is_ok());
     kv.release_invisible(t, duo.release_rule, pos + 1);
   }
-  EXPECT_LE(t.num_held(), window_pages(duo.rule, 16) + 1);
+  EXPECT_LE(t.num_held(), window_pages(rule_of(duo), 16) + 1);
   kv.free(t);
 }
 

@@ -18,16 +18,19 @@
 #include <vector>
 
 #include "adapters/nsa_adapter.h"
+#include "attention/attention_backend.h"
 #include "attention/nsa/compressed_block_pool.h"
 #include "engine/status.h"
 
 namespace hotswap {
 
-class NsaSequenceState {
+class NsaSequenceState final : public BackendSequenceState {
  public:
   // `pool` must have the adapter's num_kv_heads and head_dim.
   NsaSequenceState(std::shared_ptr<const NsaAdapter> adapter, CompressedBlockPool& pool);
-  ~NsaSequenceState();
+  ~NsaSequenceState() override;
+  // Preemption drops the KV; the cache is recomputed from position 0 with it.
+  void on_preempted() override { reset(); }
   NsaSequenceState(const NsaSequenceState&) = delete;
   NsaSequenceState& operator=(const NsaSequenceState&) = delete;
 

@@ -1,12 +1,15 @@
-// AVX-512 build of the paged attention kernel (paged_attention_simd.inc). The target pragma
-// comes after every #include, so no inline function from a header is compiled for AVX-512;
-// this code runs only when kernels::active_isa() says the CPU has it.
+// AVX-512 build of the CPU attention kernels: the paged kernel (paged_attention_simd.inc)
+// and the sparse kernel of `masked` (masked/sparse_attention_simd.inc), both over the vector
+// primitives of `struct Simd` below. The target pragma comes after every #include, so no
+// inline function from a header is compiled for AVX-512; this code runs only when
+// kernels::active_isa() says the CPU has it.
 #include <immintrin.h>
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 
+#include "attention/masked/sparse_attention_kernel.h"
 #include "attention/paged_attention_kernel.h"
 
 #pragma GCC push_options
@@ -27,7 +30,7 @@ struct Simd {
 
   // exp(x) for x in about [-87, 88]: Cephes' expf polynomial on x - n*ln2, scaled by 2^n
   // with vscalefps; relative error ~1e-7. Inputs below -87.3 give ~1e-38 instead of less,
-  // which is below every softmax weight that matters.
+  // which is below every softmax weight that matters (exp_shift_sum maps -inf to 0 itself).
   static HS_INLINE __m512 exp(__m512 x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
     x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
@@ -104,19 +107,24 @@ struct Simd {
     return _mm512_reduce_max_ps(m);
   }
 
-  // p[j] = exp(s[j] - m); returns the sum of p.
+  // p[j] = exp(s[j] - m), exactly 0 where s[j] = -inf (m is finite); returns the sum of p.
   static HS_INLINE float exp_shift_sum(const float* s, float m, float* p, int n) {
     const __m512 vm = _mm512_set1_ps(m);
+    const __m512 minus_inf = _mm512_set1_ps(-INFINITY);
     __m512 sum = _mm512_setzero_ps();
     int i = 0;
     for (; i + 16 <= n; i += 16) {
-      const __m512 e = exp(_mm512_sub_ps(_mm512_loadu_ps(s + i), vm));
+      const __m512 x = _mm512_loadu_ps(s + i);
+      const __mmask16 live = _mm512_cmp_ps_mask(x, minus_inf, _CMP_NEQ_OQ);
+      const __m512 e = _mm512_maskz_mov_ps(live, exp(_mm512_sub_ps(x, vm)));
       _mm512_storeu_ps(p + i, e);
       sum = _mm512_add_ps(sum, e);
     }
     if (i < n) {
       const __mmask16 k = mask(n - i);
-      const __m512 e = _mm512_maskz_mov_ps(k, exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + i), vm)));
+      const __m512 x = _mm512_mask_loadu_ps(minus_inf, k, s + i);
+      const __mmask16 live = _mm512_cmp_ps_mask(x, minus_inf, _CMP_NEQ_OQ);
+      const __m512 e = _mm512_maskz_mov_ps(live, exp(_mm512_sub_ps(x, vm)));
       _mm512_mask_storeu_ps(p + i, k, e);
       sum = _mm512_add_ps(sum, e);
     }
@@ -124,7 +132,10 @@ struct Simd {
   }
 };
 
+HS_INLINE int tile_min(int a, int b) { return a < b ? a : b; }
+
 #include "attention/paged_attention_simd.inc"
+#include "attention/masked/sparse_attention_simd.inc"
 
 }  // namespace
 }  // namespace hotswap::attention_detail
@@ -135,5 +146,6 @@ struct Simd {
 namespace hotswap::attention_detail {
 
 ItemKernel avx512_item_kernel() { return &run_item; }
+SparseItemKernel sparse_avx512_item_kernel() { return &run_sparse_item; }
 
 }  // namespace hotswap::attention_detail

@@ -1,11 +1,13 @@
-// AVX2 + FMA build of the paged attention kernel (paged_attention_simd.inc). The target
-// pragma comes after every #include (see paged_attention_avx512.cc).
+// AVX2 + FMA build of the CPU attention kernels (paged_attention_simd.inc and
+// masked/sparse_attention_simd.inc over `struct Simd` below). The target pragma comes after
+// every #include (see attention_avx512.cc).
 #include <immintrin.h>
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 
+#include "attention/masked/sparse_attention_kernel.h"
 #include "attention/paged_attention_kernel.h"
 
 #pragma GCC push_options
@@ -99,12 +101,15 @@ struct Simd {
     return r;
   }
 
+  // p[j] = exp(s[j] - m), exactly 0 where s[j] = -inf (m is finite); returns the sum of p.
   static HS_INLINE float exp_shift_sum(const float* s, float m, float* p, int n) {
     const __m256 vm = _mm256_set1_ps(m);
+    const __m256 minus_inf = _mm256_set1_ps(-INFINITY);
     __m256 sum = _mm256_setzero_ps();
     int i = 0;
     for (; i + 8 <= n; i += 8) {
-      const __m256 e = exp(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
+      const __m256 x = _mm256_loadu_ps(s + i);
+      const __m256 e = _mm256_and_ps(exp(_mm256_sub_ps(x, vm)), _mm256_cmp_ps(x, minus_inf, _CMP_NEQ_OQ));
       _mm256_storeu_ps(p + i, e);
       sum = _mm256_add_ps(sum, e);
     }
@@ -114,7 +119,10 @@ struct Simd {
   }
 };
 
+HS_INLINE int tile_min(int a, int b) { return a < b ? a : b; }
+
 #include "attention/paged_attention_simd.inc"
+#include "attention/masked/sparse_attention_simd.inc"
 
 }  // namespace
 }  // namespace hotswap::attention_detail
@@ -124,5 +132,6 @@ struct Simd {
 namespace hotswap::attention_detail {
 
 ItemKernel avx2_item_kernel() { return &run_item; }
+SparseItemKernel sparse_avx2_item_kernel() { return &run_sparse_item; }
 
 }  // namespace hotswap::attention_detail

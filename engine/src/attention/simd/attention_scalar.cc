@@ -1,9 +1,11 @@
-// Portable build of the paged attention kernel (paged_attention_simd.inc): plain loops the
-// compiler may vectorise for the baseline target; libm's expf.
+// Portable build of the CPU attention kernels (paged_attention_simd.inc and
+// masked/sparse_attention_simd.inc over `struct Simd` below): plain loops the compiler may
+// vectorise for the baseline target; libm's expf (exp(-inf) = 0 exactly).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 
+#include "attention/masked/sparse_attention_kernel.h"
 #include "attention/paged_attention_kernel.h"
 
 #define HS_INLINE inline __attribute__((always_inline))
@@ -38,10 +40,14 @@ struct Simd {
   }
 };
 
+HS_INLINE int tile_min(int a, int b) { return a < b ? a : b; }
+
 #include "attention/paged_attention_simd.inc"
+#include "attention/masked/sparse_attention_simd.inc"
 
 }  // namespace
 
 ItemKernel scalar_item_kernel() { return &run_item; }
+SparseItemKernel sparse_scalar_item_kernel() { return &run_sparse_item; }
 
 }  // namespace hotswap::attention_detail

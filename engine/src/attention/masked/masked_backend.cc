@@ -1,0 +1,275 @@
+// The masked backend's flow per layer: dense prompt positions (sparse_prefill false) go to the
+// eager paged kernel; every other query is selected by the maskers (select_keys, in parallel
+// over queries), turned into one SparseAttentionItem per (query, KV head) — the union of the
+// group's keys with per-query-head biases -log(w + 1e-6) — and attended by the sparse kernel
+// in one parallel region. Density (and, when asked, the error against dense) accumulates in
+// the sequence's state and is reported in the response's usage.
+#include "attention/masked/masked_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "attention/eager/eager_backend.h"
+#include "attention/kernel_dispatch.h"
+#include "attention/masked/masked_reference.h"
+#include "attention/masked/masker_config.h"
+#include "attention/masked/select_keys.h"
+#include "attention/masked/sparse_attention.h"
+#include "attention/sequence_attention.h"
+#include "core/check.h"
+
+namespace hotswap {
+namespace {
+
+using masked::HeadSelection;
+using masked::MaskedConfig;
+
+struct MaskedBackendConfig : BackendConfig {
+  MaskedConfig config;
+  std::string key;
+  bool samples = false;  // has a sampling masker: results depend on the seed
+};
+
+class MaskedState final : public BackendSequenceState {
+ public:
+  MaskedState(const SequenceFacts& facts, bool report_seed, std::string config)
+      : facts_(facts), report_seed_(report_seed), config_(std::move(config)) {}
+  const SequenceFacts& facts() const { return facts_; }
+  // Positions recomputed after a preemption must not count twice.
+  void on_preempted() override { density_ = error_ = Mean{}; }
+  void add_usage(StreamUsage* usage) const override {
+    usage->attention_config = config_;
+    if (density_.count > 0) usage->attention_density = density_.value();
+    if (error_.count > 0) usage->attention_output_error = error_.value();
+    if (report_seed_) usage->attention_seed = facts_.seed;
+  }
+  void add(double density, double error, bool has_error) {
+    density_.add(density);
+    if (has_error) error_.add(error);
+  }
+
+ private:
+  // Sums in fixed point (2^-40 resolution), so the mean does not depend on the order in which
+  // queries were attended: the same request chunked or batched differently reports the same.
+  struct Mean {
+    static constexpr double kUnit = 1099511627776.0;  // 2^40
+    int64_t sum = 0;
+    int64_t count = 0;
+    void add(double x) {
+      sum += static_cast<int64_t>(std::llround(x * kUnit));
+      ++count;
+    }
+    double value() const { return static_cast<double>(sum) / kUnit / static_cast<double>(count); }
+  };
+  SequenceFacts facts_;
+  bool report_seed_;
+  std::string config_;  // the masker configuration's canonical key (metric label)
+  Mean density_, error_;
+};
+
+// One sparse query of the layer: call, token index, and where its items start.
+struct SparseQuery {
+  int call = 0;
+  int token = 0;
+};
+
+const MaskedBackendConfig& config_of(const SequenceAttention& s) {
+  return static_cast<const MaskedBackendConfig&>(*s.config);
+}
+
+// First token of the call that goes through the maskers.
+int first_sparse_token(const LayerAttentionCall& c) {
+  const MaskedBackendConfig& cfg = config_of(*c.seq);
+  if (cfg.config.sparse_prefill) return 0;
+  const int prompt = static_cast<const MaskedState&>(*c.state).facts().num_prompt_tokens;
+  return std::clamp(prompt - c.first_position, 0, c.num_tokens);
+}
+
+class MaskedBackend final : public AttentionBackend {
+ public:
+  const char* name() const override { return "masked"; }
+
+  Status check_params(const nlohmann::json& params) const override {
+    return masked::parse_masked_config(params).status();
+  }
+
+  Result<SequenceAttention> resolve(const nlohmann::json& params, std::shared_ptr<const Adapter> adapter,
+                                    const ModelShape& shape) const override {
+    (void)shape;
+    Result<MaskedConfig> parsed = masked::parse_masked_config(params);
+    if (!parsed) return parsed.status();
+    auto cfg = std::make_shared<MaskedBackendConfig>();
+    cfg->config = std::move(parsed.value());
+    cfg->key = cfg->config.key();
+    for (const masked::MaskerSpec& m : cfg->config.maskers) cfg->samples |= masked::is_sampling_masker(m.type);
+    SequenceAttention s;
+    if (!cfg->config.sparse_prefill) {
+      // Prompt positions are dense, so the prompt's KV is eager's: share it with eager, but
+      // never the generated positions' (attended sparsely).
+      s.cache_namespace = "eager";
+      s.share_generated_kv = false;
+    } else if (!cfg->samples) {
+      s.cache_namespace = "masked:" + cfg->key;
+    } else {
+      s.cache_namespace.clear();  // KV depends on the request's seed
+    }
+    s.adapter = std::move(adapter);  // pinned, as eager does; no masker served here reads one
+    s.config = std::move(cfg);
+    return s;
+  }
+
+  std::unique_ptr<BackendSequenceState> new_state(const SequenceAttention& attention, const SequenceFacts& facts,
+                                                  BackendResources& resources) const override {
+    (void)resources;
+    return std::make_unique<MaskedState>(facts, config_of(attention).samples, config_of(attention).key);
+  }
+
+  void attend(std::span<const LayerAttentionCall> calls, const StepMetadata* step) const override {
+    (void)step;
+    // Dense prompt positions: the eager kernel, all sequences at once.
+    std::vector<LayerAttentionCall> dense;
+    std::vector<SparseQuery> queries;
+    for (size_t ci = 0; ci < calls.size(); ++ci) {
+      const LayerAttentionCall& c = calls[ci];
+      HS_CHECK(c.seq != nullptr && c.state != nullptr) << "masked attention without its state";
+      const int first = first_sparse_token(c);
+      if (first > 0) {
+        LayerAttentionCall d = c;
+        d.seq = nullptr;
+        d.state = nullptr;
+        d.num_tokens = first;
+        dense.push_back(d);
+      }
+      for (int i = first; i < c.num_tokens; ++i) queries.push_back({static_cast<int>(ci), i});
+    }
+    if (!dense.empty()) eager_backend().attend(dense, nullptr);
+    if (queries.empty()) return;
+
+    // Selection, in parallel over queries (each query's maskers run on one thread).
+    const int64_t nq = static_cast<int64_t>(queries.size());
+    std::vector<std::vector<HeadSelection>> selections(queries.size());
+    const int threads = attention_detail::kernel_threads();
+#pragma omp parallel for schedule(dynamic, 1) if (nq > 1 && threads > 1)
+    for (int64_t qi = 0; qi < nq; ++qi) {
+      const SparseQuery& sq = queries[static_cast<size_t>(qi)];
+      const LayerAttentionCall& c = calls[static_cast<size_t>(sq.call)];
+      thread_local masked::SelectionScratch scratch;
+      masked::QueryContext ctx;
+      ctx.layer = c.layer;
+      ctx.position = c.first_position + sq.token;
+      ctx.seed = static_cast<const MaskedState&>(*c.state).facts().seed;
+      ctx.scale = c.scale;
+      const float* q = c.q + static_cast<size_t>(sq.token) * c.num_heads * c.head_dim;
+      masked::select_keys(config_of(*c.seq).config, ctx, q, c.num_heads, c.kv, scratch,
+                          &selections[static_cast<size_t>(qi)]);
+    }
+
+    // Items: per (query, KV head) the union of the group's keys, with per-head biases.
+    std::vector<SparseAttentionItem> items;
+    std::vector<std::vector<int32_t>> keys;
+    std::vector<std::vector<float>> biases;
+    for (size_t qi = 0; qi < queries.size(); ++qi) {
+      const LayerAttentionCall& c = calls[static_cast<size_t>(queries[qi].call)];
+      const int group = c.num_heads / c.num_kv_heads;
+      for (int kvh = 0; kvh < c.num_kv_heads; ++kvh) {
+        keys.emplace_back();
+        biases.emplace_back();
+        group_keys(selections[qi], kvh, group, c.first_position + queries[qi].token, &keys.back(), &biases.back());
+      }
+    }
+    size_t next = 0;
+    for (size_t qi = 0; qi < queries.size(); ++qi) {
+      const LayerAttentionCall& c = calls[static_cast<size_t>(queries[qi].call)];
+      const int group = c.num_heads / c.num_kv_heads;
+      const size_t row = static_cast<size_t>(queries[qi].token) * c.num_heads;
+      for (int kvh = 0; kvh < c.num_kv_heads; ++kvh, ++next) {
+        SparseAttentionItem item;
+        item.q = c.q + (row + static_cast<size_t>(kvh) * group) * c.head_dim;
+        item.group = group;
+        item.kv_head = kvh;
+        item.kv = &c.kv;
+        item.keys = keys[next].data();
+        item.num_keys = static_cast<int>(keys[next].size());
+        item.bias = biases[next].data();
+        item.scale = c.scale;
+        item.out = c.out + (row + static_cast<size_t>(kvh) * group) * c.head_dim;
+        items.push_back(item);
+      }
+    }
+    sparse_attention(items.data(), static_cast<int>(items.size()));
+    account(calls, queries, selections);
+  }
+
+  const char* kernel_name(const SequenceAttention& attention, const ModelShape& shape) const override {
+    (void)attention, (void)shape;
+    return sparse_attention_kernel_name();
+  }
+
+ private:
+  // The keys of KV head `kvh`'s query heads, merged ascending, and each head's bias per key:
+  // -log(w + 1e-6) where the head selected it, -inf where it did not. A dense head reads
+  // every key 0..t with bias 0.
+  static void group_keys(const std::vector<HeadSelection>& sel, int kvh, int group, int t, std::vector<int32_t>* keys,
+                         std::vector<float>* bias) {
+    const HeadSelection* first = &sel[static_cast<size_t>(kvh) * group];
+    if (first->dense) {  // FULL/EMPTY is a property of the whole mask: every head is dense
+      keys->resize(static_cast<size_t>(t) + 1);
+      for (int j = 0; j <= t; ++j) (*keys)[static_cast<size_t>(j)] = j;
+      bias->assign(static_cast<size_t>(group) * keys->size(), 0.0f);
+      return;
+    }
+    for (int h = 0; h < group; ++h) keys->insert(keys->end(), first[h].keys.begin(), first[h].keys.end());
+    std::sort(keys->begin(), keys->end());
+    keys->erase(std::unique(keys->begin(), keys->end()), keys->end());
+    const size_t n = keys->size();
+    bias->assign(static_cast<size_t>(group) * n, -std::numeric_limits<float>::infinity());
+    for (int h = 0; h < group; ++h) {
+      const HeadSelection& s = first[h];
+      size_t at = 0;
+      for (size_t i = 0; i < s.keys.size(); ++i) {
+        while ((*keys)[at] != s.keys[i]) ++at;  // both ascending; s.keys is a subset
+        (*bias)[static_cast<size_t>(h) * n + at] = -std::log(s.weights[i] + 1e-6f);
+      }
+    }
+  }
+
+  // Density of every sparse query, and its relative L2 error against dense attention when
+  // the request asked for it (a dense pass: research, not speed).
+  static void account(std::span<const LayerAttentionCall> calls, const std::vector<SparseQuery>& queries,
+                      const std::vector<std::vector<HeadSelection>>& selections) {
+    std::vector<float> dense;
+    for (size_t qi = 0; qi < queries.size(); ++qi) {
+      const LayerAttentionCall& c = calls[static_cast<size_t>(queries[qi].call)];
+      const int t = c.first_position + queries[qi].token;
+      auto& state = static_cast<MaskedState&>(*c.state);
+      double error = 0;
+      bool has_error = false;
+      if (config_of(*c.seq).config.report_error) {
+        const size_t n = static_cast<size_t>(c.num_heads) * c.head_dim;
+        dense.resize(n);
+        masked::QueryContext ctx;
+        ctx.layer = c.layer;
+        ctx.position = t;
+        ctx.scale = c.scale;
+        const float* q = c.q + static_cast<size_t>(queries[qi].token) * n;
+        masked::dense_attention_reference(q, c.num_heads, c.kv, ctx, dense.data());
+        error = masked::relative_l2_error(dense.data(), c.out + static_cast<size_t>(queries[qi].token) * n, n);
+        has_error = true;
+      }
+      state.add(masked::selection_density(selections[qi], t), error, has_error);
+    }
+  }
+};
+
+}  // namespace
+
+const AttentionBackend& masked_backend() {
+  static const MaskedBackend backend;
+  return backend;
+}
+
+}  // namespace hotswap

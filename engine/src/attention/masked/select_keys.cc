@@ -1,0 +1,225 @@
+// The masker pipeline of one query (Part 2 §11), the sink and local maskers, and the scores.
+#include "attention/masked/select_keys.h"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+
+#include "attention/masked/select_internal.h"
+#include "core/check.h"
+
+namespace hotswap::masked {
+namespace detail {
+
+uint32_t new_stamp_epoch(SelectionScratch& s, int64_t sk) {
+  if (s.stamp.size() < static_cast<size_t>(sk)) s.stamp.resize(static_cast<size_t>(sk), 0);
+  if (++s.epoch == 0) {  // wrapped: every stale stamp could now collide
+    std::fill(s.stamp.begin(), s.stamp.end(), 0u);
+    s.epoch = 1;
+  }
+  return s.epoch;
+}
+
+void draw(const QueryContext& ctx, int head, RngStream stream, int64_t count, int64_t lo, int64_t hi,
+          SelectionScratch& s) {
+  s.draws.resize(static_cast<size_t>(count));
+  if (count == 0) return;
+  if (s.draw_override) {
+    s.draw_override(head, stream, count, lo, hi, s.draws.data());
+    for (int32_t j : s.draws)
+      HS_CHECK(j >= lo && j < hi) << "injected draw " << j << " outside [" << lo << ", " << hi << ")";
+    return;
+  }
+  CounterRng(ctx.seed, ctx.layer, head, ctx.position, stream).fill(0, count, lo, hi, s.draws.data());
+}
+
+}  // namespace detail
+
+namespace {
+
+// A fixed-order dot product the compiler vectorises (16 independent lanes, then a fixed
+// reduction), so a score never depends on where or how often it is computed.
+float dot(const float* a, const float* b, int n) {
+  std::array<float, 16> acc{};
+  int i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; ++l) acc[l] += a[i + l] * b[i + l];
+  float tail = 0.0f;
+  for (; i < n; ++i) tail += a[i] * b[i];
+  for (int l = 0; l < 8; ++l) acc[l] += acc[l + 8];
+  for (int l = 0; l < 4; ++l) acc[l] += acc[l + 4];
+  return (acc[0] + acc[2]) + (acc[1] + acc[3]) + tail;
+}
+
+// What a masker does at this sk, decided before any head is looked at (Part 2 §7: every
+// FULL rule depends on sk alone).
+enum class Effect { kNothing, kWrites, kFull };
+
+Effect effect(const MaskerSpec& m, int64_t sk) {
+  switch (m.type) {
+    case MaskerType::kSink:
+      return sk <= m.size.resolve(sk) ? Effect::kFull : Effect::kWrites;
+    case MaskerType::kLocal: {
+      const int64_t w = m.size.resolve(sk);
+      return w >= sk - 1 ? Effect::kFull : Effect::kWrites;  // sk <= W + sq, sq = 1
+    }
+    case MaskerType::kCausal:
+      return Effect::kNothing;
+    case MaskerType::kOracleTopK:
+      return sk <= m.size.resolve(sk) ? Effect::kFull : Effect::kWrites;
+    case MaskerType::kOracleTopP: {
+      const double v = m.top_p * static_cast<double>(sk);  // int(top_p * sk) >= sk
+      return static_cast<int64_t>(v) >= sk ? Effect::kFull : Effect::kWrites;
+    }
+    case MaskerType::kRandomSampling:
+      return Effect::kWrites;
+    case MaskerType::kAdaptiveSampling:
+      if (m.base_rate_sampling.is_zero()) return Effect::kNothing;  // returns the previous mask as is
+      return adaptive_range(m, sk).size() < 2 ? Effect::kFull : Effect::kWrites;
+  }
+  return Effect::kNothing;
+}
+
+bool needs_scores(const MaskerSpec& m, int64_t sk) {
+  if (m.type == MaskerType::kOracleTopK) return m.size.resolve(sk) > 0;  // k == 0 adds nothing
+  return m.type == MaskerType::kOracleTopP || m.type == MaskerType::kAdaptiveSampling;
+}
+
+void set_all_dense(int num_heads, std::vector<HeadSelection>* out) {
+  for (int h = 0; h < num_heads; ++h) {
+    HeadSelection& sel = (*out)[h];
+    sel.dense = true;
+    sel.keys.clear();
+    sel.weights.clear();
+  }
+}
+
+// Moves the head's weights into `sel` (ascending keys) and leaves scratch.w all zero again.
+void collect(detail::HeadWeights& hw, HeadSelection& sel) {
+  SelectionScratch& s = hw.s;
+  const size_t m = s.touched.size();
+  sel.dense = false;
+  sel.keys.clear();
+  sel.weights.clear();
+  sel.keys.reserve(m);
+  sel.weights.reserve(m);
+  const size_t log_m = static_cast<size_t>(std::bit_width(m));
+  if (m * log_m > static_cast<size_t>(hw.sk)) {  // many keys: one pass over w beats sorting them
+    for (int64_t j = 0; j < hw.sk; ++j) {
+      if (s.w[j] != 0.0f) {
+        sel.keys.push_back(static_cast<int32_t>(j));
+        sel.weights.push_back(s.w[j]);
+        s.w[j] = 0.0f;
+      }
+    }
+  } else {
+    std::sort(s.touched.begin(), s.touched.end());
+    for (int32_t j : s.touched) {
+      sel.keys.push_back(j);
+      sel.weights.push_back(s.w[j]);
+      s.w[j] = 0.0f;
+    }
+  }
+  s.touched.clear();
+}
+
+}  // namespace
+
+AdaptiveRange adaptive_range(const MaskerSpec& spec, int64_t sk) {
+  const int64_t start = spec.init_offset.resolve(sk);
+  const int64_t end = sk - spec.local_offset.resolve(sk);
+  return {start, end};
+}
+
+int64_t adaptive_base_count(const MaskerSpec& spec, int64_t range) {
+  return std::max<int64_t>(2, spec.base_rate_sampling.resolve(range));
+}
+
+void select_keys(const MaskedConfig& config, const QueryContext& ctx, const float* q, int num_heads,
+                 const PagedKvView& kv, SelectionScratch& scratch, std::vector<HeadSelection>* out) {
+  HS_CHECK(num_heads > 0 && kv.num_kv_heads > 0 && num_heads % kv.num_kv_heads == 0)
+      << num_heads << " query heads, " << kv.num_kv_heads << " KV heads";
+  HS_CHECK(ctx.position >= 0 && ctx.position < kv.num_logical_blocks * kv.block_size)
+      << "position " << ctx.position << " outside the cache view";
+  out->resize(static_cast<size_t>(num_heads));
+  const int64_t sk = static_cast<int64_t>(ctx.position) + 1;
+  const int t = ctx.position;
+
+  // Pass 1: FULL anywhere, or no masker that writes (EMPTY), means dense attention.
+  bool any_writes = false, scores = false;
+  for (const MaskerSpec& m : config.maskers) {
+    const Effect e = effect(m, sk);
+    if (e == Effect::kFull) return set_all_dense(num_heads, out);
+    if (e == Effect::kWrites) {
+      any_writes = true;
+      scores = scores || needs_scores(m, sk);
+    }
+  }
+  if (!any_writes) return set_all_dense(num_heads, out);
+
+  const int d = kv.head_dim;
+  const int group = num_heads / kv.num_kv_heads;
+  if (scores) {
+    scratch.dots.resize(static_cast<size_t>(num_heads) * static_cast<size_t>(sk));
+    for (int g = 0; g < kv.num_kv_heads; ++g) {
+      for (int j = 0; j <= t; ++j) {
+        const float* k = kv.key(j, g);
+        for (int a = 0; a < group; ++a) {
+          const int h = g * group + a;
+          scratch.dots[static_cast<size_t>(h) * sk + j] = dot(q + static_cast<size_t>(h) * d, k, d);
+        }
+      }
+    }
+  }
+  if (scratch.w.size() < static_cast<size_t>(sk)) scratch.w.resize(static_cast<size_t>(sk), 0.0f);
+
+  bool any_empty = false;
+  for (int h = 0; h < num_heads; ++h) {
+    detail::HeadWeights hw{scratch, sk};
+    const float* dots = scores ? scratch.dots.data() + static_cast<size_t>(h) * sk : nullptr;
+    bool state_empty = true;
+    for (const MaskerSpec& m : config.maskers) {
+      if (effect(m, sk) == Effect::kNothing) continue;
+      switch (m.type) {
+        case MaskerType::kSink: {
+          const int64_t s = m.size.resolve(sk);  // < sk (not FULL)
+          for (int64_t j = 0; j < s; ++j) hw.add(j, 1.0f);
+          break;
+        }
+        case MaskerType::kLocal: {
+          // Keys [t - W + 1, t]; the reference's zeroing of the causal future (j > t) is moot
+          // at sq = 1: there is no key beyond t.
+          const int64_t w = m.size.resolve(sk);  // <= sk - 2 (not FULL)
+          for (int64_t j = t - w + 1; j <= t; ++j) hw.add(j, 1.0f);
+          break;
+        }
+        case MaskerType::kCausal:
+          break;
+        case MaskerType::kOracleTopK:
+          detail::apply_oracle_top_k(m, dots, hw);
+          break;
+        case MaskerType::kOracleTopP:
+          detail::apply_oracle_top_p(m, dots, ctx.scale, hw);
+          break;
+        case MaskerType::kRandomSampling:
+          detail::apply_random_sampling(m, ctx, h, hw);
+          break;
+        case MaskerType::kAdaptiveSampling:
+          detail::apply_adaptive_sampling(m, ctx, h, state_empty, dots, hw);
+          break;
+      }
+      state_empty = false;
+    }
+    collect(hw, (*out)[h]);
+    any_empty = any_empty || (*out)[h].keys.empty();
+  }
+  // Decision (docs/masked-attention.md): a SPARSE mask with a row that selects nothing (only
+  // maskers that wrote zero keys: sink/local/top-k sizes that truncate to 0, random sampling
+  // with int(rate * sk) == 0) is NaN in the reference; Hotswap treats it as EMPTY, i.e. dense.
+  // Such rows never depend on the head, so this keeps "all heads dense or none".
+  if (any_empty) set_all_dense(num_heads, out);
+}
+
+}  // namespace hotswap::masked
