@@ -149,12 +149,12 @@ class MaskedBackend final : public AttentionBackend {
     if (!dense.empty()) eager_backend().attend(dense, nullptr);
     if (queries.empty()) return;
 
-    // Selection, in parallel over queries (each query's maskers run on one thread).
+    // Selection, in parallel over queries (each query's maskers run on one thread). A lone
+    // query runs outside any OpenMP construct, so that select_keys can spread its heads over
+    // the threads (a region nested in an inactive one would start a fresh team every call).
     const int64_t nq = static_cast<int64_t>(queries.size());
     std::vector<std::vector<HeadSelection>> selections(queries.size());
-    const int threads = attention_detail::kernel_threads();
-#pragma omp parallel for schedule(dynamic, 1) if (nq > 1 && threads > 1)
-    for (int64_t qi = 0; qi < nq; ++qi) {
+    auto select = [&](int64_t qi) {
       const SparseQuery& sq = queries[static_cast<size_t>(qi)];
       const LayerAttentionCall& c = calls[static_cast<size_t>(sq.call)];
       thread_local masked::SelectionScratch scratch;
@@ -166,6 +166,12 @@ class MaskedBackend final : public AttentionBackend {
       const float* q = c.q + static_cast<size_t>(sq.token) * c.num_heads * c.head_dim;
       masked::select_keys(config_of(*c.seq).config, ctx, q, c.num_heads, c.kv, scratch,
                           &selections[static_cast<size_t>(qi)]);
+    };
+    if (nq > 1 && attention_detail::kernel_threads() > 1) {
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int64_t qi = 0; qi < nq; ++qi) select(qi);
+    } else {
+      for (int64_t qi = 0; qi < nq; ++qi) select(qi);
     }
 
     // Items: per (query, KV head) the union of the group's keys, with per-head biases.

@@ -6,8 +6,14 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "attention/masked/select_internal.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "core/check.h"
 
 namespace hotswap::masked {
@@ -125,6 +131,61 @@ void collect(detail::HeadWeights& hw, HeadSelection& sel) {
   s.touched.clear();
 }
 
+// The maskers of one query head, after the FULL/EMPTY checks; true when it selected nothing.
+bool select_head(const MaskedConfig& config, const QueryContext& ctx, int h, int64_t sk,
+                 const std::vector<float>* all_dots, SelectionScratch& scratch, HeadSelection& out) {
+  const int t = ctx.position;
+  if (scratch.w.size() < static_cast<size_t>(sk)) scratch.w.resize(static_cast<size_t>(sk), 0.0f);
+  detail::HeadWeights hw{scratch, sk};
+  const float* dots = all_dots ? all_dots->data() + static_cast<size_t>(h) * sk : nullptr;
+  bool state_empty = true;
+  for (const MaskerSpec& m : config.maskers) {
+    if (effect(m, sk) == Effect::kNothing) continue;
+    switch (m.type) {
+      case MaskerType::kSink: {
+        const int64_t s = m.size.resolve(sk);  // < sk (not FULL)
+        for (int64_t j = 0; j < s; ++j) hw.add(j, 1.0f);
+        break;
+      }
+      case MaskerType::kLocal: {
+        // Keys [t - W + 1, t]; the reference's zeroing of the causal future (j > t) is moot
+        // at sq = 1: there is no key beyond t.
+        const int64_t w = m.size.resolve(sk);  // <= sk - 2 (not FULL)
+        for (int64_t j = t - w + 1; j <= t; ++j) hw.add(j, 1.0f);
+        break;
+      }
+      case MaskerType::kCausal:
+        break;
+      case MaskerType::kOracleTopK:
+        detail::apply_oracle_top_k(m, dots, hw);
+        break;
+      case MaskerType::kOracleTopP:
+        detail::apply_oracle_top_p(m, dots, ctx.scale, hw);
+        break;
+      case MaskerType::kRandomSampling:
+        detail::apply_random_sampling(m, ctx, h, hw);
+        break;
+      case MaskerType::kAdaptiveSampling:
+        detail::apply_adaptive_sampling(m, ctx, h, state_empty, dots, hw);
+        break;
+    }
+    state_empty = false;
+  }
+  collect(hw, out);
+  return out.keys.empty();
+}
+
+// Below this many (head, key) pairs a query's heads are not worth a parallel region.
+constexpr int64_t kMinParallelWork = 1 << 15;
+
+int threads_available() {
+#ifdef _OPENMP
+  return omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
 }  // namespace
 
 AdaptiveRange adaptive_range(const MaskerSpec& spec, int64_t sk) {
@@ -163,6 +224,8 @@ void select_keys(const MaskedConfig& config, const QueryContext& ctx, const floa
   const int group = num_heads / kv.num_kv_heads;
   if (scores) {
     scratch.dots.resize(static_cast<size_t>(num_heads) * static_cast<size_t>(sk));
+    // Every key is read once per KV head; the KV heads' rows of dots are disjoint.
+#pragma omp parallel for schedule(static) if (sk * num_heads >= kMinParallelWork && threads_available() > 1)
     for (int g = 0; g < kv.num_kv_heads; ++g) {
       for (int j = 0; j <= t; ++j) {
         const float* k = kv.key(j, g);
@@ -173,47 +236,20 @@ void select_keys(const MaskedConfig& config, const QueryContext& ctx, const floa
       }
     }
   }
-  if (scratch.w.size() < static_cast<size_t>(sk)) scratch.w.resize(static_cast<size_t>(sk), 0.0f);
-
+  // One head per work item when this call has the threads to itself (a lone decode query;
+  // the backend runs many queries in parallel otherwise). Heads share only the read-only dots;
+  // each thread has its own weights and buffers. Injected draws (tests) stay on this thread.
+  const bool parallel = !scratch.draw_override && sk * num_heads >= kMinParallelWork && threads_available() > 1;
   bool any_empty = false;
-  for (int h = 0; h < num_heads; ++h) {
-    detail::HeadWeights hw{scratch, sk};
-    const float* dots = scores ? scratch.dots.data() + static_cast<size_t>(h) * sk : nullptr;
-    bool state_empty = true;
-    for (const MaskerSpec& m : config.maskers) {
-      if (effect(m, sk) == Effect::kNothing) continue;
-      switch (m.type) {
-        case MaskerType::kSink: {
-          const int64_t s = m.size.resolve(sk);  // < sk (not FULL)
-          for (int64_t j = 0; j < s; ++j) hw.add(j, 1.0f);
-          break;
-        }
-        case MaskerType::kLocal: {
-          // Keys [t - W + 1, t]; the reference's zeroing of the causal future (j > t) is moot
-          // at sq = 1: there is no key beyond t.
-          const int64_t w = m.size.resolve(sk);  // <= sk - 2 (not FULL)
-          for (int64_t j = t - w + 1; j <= t; ++j) hw.add(j, 1.0f);
-          break;
-        }
-        case MaskerType::kCausal:
-          break;
-        case MaskerType::kOracleTopK:
-          detail::apply_oracle_top_k(m, dots, hw);
-          break;
-        case MaskerType::kOracleTopP:
-          detail::apply_oracle_top_p(m, dots, ctx.scale, hw);
-          break;
-        case MaskerType::kRandomSampling:
-          detail::apply_random_sampling(m, ctx, h, hw);
-          break;
-        case MaskerType::kAdaptiveSampling:
-          detail::apply_adaptive_sampling(m, ctx, h, state_empty, dots, hw);
-          break;
-      }
-      state_empty = false;
+  if (!parallel) {
+    for (int h = 0; h < num_heads; ++h) any_empty |= select_head(config, ctx, h, sk, scores ? &scratch.dots : nullptr, scratch, (*out)[h]);
+  } else {
+    const std::vector<float>* dots = scores ? &scratch.dots : nullptr;
+#pragma omp parallel for schedule(dynamic, 1) reduction(|| : any_empty)
+    for (int h = 0; h < num_heads; ++h) {
+      thread_local SelectionScratch local;
+      any_empty = select_head(config, ctx, h, sk, dots, local, (*out)[static_cast<size_t>(h)]) || any_empty;
     }
-    collect(hw, (*out)[h]);
-    any_empty = any_empty || (*out)[h].keys.empty();
   }
   // Decision (docs/masked-attention.md): a SPARSE mask with a row that selects nothing (only
   // maskers that wrote zero keys: sink/local/top-k sizes that truncate to 0, random sampling
