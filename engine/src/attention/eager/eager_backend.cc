@@ -17,8 +17,7 @@ class EagerBackend final : public PagedBackend {
                                     const ModelShape& shape) const override {
     (void)shape;
     WindowParams p;
-    if (Status s = read_window_params(params, &p); !s) return s;
-    if (Status s = reject_gate_threshold(p); !s) return s;
+    if (Status s = read_ungated_params(params, &p); !s) return s;
     if (p.has_window()) {
       return Status::invalid_argument(
           "attention 'eager': sink_window_size, recent_window_size and block_size apply only to 'streaming' and "

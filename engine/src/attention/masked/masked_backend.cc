@@ -81,13 +81,25 @@ const MaskedBackendConfig& config_of(const SequenceAttention& s) {
   return static_cast<const MaskedBackendConfig&>(*s.config);
 }
 
-// First token of the call that goes through the maskers.
-int first_sparse_token(const LayerAttentionCall& c) {
-  const MaskedBackendConfig& cfg = config_of(*c.seq);
-  if (cfg.config.sparse_prefill) return 0;
-  const int prompt = static_cast<const MaskedState&>(*c.state).facts().num_prompt_tokens;
-  return std::clamp(prompt - c.first_position, 0, c.num_tokens);
+// First token of a chunk that goes through the maskers: prompt positions are dense unless
+// sparse_prefill.
+int first_sparse_token(const SequenceAttention& seq, const BackendSequenceState& state, int first_position,
+                       int num_tokens) {
+  if (config_of(seq).config.sparse_prefill) return 0;
+  const int prompt = static_cast<const MaskedState&>(state).facts().num_prompt_tokens;
+  return std::clamp(prompt - first_position, 0, num_tokens);
 }
+
+// Per step: where each chunk's sparse queries start (the same in every layer).
+struct MaskedStepPlan : StepMetadata {
+  std::vector<std::pair<const BackendSequenceState*, int>> first_sparse;
+
+  int first_sparse_of(const LayerAttentionCall& c) const {
+    for (const auto& [state, first] : first_sparse)
+      if (state == c.state) return first;
+    return first_sparse_token(*c.seq, *c.state, c.first_position, c.num_tokens);  // not planned
+  }
+};
 
 class MaskedBackend final : public AttentionBackend {
  public:
@@ -128,15 +140,25 @@ class MaskedBackend final : public AttentionBackend {
     return std::make_unique<MaskedState>(facts, config_of(attention).samples, config_of(attention).key);
   }
 
+  std::unique_ptr<StepMetadata> plan_step(std::span<const StepChunk> chunks) const override {
+    auto plan = std::make_unique<MaskedStepPlan>();
+    for (const StepChunk& c : chunks) {
+      HS_CHECK(c.attention != nullptr && c.state != nullptr) << "masked chunk without its state";
+      plan->first_sparse.emplace_back(c.state, first_sparse_token(*c.attention, *c.state, c.first_position, c.num_tokens));
+    }
+    return plan;
+  }
+
   void attend(std::span<const LayerAttentionCall> calls, const StepMetadata* step) const override {
-    (void)step;
+    const auto* plan = static_cast<const MaskedStepPlan*>(step);
     // Dense prompt positions: the eager kernel, all sequences at once.
     std::vector<LayerAttentionCall> dense;
     std::vector<SparseQuery> queries;
     for (size_t ci = 0; ci < calls.size(); ++ci) {
       const LayerAttentionCall& c = calls[ci];
       HS_CHECK(c.seq != nullptr && c.state != nullptr) << "masked attention without its state";
-      const int first = first_sparse_token(c);
+      const int first = plan != nullptr ? plan->first_sparse_of(c)
+                                         : first_sparse_token(*c.seq, *c.state, c.first_position, c.num_tokens);
       if (first > 0) {
         LayerAttentionCall d = c;
         d.seq = nullptr;

@@ -10,9 +10,7 @@
 
 #include "attention/masked/select_internal.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "attention/kernel_dispatch.h"
 
 #include "core/check.h"
 
@@ -178,14 +176,6 @@ bool select_head(const MaskedConfig& config, const QueryContext& ctx, int h, int
 // Below this many (head, key) pairs a query's heads are not worth a parallel region.
 constexpr int64_t kMinParallelWork = 1 << 15;
 
-int threads_available() {
-#ifdef _OPENMP
-  return omp_in_parallel() ? 1 : omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
 }  // namespace
 
 AdaptiveRange adaptive_range(const MaskerSpec& spec, int64_t sk) {
@@ -225,7 +215,7 @@ void select_keys(const MaskedConfig& config, const QueryContext& ctx, const floa
   if (scores) {
     scratch.dots.resize(static_cast<size_t>(num_heads) * static_cast<size_t>(sk));
     // Every key is read once per KV head; the KV heads' rows of dots are disjoint.
-#pragma omp parallel for schedule(static) if (sk * num_heads >= kMinParallelWork && threads_available() > 1)
+#pragma omp parallel for schedule(static) if (sk * num_heads >= kMinParallelWork && attention_detail::kernel_threads() > 1)
     for (int g = 0; g < kv.num_kv_heads; ++g) {
       for (int j = 0; j <= t; ++j) {
         const float* k = kv.key(j, g);
@@ -239,7 +229,7 @@ void select_keys(const MaskedConfig& config, const QueryContext& ctx, const floa
   // One head per work item when this call has the threads to itself (a lone decode query;
   // the backend runs many queries in parallel otherwise). Heads share only the read-only dots;
   // each thread has its own weights and buffers. Injected draws (tests) stay on this thread.
-  const bool parallel = !scratch.draw_override && sk * num_heads >= kMinParallelWork && threads_available() > 1;
+  const bool parallel = !scratch.draw_override && sk * num_heads >= kMinParallelWork && attention_detail::kernel_threads() > 1;
   bool any_empty = false;
   if (!parallel) {
     for (int h = 0; h < num_heads; ++h) any_empty |= select_head(config, ctx, h, sk, scores ? &scratch.dots : nullptr, scratch, (*out)[h]);

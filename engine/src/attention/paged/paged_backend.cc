@@ -14,8 +14,9 @@ Status PagedBackend::check_params(const nlohmann::json& params) const {
   return read_window_params(params, &p);
 }
 
-Status PagedBackend::reject_gate_threshold(const WindowParams& p) const {
-  if (!p.gate_threshold) return Status::ok();
+Status PagedBackend::read_ungated_params(const nlohmann::json& params, WindowParams* p) const {
+  if (Status s = read_window_params(params, p); !s) return s;
+  if (!p->gate_threshold) return Status::ok();
   return Status::invalid_argument(std::string("attention '") + name() +
                                   "': gate_threshold applies only to attention 'mixed'");
 }

@@ -16,8 +16,9 @@ class PagedBackend : public AttentionBackend {
   const char* kernel_name(const SequenceAttention& attention, const ModelShape& shape) const override;
 
  protected:
-  // "attention 'X': gate_threshold applies only to attention 'mixed'" for every other pattern.
-  Status reject_gate_threshold(const WindowParams& p) const;
+  // The request's window fields, for a pattern without gates: gate_threshold is an error
+  // ("attention 'X': gate_threshold applies only to attention 'mixed'").
+  Status read_ungated_params(const nlohmann::json& params, WindowParams* p) const;
   // pattern->window <- `base` with the request's overrides, range-checked; pattern->rule from it.
   Status set_window(const StreamingWindow& base, const WindowParams& p, PagedPattern* pattern) const;
   // The sequence attention of a resolved pattern.

@@ -16,8 +16,7 @@ class StreamingBackend final : public PagedBackend {
                                     const ModelShape& shape) const override {
     (void)shape;
     WindowParams p;
-    if (Status s = read_window_params(params, &p); !s) return s;
-    if (Status s = reject_gate_threshold(p); !s) return s;
+    if (Status s = read_ungated_params(params, &p); !s) return s;
     // Streaming takes no parameters from an adapter: the spec ties the adapter's windows to
     // `mixed` only, so an explicit `streaming` means the defaults or the request's.
     auto pattern = std::make_shared<PagedPattern>();
