@@ -283,7 +283,9 @@ if (pool && pods) {
       const ec = extractor?.parameters?.engineConfigs?.find((e) => e.name === engine);
       check(`endpoint picker has an engine config for llm-d.ai/engine-type=${engine}`, !!ec, "engineConfigs has no entry for the pods' engine label");
       const metricsSrc = fs.readFileSync(path.join(repo, "server", "metrics", "metrics.cc"), "utf8");
-      const exported = new Set(metricsSrc.match(/hotswap_[a-z_]+/g));
+      const exported = new Set(metricsSrc.match(/(?:hotswap_|vllm:)[a-z_]+/g));
+      for (const k of ["queuedRequestsSpec", "runningRequestsSpec", "kvUsageSpec", "loraSpec"])
+        check(`endpoint picker reads the model-server protocol's ${k} (docs/metrics.md)`, !!ec?.[k], "empty: the picker disables what needs it");
       for (const [k, v] of Object.entries(ec || {})) {
         if (!k.endsWith("Spec") || !v) continue;
         const name = String(v).split("{")[0];

@@ -6,7 +6,9 @@
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -45,9 +47,13 @@ class EngineImpl final : public Engine {
         scheduler_(kv_, SchedulerLimits{config.max_batch_tokens, config.max_running_sequences,
                                          config.max_prefill_tokens_while_decoding}),
         adapters_(shape_of(model_->config()), std::filesystem::path(config.model_dir).filename().string(),
-                  config.adapter_dir, config.adapter_resident_bytes) {
+                  config.adapter_dir, config.adapter_resident_bytes,
+                  AdapterSyncOptions{.rescan_ms = config.adapter_rescan_ms}) {
     const int loaded = adapters_.load_directory();
     if (!config.adapter_dir.empty()) spdlog::info("loaded {} adapters from {}", loaded, config.adapter_dir);
+    stats_.max_running = config_.max_running_sequences;
+    stats_.kv_block_size = config_.kv_block_size;
+    stats_.kv_blocks_total = kv_.num_blocks();
     if (config_.num_threads > 0) omp_set_num_threads(config_.num_threads);
     kernels::set_linear_precision(linear_precision_for(config_.matmul_precision, *model_));
     spdlog::info("event=kernels isa={} matmul_precision={} linear_precision={}", kernels::linear_isa(),
@@ -143,9 +149,24 @@ class EngineImpl final : public Engine {
                              [&] { return inbox_.empty() && engine_idle_; });
   }
 
+  // The engine thread's last snapshot plus the requests still in the inbox (submitted, not yet
+  // taken by the engine thread: a long step can keep many there), which are waiting too.
   EngineStats stats() const override {
-    std::lock_guard lock(stats_mu_);
-    return stats_;
+    EngineStats s;
+    {
+      std::lock_guard lock(stats_mu_);
+      s = stats_;
+    }
+    {
+      std::lock_guard lock(mu_);
+      s.waiting += static_cast<int>(inbox_.size());
+      for (const PendingRequest& p : inbox_)
+        if (!p.request.adapter.empty()) s.waiting_adapters.push_back(p.request.adapter);
+    }
+    distinct(s.waiting_adapters);
+    s.sampled_at_unix_s =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return s;
   }
   const ModelInfo& model_info() const override { return info_; }
 
@@ -237,6 +258,9 @@ class EngineImpl final : public Engine {
   // ---- engine thread ----
 
   void run() {
+    // OpenMP's thread count is per thread: set it where the kernels run (the constructor's
+    // call only affects the thread that built the engine).
+    if (config_.num_threads > 0) omp_set_num_threads(config_.num_threads);
     Workspace ws;
     while (true) {
       if (!admit_new_requests()) return;
@@ -246,6 +270,9 @@ class EngineImpl final : public Engine {
         publish_stats();
         continue;
       }
+      // While the step runs (a long prefill can take seconds), /metrics shows what it runs:
+      // the sequences just admitted and the blocks reserved for them.
+      publish_stats(/*step_done=*/false);
       Logits logits = execute(plan, ws);
       scheduler_.commit(plan);
       sample_and_emit(plan, logits);
@@ -353,7 +380,22 @@ class EngineImpl final : public Engine {
     return u;
   }
 
-  void publish_stats() {
+  // Sorts and removes duplicates.
+  static void distinct(std::vector<std::string>& names) {
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+  }
+
+  // step_done: after a step (or an empty plan), counted in steps_total; false: before the step runs.
+  void publish_stats(bool step_done = true) {
+    // Collected outside the lock: the scheduler is this thread's.
+    std::vector<std::string> running_adapters, waiting_adapters;
+    for (const auto& seq : scheduler_.running())
+      if (!seq->request.adapter.empty()) running_adapters.push_back(seq->request.adapter);
+    for (const auto& seq : scheduler_.waiting())
+      if (!seq->request.adapter.empty()) waiting_adapters.push_back(seq->request.adapter);
+    distinct(running_adapters);
+    distinct(waiting_adapters);
     std::lock_guard lock(stats_mu_);
     stats_.waiting = scheduler_.num_waiting();
     stats_.running = scheduler_.num_running();
@@ -361,7 +403,9 @@ class EngineImpl final : public Engine {
     stats_.kv_blocks_used = kv_.num_used_blocks();
     stats_.generated_tokens_total = generated_total_;
     stats_.prompt_tokens_total = prompt_total_;
-    ++stats_.steps_total;
+    stats_.running_adapters.swap(running_adapters);
+    stats_.waiting_adapters.swap(waiting_adapters);
+    if (step_done) ++stats_.steps_total;
     waiting_count_ = stats_.waiting;
   }
 
@@ -376,7 +420,7 @@ class EngineImpl final : public Engine {
 
   AdapterRegistry adapters_;  // thread-safe; shared with the I/O threads
 
-  std::mutex mu_;  // guards inbox_, draining_, stopping_, engine_idle_
+  mutable std::mutex mu_;  // guards inbox_, draining_, stopping_, engine_idle_
   std::condition_variable cv_, idle_cv_;
   std::deque<PendingRequest> inbox_;
   bool draining_ = false, stopping_ = false, engine_idle_ = true;

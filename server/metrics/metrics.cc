@@ -37,6 +37,53 @@ void scalar(std::string* out, const char* name, const char* type, const char* he
   sample(out, name, value);
 }
 
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) {
+    if (!out.empty()) out += ',';
+    out += n;
+  }
+  return out;
+}
+
+// The Gateway API Inference Extension's model-server protocol (docs/metrics.md, "Gateway API
+// Inference Extension"), under the vLLM names its endpoint picker reads by default. Same
+// numbers as the hotswap_* gauges; `engine` is nullopt while the model loads, when the two info
+// gauges have no sample (there is no engine configuration to describe yet).
+void render_gateway(std::string* out, const std::optional<EngineStats>& engine) {
+  const EngineStats stats = engine.value_or(EngineStats{});
+  const double kv_usage = stats.kv_blocks_total > 0
+                              ? static_cast<double>(stats.kv_blocks_used) / static_cast<double>(stats.kv_blocks_total)
+                              : 0.0;
+  scalar(out, "vllm:num_requests_waiting", "gauge",
+         "Requests waiting to be processed (model-server protocol TotalQueuedRequests; = hotswap_queue_depth).",
+         stats.waiting);
+  scalar(out, "vllm:num_requests_running", "gauge",
+         "Requests in the running batch (model-server protocol TotalRunningRequests; = hotswap_running_sequences).",
+         stats.running);
+  header(out, "vllm:kv_cache_usage_perc", "gauge",
+         "KV-cache usage, used / total KV blocks; 1 means 100 percent (model-server protocol KVCacheUtilization).");
+  *out += "vllm:kv_cache_usage_perc " + number(kv_usage) + "\n";
+  header(out, "vllm:gpu_cache_usage_perc", "gauge",
+         "Deprecated name of vllm:kv_cache_usage_perc (the protocol's name before gateway-api-inference-extension v1.3.0).");
+  *out += "vllm:gpu_cache_usage_perc " + number(kv_usage) + "\n";
+  header(out, "vllm:lora_requests_info", "gauge",
+         "Adapters of the running and of the waiting requests (comma-separated names), and max_lora, the most adapters "
+         "one batch serves (engine.max_running_sequences); value: Unix time of the sample.");
+  if (engine) {
+    char when[32];
+    std::snprintf(when, sizeof when, "%.3f", stats.sampled_at_unix_s);
+    *out += "vllm:lora_requests_info{max_lora=\"" + std::to_string(stats.max_running) + "\",running_lora_adapters=\"" +
+            prometheus_label(joined(stats.running_adapters)) + "\",waiting_lora_adapters=\"" +
+            prometheus_label(joined(stats.waiting_adapters)) + "\"} " + when + "\n";
+  }
+  header(out, "vllm:cache_config_info", "gauge",
+         "KV cache configuration in the labels: block_size (positions per block), num_gpu_blocks (blocks in the pool); value 1.");
+  if (engine)
+    *out += "vllm:cache_config_info{block_size=\"" + std::to_string(stats.kv_block_size) + "\",num_gpu_blocks=\"" +
+            std::to_string(stats.kv_blocks_total) + "\"} 1\n";
+}
+
 }  // namespace
 
 std::string prometheus_label(const std::string& value) {
@@ -138,6 +185,7 @@ std::string Metrics::render(const std::optional<EngineStats>& engine, const Serv
   scalar(&out, "hotswap_engine_steps_total", "counter", "Engine steps run.", stats.steps_total);
   scalar(&out, "hotswap_adapters_resident", "gauge", "Adapters resident in memory.", gauges.adapters_resident);
   scalar(&out, "hotswap_adapter_loads_total", "counter", "Adapter loads (uploads and reloads).", gauges.adapter_loads_total);
+  render_gateway(&out, engine);
 
   std::lock_guard lock(mu_);
   scalar(&out, "hotswap_requests_cancelled_by_client_total", "counter",

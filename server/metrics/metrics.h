@@ -1,6 +1,10 @@
 // Server metrics for GET /metrics in the Prometheus text format (version 0.0.4).
 // Counters and histograms are kept here; engine gauges (queue depth, running sequences,
-// KV blocks, token counters) are read from Engine::stats() at scrape time and passed in.
+// KV blocks, token counters, the adapters of running and waiting requests) are read from
+// Engine::stats() at scrape time and passed in. Besides the hotswap_* metrics, the gauges of the
+// Gateway API Inference Extension's model-server protocol under their vLLM names
+// (vllm:num_requests_waiting, vllm:kv_cache_usage_perc, vllm:lora_requests_info, ...).
+// Every metric is listed in docs/metrics.md.
 // Thread-safe: sessions on every I/O thread record into one Metrics.
 #pragma once
 

@@ -29,13 +29,20 @@ struct ModelInfo {
 };
 
 struct EngineStats {
-  int waiting = 0;              // queued, not yet admitted
+  int waiting = 0;              // queued, not yet admitted (submitted ones the engine thread has not taken yet included)
   int running = 0;              // admitted sequences
   int64_t kv_blocks_total = 0;
-  int64_t kv_blocks_used = 0;
+  int64_t kv_blocks_used = 0;   // held by sequences (free blocks that still hold a cached prefix are not used)
   int64_t prompt_tokens_total = 0;
   int64_t generated_tokens_total = 0;
   int64_t steps_total = 0;
+  // Distinct adapter names (sorted) of the running sequences and of the waiting ones; a name
+  // can be in both. For the gateway's LoRA info gauge (docs/metrics.md).
+  std::vector<std::string> running_adapters;
+  std::vector<std::string> waiting_adapters;
+  int max_running = 0;          // engine.max_running_sequences: also the most adapters one batch can serve
+  int kv_block_size = 0;        // positions per KV block
+  double sampled_at_unix_s = 0; // wall-clock time stats() took this snapshot
 };
 
 class Engine {

@@ -57,6 +57,9 @@ struct EngineConfig {
   AttentionChoice default_attention;   // used when a request says "auto" and has no adapter
   std::string adapter_dir;             // "" = adapters are not persisted
   int64_t adapter_resident_bytes = 256ll << 20;  // memory budget for resident adapters (LRU)
+  // > 0: follow changes other processes make to adapter_dir (replicas sharing one directory):
+  // inotify events, and a rescan at least every adapter_rescan_ms. 0: read it at start-up only.
+  int adapter_rescan_ms = 2000;
 };
 
 }  // namespace hotswap

@@ -42,6 +42,9 @@ class Scheduler {
   int num_waiting() const { return static_cast<int>(waiting_.size()); }
   int num_running() const { return static_cast<int>(running_.size()); }
   bool idle() const { return waiting_.empty() && running_.empty(); }
+  // The two sets, for statistics (the adapters in use, publish_stats in engine.cc).
+  const std::vector<std::unique_ptr<Sequence>>& running() const { return running_; }
+  const std::deque<std::unique_ptr<Sequence>>& waiting() const { return waiting_; }
 
  private:
   bool reserve(Sequence& seq, int num_tokens);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -17,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "adapters/adapter_store.h"
 #include "adapters/model_shape.h"
 
 namespace hotswap::testing {
@@ -154,6 +156,27 @@ inline std::vector<std::string> temp_files_in(const std::string& dir) {
     if (f.starts_with(".") && f.ends_with(".tmp")) out.push_back(f);
   }
   return out;
+}
+
+// The temporary-file owner (AdapterStore's temp_file_owner()) of a process that has exited
+// and been reaped: what a killed upload's temporary file names.
+inline std::string dead_process_owner() {
+  int fds[2];
+  if (::pipe(fds) != 0) return "";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const std::string owner = temp_file_owner();
+    (void)!::write(fds[1], owner.data(), owner.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string owner;
+  char buf[256];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) owner.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return owner;
 }
 
 class TempDir {

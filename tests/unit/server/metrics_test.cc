@@ -41,6 +41,58 @@ TEST(Metrics, EngineGaugesIncludeFreeKvBlocks) {
   EXPECT_TRUE(has_line(text, "hotswap_adapter_loads_total 0"));
 }
 
+// The Gateway API Inference Extension's model-server protocol, vLLM names (docs/metrics.md).
+TEST(Metrics, GatewayProtocolGauges) {
+  Metrics m;
+  EngineStats stats;
+  stats.waiting = 3;
+  stats.running = 5;
+  stats.kv_blocks_total = 200;
+  stats.kv_blocks_used = 50;
+  stats.max_running = 64;
+  stats.kv_block_size = 16;
+  stats.running_adapters = {"a", "b.v2"};
+  stats.waiting_adapters = {"c"};
+  stats.sampled_at_unix_s = 1767225600.25;
+  const std::string text = m.render(stats, {.ready = true});
+  EXPECT_TRUE(has_line(text, "# TYPE vllm:num_requests_waiting gauge")) << text;
+  EXPECT_TRUE(has_line(text, "vllm:num_requests_waiting 3")) << text;
+  EXPECT_TRUE(has_line(text, "vllm:num_requests_running 5")) << text;
+  EXPECT_TRUE(has_line(text, "# TYPE vllm:kv_cache_usage_perc gauge")) << text;
+  EXPECT_TRUE(has_line(text, "vllm:kv_cache_usage_perc 0.25")) << text;
+  EXPECT_TRUE(has_line(text, "vllm:gpu_cache_usage_perc 0.25")) << text;
+  EXPECT_TRUE(has_line(text, "# TYPE vllm:lora_requests_info gauge")) << text;
+  EXPECT_TRUE(has_line(text,
+                       "vllm:lora_requests_info{max_lora=\"64\",running_lora_adapters=\"a,b.v2\","
+                       "waiting_lora_adapters=\"c\"} 1767225600.250"))
+      << text;
+  EXPECT_TRUE(has_line(text, "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"200\"} 1")) << text;
+  // The hotswap_* names stay.
+  EXPECT_TRUE(has_line(text, "hotswap_queue_depth 3")) << text;
+  EXPECT_TRUE(has_line(text, "hotswap_kv_blocks_used 50")) << text;
+}
+
+TEST(Metrics, GatewayProtocolGaugesWhenIdleOrLoading) {
+  Metrics m;
+  EngineStats idle;
+  idle.kv_blocks_total = 100;
+  idle.max_running = 1;
+  idle.kv_block_size = 16;
+  idle.sampled_at_unix_s = 5;
+  std::string text = m.render(idle, {.ready = true});
+  EXPECT_TRUE(has_line(text, "vllm:num_requests_waiting 0")) << text;
+  EXPECT_TRUE(has_line(text, "vllm:kv_cache_usage_perc 0")) << text;
+  EXPECT_TRUE(has_line(text, "vllm:lora_requests_info{max_lora=\"1\",running_lora_adapters=\"\",waiting_lora_adapters=\"\"} 5.000"))
+      << text;
+  // While the model loads: the gauges are 0 and the info gauges have no sample.
+  text = m.render(std::nullopt, {});
+  EXPECT_TRUE(has_line(text, "vllm:num_requests_waiting 0")) << text;
+  EXPECT_TRUE(has_line(text, "vllm:kv_cache_usage_perc 0")) << text;
+  EXPECT_TRUE(has_line(text, "# TYPE vllm:lora_requests_info gauge")) << text;
+  EXPECT_EQ(text.find("vllm:lora_requests_info{"), std::string::npos) << text;
+  EXPECT_EQ(text.find("vllm:cache_config_info{"), std::string::npos) << text;
+}
+
 TEST(Metrics, HistogramBucketsAreCumulative) {
   Histogram h({0.1, 1.0});
   h.observe(0.05);

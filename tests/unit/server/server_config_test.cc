@@ -30,6 +30,7 @@ TEST(ServerConfig, DefaultsMatchTheShippedConfigFile) {
   EXPECT_EQ(from_file.engine.max_queue, builtin.engine.max_queue);
   EXPECT_EQ(from_file.engine.max_new_tokens, builtin.engine.max_new_tokens);
   EXPECT_EQ(from_file.engine.adapter_resident_bytes, builtin.engine.adapter_resident_bytes);
+  EXPECT_EQ(from_file.engine.adapter_rescan_ms, builtin.engine.adapter_rescan_ms);
   EXPECT_EQ(from_file.default_attention, builtin.default_attention);
   EXPECT_EQ(from_file.defaults.max_tokens, builtin.defaults.max_tokens);
   EXPECT_EQ(from_file.defaults.temperature, builtin.defaults.temperature);
@@ -37,7 +38,7 @@ TEST(ServerConfig, DefaultsMatchTheShippedConfigFile) {
 
 TEST(ServerConfig, FlagsOverrideDefaults) {
   ServeOptions o = parse_serve_args({"serve", "--model", "/m", "--host", "0.0.0.0", "--port=0", "--threads", "4",
-                                     "--api-key", "k", "--adapter-dir", "/a", "--max-queue", "7", "--default-attention",
+                                     "--api-key", "k", "--adapter-dir", "/a", "--adapter-rescan-ms", "250", "--max-queue", "7", "--default-attention",
                                      "{\"impl\":\"streaming\",\"sink_window_size\":4}"});
   EXPECT_EQ(o.config.model_dir, "/m");
   EXPECT_EQ(o.config.host, "0.0.0.0");
@@ -45,6 +46,7 @@ TEST(ServerConfig, FlagsOverrideDefaults) {
   EXPECT_EQ(o.config.io_threads, 4);
   EXPECT_EQ(o.config.api_key, "k");
   EXPECT_EQ(o.config.adapter_dir, "/a");
+  EXPECT_EQ(o.config.engine.adapter_rescan_ms, 250);
   EXPECT_EQ(o.config.engine.max_queue, 7);
   EXPECT_NE(o.config.default_attention.find("streaming"), std::string::npos);
   EXPECT_FALSE(o.help);
