@@ -140,12 +140,16 @@ describe('gateway metrics (model-server protocol)', { concurrency: false }, () =
       assert.ok(g.kv > 0, `a running request holds KV blocks: ${g.kv}`);
 
       // Three behind it (max-running 1): gw-b twice (listed once) and the base model (not listed).
-      streams.push(open({ model: 'gw-b' }), open({}), open({ model: 'gw-b' }));
+      // Opened one at a time, each counted as waiting before the next: the queue's order (and
+      // so which request each close below admits) is the order written here.
       const first = g.stamp;
-      g = await waitFor('3 waiting behind gw-a', async () => {
-        const s = await scrape();
-        return s.waiting === 3 && s;
-      });
+      for (const [i, body] of [{ model: 'gw-b' }, {}, { model: 'gw-b' }].entries()) {
+        streams.push(open(body));
+        g = await waitFor(`${i + 1} waiting behind gw-a`, async () => {
+          const s = await scrape();
+          return s.waiting === i + 1 && s;
+        });
+      }
       assert.ok(g.kv > 0 && g.kv <= 1, `KV utilisation ${g.kv}`);
       assert.deepEqual(g.runningAdapters, ['gw-a']);
       assert.deepEqual(g.waitingAdapters, ['gw-b']);
