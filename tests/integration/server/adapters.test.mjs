@@ -5,11 +5,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { baseModel, CACHE_DIR, metrics, postJson, request, rng, sseData, startServer } from './helpers.js';
+import { baseModel, CACHE_DIR, metrics, postJson, request, rng, startServer, streamCompletion } from './helpers.js';
 
 const adapterDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hotswap-adapters-test-'));
 let server;
@@ -63,48 +62,7 @@ async function complete(body) {
   return r.json;
 }
 const textOf = async (body) => (await complete(body)).choices[0].text;
-
-// Streams a completion over raw HTTP; `started` resolves at the first data chunk, `done` with
-// { status, text, finish } once the stream ends.
-function stream(body) {
-  let onStart;
-  const started = new Promise((resolve) => (onStart = resolve));
-  const done = new Promise((resolve, reject) => {
-    const payload = JSON.stringify({ model, temperature: 0, stream: true, ...body });
-    const req = http.request(`${server.url}/v1/completions`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
-      let raw = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => {
-        raw += c;
-        if (raw.includes('data: ')) onStart();
-      });
-      res.on('end', () => {
-        onStart();
-        if (res.statusCode !== 200) return resolve({ status: res.statusCode, text: null, body: raw });
-        let text = '';
-        let finish = null;
-        const events = sseData(raw);
-        assert.equal(events.at(-1), '[DONE]', 'stream ends with [DONE]');
-        for (const e of events.slice(0, -1)) {
-          const j = JSON.parse(e);
-          if (j.error) return resolve({ status: 200, text: null, body: e });
-          for (const c of j.choices) {
-            text += c.text;
-            if (c.finish_reason) finish = c.finish_reason;
-          }
-        }
-        resolve({ status: 200, text, finish });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', (e) => {
-      onStart();
-      reject(e);
-    });
-    req.end(payload);
-  });
-  return { started, done };
-}
+const stream = (body) => streamCompletion(server.url, { model, temperature: 0, ...body });
 
 before(async () => {
   server = await startServer(['--adapter-dir', adapterDir]);

@@ -1,5 +1,6 @@
 // Shared helpers: start the real `hotswap serve` on a free loopback port, talk raw HTTP,
 // read /metrics. The binary comes from $HOTSWAP_BIN (CTest passes it).
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
@@ -227,3 +228,49 @@ export function busy(m) {
   return reasons;
 }
 export const idle = (m) => busy(m).length === 0;
+
+// Streams a completion over raw HTTP with `body` as given (stream: true is added): `started`
+// resolves at the first data chunk (or the end), `done` with { status, text, finish } once the
+// stream ends ({ status, text: null, body } for an error status or an error frame), and
+// `finished` turns true then.
+export function streamCompletion(url, body) {
+  let onStart;
+  const started = new Promise((resolve) => (onStart = resolve));
+  const handle = { started, finished: false };
+  handle.done = new Promise((resolve, reject) => {
+    const req = http.request(`${url}/v1/completions`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      let raw = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => {
+        raw += c;
+        if (raw.includes('data: ')) onStart();
+      });
+      res.on('end', () => {
+        handle.finished = true;
+        onStart();
+        if (res.statusCode !== 200) return resolve({ status: res.statusCode, text: null, body: raw });
+        let text = '';
+        let finish = null;
+        const events = sseData(raw);
+        assert.equal(events.at(-1), '[DONE]', 'stream ends with [DONE]');
+        for (const e of events.slice(0, -1)) {
+          const j = JSON.parse(e);
+          if (j.error) return resolve({ status: 200, text: null, body: e });
+          for (const c of j.choices) {
+            text += c.text;
+            if (c.finish_reason) finish = c.finish_reason;
+          }
+        }
+        resolve({ status: 200, text, finish });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', (e) => {
+      handle.finished = true;
+      onStart();
+      reject(e);
+    });
+    req.end(JSON.stringify({ ...body, stream: true }));
+  });
+  return handle;
+}

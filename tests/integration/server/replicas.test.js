@@ -16,12 +16,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { baseModel, CACHE_DIR, postJson, request, rng, sseData, startServer, waitFor } from './helpers.js';
+import { baseModel, CACHE_DIR, postJson, request, rng, startServer, streamCompletion, waitFor } from './helpers.js';
 
 const RESCAN_MS = 2000;
 // One rescan period plus a second for the rescan itself and the polling on a loaded machine
@@ -99,46 +98,7 @@ async function textOn(s, body) {
   return r.json.choices[0].text;
 }
 
-// Streams a completion; `started` resolves at the first data chunk, `done` with
-// { status, text } at the end; `finished` turns true then.
-function stream(s, body) {
-  let onStart;
-  const started = new Promise((resolve) => (onStart = resolve));
-  const handle = { started, finished: false };
-  handle.done = new Promise((resolve, reject) => {
-    const payload = JSON.stringify({ temperature: 0, ignore_eos: true, stream: true, ...body });
-    const req = http.request(`${s.url}/v1/completions`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
-      let raw = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => {
-        raw += c;
-        if (raw.includes('data: ')) onStart();
-      });
-      res.on('end', () => {
-        handle.finished = true;
-        onStart();
-        if (res.statusCode !== 200) return resolve({ status: res.statusCode, text: null, body: raw });
-        let text = '';
-        const events = sseData(raw);
-        assert.equal(events.at(-1), '[DONE]');
-        for (const e of events.slice(0, -1)) {
-          const j = JSON.parse(e);
-          if (j.error) return resolve({ status: 200, text: null, body: e });
-          for (const c of j.choices) text += c.text;
-        }
-        resolve({ status: 200, text });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', (e) => {
-      handle.finished = true;
-      onStart();
-      reject(e);
-    });
-    req.end(payload);
-  });
-  return handle;
-}
+const stream = (s, body) => streamCompletion(s.url, { temperature: 0, ignore_eos: true, ...body });
 
 async function restart(i) {
   replicas[i] = await startServer(serverArgs);
