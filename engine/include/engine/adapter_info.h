@@ -10,7 +10,7 @@ enum class AdapterEncoding { kJson, kSafetensors };
 
 struct AdapterInfo {
   std::string name;
-  std::string type;             // "mixed" | "nsa"
+  std::string type;             // "mixed" | "nsa" | "hashattention" | "lsh"
   int layers = 0;
   std::string parameters_json;  // the adapter's configuration as a JSON object text
   int64_t bytes = 0;            // size of the uploaded document

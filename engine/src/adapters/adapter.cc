@@ -1,6 +1,9 @@
 #include "adapters/adapter.h"
 
 #include <nlohmann/json.hpp>
+
+#include "adapters/hashattention_adapter.h"
+#include "adapters/lsh_adapter.h"
 #include <sstream>
 
 namespace hotswap {
@@ -9,6 +12,8 @@ const char* adapter_type_name(AdapterType type) {
   switch (type) {
     case AdapterType::kMixed: return "mixed";
     case AdapterType::kNsa: return "nsa";
+    case AdapterType::kHashAttention: return "hashattention";
+    case AdapterType::kLsh: return "lsh";
   }
   return "unknown";
 }
@@ -43,6 +48,30 @@ std::shared_ptr<const Adapter> Adapter::make_nsa(std::string name, std::string s
   return a;
 }
 
+std::shared_ptr<const Adapter> Adapter::make_hashattention(std::string name, std::string sha256, size_t source_bytes,
+                                                           std::shared_ptr<const HashAttentionAdapter> params) {
+  std::shared_ptr<Adapter> a(new Adapter());
+  a->type_ = AdapterType::kHashAttention;
+  a->name_ = std::move(name);
+  a->sha256_ = std::move(sha256);
+  a->source_bytes_ = source_bytes;
+  a->num_layers_ = params ? params->num_layers : 0;
+  a->hashattention_ = std::move(params);
+  return a;
+}
+
+std::shared_ptr<const Adapter> Adapter::make_lsh(std::string name, std::string sha256, size_t source_bytes,
+                                                 std::shared_ptr<const LshAdapter> params) {
+  std::shared_ptr<Adapter> a(new Adapter());
+  a->type_ = AdapterType::kLsh;
+  a->name_ = std::move(name);
+  a->sha256_ = std::move(sha256);
+  a->source_bytes_ = source_bytes;
+  a->num_layers_ = params ? params->num_layers : 0;
+  a->lsh_ = std::move(params);
+  return a;
+}
+
 std::shared_ptr<const Adapter> Adapter::with_name(std::string name) const {
   std::shared_ptr<Adapter> a(new Adapter(*this));
   a->name_ = std::move(name);
@@ -54,6 +83,8 @@ std::string Adapter::description() const {
   std::ostringstream s;
   s << adapter_type_name(type_) << " adapter";
   if (!name_.empty()) s << " '" << name_ << "'";
+  if (hashattention_) s << ": " << hashattention_adapter_description(*hashattention_);
+  if (lsh_) s << ": " << lsh_adapter_description(*lsh_);
   if (mixed_) {
     const MixedAdapter& m = *mixed_;
     s << ": " << m.num_layers << " layers, gates per "
@@ -74,6 +105,8 @@ std::string Adapter::description() const {
 
 std::string Adapter::parameters_json() const {
   if (type_ == AdapterType::kNsa) return nsa_parameters_json_;
+  if (hashattention_) return hashattention_parameters_json(*hashattention_);
+  if (lsh_) return lsh_parameters_json(*lsh_);
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
   if (mixed_) {
     const MixedAdapter& m = *mixed_;

@@ -11,11 +11,13 @@
 
 namespace hotswap {
 
-struct NsaAdapter;  // adapters/nsa_adapter.h (issue 5); only held here, never read
+struct NsaAdapter;            // adapters/nsa_adapter.h (issue 5); only held here, never read
+struct HashAttentionAdapter;  // adapters/hashattention_adapter.h (issue 13)
+struct LshAdapter;            // adapters/lsh_adapter.h (issue 13)
 
-enum class AdapterType { kMixed, kNsa };
+enum class AdapterType { kMixed, kNsa, kHashAttention, kLsh };
 
-const char* adapter_type_name(AdapterType type);  // "mixed" | "nsa"
+const char* adapter_type_name(AdapterType type);  // "mixed" | "nsa" | "hashattention" | "lsh"
 
 class Adapter {
  public:
@@ -30,6 +32,13 @@ class Adapter {
                                                  std::shared_ptr<const NsaAdapter> params, int num_layers,
                                                  std::string description, std::string parameters_json);
 
+  // A hashattention adapter (specs/maskers.md); description and parameters from its module.
+  static std::shared_ptr<const Adapter> make_hashattention(std::string name, std::string sha256, size_t source_bytes,
+                                                           std::shared_ptr<const HashAttentionAdapter> params);
+  // An lsh adapter: MagicPig projections given explicitly (specs/maskers.md "Determinism").
+  static std::shared_ptr<const Adapter> make_lsh(std::string name, std::string sha256, size_t source_bytes,
+                                                 std::shared_ptr<const LshAdapter> params);
+
   AdapterType type() const { return type_; }
   const std::string& name() const { return name_; }
   const std::string& sha256() const { return sha256_; }
@@ -43,6 +52,10 @@ class Adapter {
   const std::shared_ptr<const MixedAdapter>& mixed() const { return mixed_; }
   // Non-null iff type() == kNsa.
   const std::shared_ptr<const NsaAdapter>& nsa() const { return nsa_; }
+  // Non-null iff type() == kHashAttention.
+  const std::shared_ptr<const HashAttentionAdapter>& hashattention() const { return hashattention_; }
+  // Non-null iff type() == kLsh.
+  const std::shared_ptr<const LshAdapter>& lsh() const { return lsh_; }
 
   // The same adapter under another name (registration assigns names after parsing).
   std::shared_ptr<const Adapter> with_name(std::string name) const;
@@ -65,6 +78,8 @@ class Adapter {
   std::string base_model_name_;
   std::shared_ptr<const MixedAdapter> mixed_;
   std::shared_ptr<const NsaAdapter> nsa_;
+  std::shared_ptr<const HashAttentionAdapter> hashattention_;
+  std::shared_ptr<const LshAdapter> lsh_;
   std::string nsa_description_;      // nsa: supplied by make_nsa
   std::string nsa_parameters_json_;
 };

@@ -16,6 +16,10 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "adapters/adapter_tensors.h"
+#include "adapters/adapter_type_probe.h"
+#include "adapters/hashattention_adapter_codec.h"
+#include "adapters/lsh_adapter_codec.h"
 #include "adapters/mixed_adapter_codec.h"
 #include "adapters/nsa_adapter_codec.h"
 #include "adapters/sha256.h"
@@ -23,71 +27,6 @@
 
 namespace hotswap {
 namespace {
-
-// Finds the top-level "adapter_type" without building a DOM, and stops as soon as it has
-// its value (trainers write it first), so telling the types apart costs almost nothing
-// even for a large nsa JSON document. Malformed JSON just ends the probe: the codec that
-// then parses the document reports the error with its position.
-class AdapterTypeProbe : public nlohmann::json_sax<nlohmann::json> {
- public:
-  enum class Found { kNone, kString, kNotString };
-  Found found = Found::kNone;
-  std::string value;  // kString: the value; kNotString: what it was instead
-
-  bool null() override { return scalar("null"); }
-  bool boolean(bool v) override { return scalar(v ? "boolean true" : "boolean false"); }
-  bool number_integer(number_integer_t v) override { return scalar("number " + std::to_string(v)); }
-  bool number_unsigned(number_unsigned_t v) override { return scalar("number " + std::to_string(v)); }
-  bool number_float(number_float_t, const string_t& s) override { return scalar("number " + s.substr(0, 40)); }
-  bool binary(binary_t&) override { return scalar("binary"); }
-  bool string(string_t& v) override {
-    if (!at_type_value()) return true;
-    found = Found::kString;
-    value = v;
-    return false;
-  }
-  bool start_object(std::size_t) override { return open("an object"); }
-  bool start_array(std::size_t) override { return open("an array"); }
-  bool end_object() override { return close(); }
-  bool end_array() override { return close(); }
-  bool key(string_t& k) override {
-    next_is_type_ = depth_ == 1 && k == "adapter_type";
-    return true;
-  }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
-
- private:
-  bool at_type_value() const { return depth_ == 1 && next_is_type_; }
-  bool scalar(std::string what) {
-    if (!at_type_value()) return true;
-    found = Found::kNotString;
-    value = std::move(what);
-    return false;
-  }
-  bool open(const char* what) {
-    if (at_type_value()) return scalar(what);
-    ++depth_;
-    next_is_type_ = false;
-    return true;
-  }
-  bool close() {
-    --depth_;
-    next_is_type_ = false;
-    return true;
-  }
-
-  int depth_ = 0;
-  bool next_is_type_ = false;
-};
-
-AdapterTypeProbe probe_adapter_type(std::string_view json) {
-  AdapterTypeProbe probe;
-  try {
-    nlohmann::json::sax_parse(json.begin(), json.end(), &probe);
-  } catch (const std::exception&) {  // errors arrive via parse_error; this is belt and braces
-  }
-  return probe;
-}
 
 std::string quoted_prefix(std::string_view s) {
   constexpr size_t kMax = 60;
@@ -116,6 +55,38 @@ Result<std::shared_ptr<const Adapter>> nsa_to_adapter(Result<std::shared_ptr<con
                            std::move(parameters));
 }
 
+// The note that ends "unknown type" messages: where the other two types live.
+constexpr const char* kSafetensorsTypesNote =
+    "(JSON documents; 'hashattention' and 'lsh' adapters are safetensors files with __metadata__ \"type\")";
+
+// A safetensors body: __metadata__ "type" picks hashattention or lsh (probed without parsing
+// the tensors); without one it is an nsa adapter, as before those types existed.
+Result<std::shared_ptr<const Adapter>> parse_safetensors_document(std::string_view body, const ModelShape& shape,
+                                                                  const std::string& name) {
+  const ProbedString type = probe_safetensors_metadata_type(body);
+  if (type.is("hashattention")) {
+    auto parsed = parse_hashattention_adapter(body, shape);
+    if (!parsed) return parsed.status();
+    return Adapter::make_hashattention(name, sha256_hex(body), body.size(), std::move(parsed).value());
+  }
+  if (type.is("lsh")) {
+    auto parsed = parse_lsh_adapter(body, shape);
+    if (!parsed) return parsed.status();
+    return Adapter::make_lsh(name, sha256_hex(body), body.size(), std::move(parsed).value());
+  }
+  if (type.found == ProbedString::Found::kString && type.value != "nsa") {
+    // An nsa adapter keeps its configuration under adapter_config and may carry unrelated
+    // metadata; only a document without it is an unknown type.
+    Result<SafetensorsHeader> header = read_adapter_safetensors(body, "adapter (safetensors)");
+    if (header && !header->metadata.contains("adapter_config")) {
+      return Status::invalid_argument("__metadata__ key 'type': unknown adapter type " + quoted_prefix(type.value) +
+                                      "; expected 'hashattention' or 'lsh' (an nsa adapter has its configuration "
+                                      "under __metadata__ key 'adapter_config' instead)");
+    }
+  }
+  return nsa_to_adapter(parse_nsa_adapter_safetensors(body, shape), body, shape, name);
+}
+
 int64_t now_unix_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -133,22 +104,25 @@ Result<std::shared_ptr<const Adapter>> parse_adapter_document(std::string_view b
           "the body starts with '{' like a JSON document but was sent as safetensors; send adapter_weight.json "
           "documents as application/json");
     }
-    return nsa_to_adapter(parse_nsa_adapter_safetensors(body, shape), body, shape, name);
+    return parse_safetensors_document(body, shape, name);
   }
   if (looks_like_safetensors(body)) {
     return Status::invalid_argument(
         "the body is a safetensors file but was sent as JSON; send safetensors adapters as application/octet-stream");
   }
-  const AdapterTypeProbe probe = probe_adapter_type(body);
-  if (probe.found == AdapterTypeProbe::Found::kNotString) {
+  const ProbedString probe = probe_json_string(body, {"adapter_type"});
+  if (probe.found == ProbedString::Found::kNotString) {
     return Status::invalid_argument("key 'adapter_type': expected the string 'mixed' or 'nsa', got " + probe.value);
   }
-  if (probe.found == AdapterTypeProbe::Found::kString && probe.value == "nsa") {
-    return nsa_to_adapter(parse_nsa_adapter_json(body, shape), body, shape, name);
+  if (probe.is("nsa")) return nsa_to_adapter(parse_nsa_adapter_json(body, shape), body, shape, name);
+  if (probe.is("hashattention") || probe.is("lsh")) {
+    return Status::invalid_argument("key 'adapter_type': '" + probe.value + "' adapters are safetensors files (" +
+                                    "__metadata__ {\"type\": \"" + probe.value +
+                                    "\", ...}), not JSON; send them as application/octet-stream");
   }
-  if (probe.found == AdapterTypeProbe::Found::kString && probe.value != "mixed") {
+  if (probe.found == ProbedString::Found::kString && probe.value != "mixed") {
     return Status::invalid_argument("key 'adapter_type': unknown adapter type " + quoted_prefix(probe.value) +
-                                    "; expected 'mixed' or 'nsa'");
+                                    "; expected 'mixed' or 'nsa' " + kSafetensorsTypesNote);
   }
   return parse_mixed_adapter(body, shape, name);
 }
@@ -157,6 +131,11 @@ size_t adapter_resident_bytes(const Adapter& adapter) {
   size_t n = sizeof(Adapter);
   if (const auto& m = adapter.mixed()) n += sizeof(MixedAdapter) + m->gates.size() * sizeof(float);
   if (const auto& a = adapter.nsa()) n += sizeof(NsaAdapter) + a->num_parameters() * sizeof(float);
+  if (const auto& a = adapter.hashattention()) {
+    n += sizeof(HashAttentionAdapter) + a->num_parameters() * sizeof(float);
+    for (const auto& l : a->layers) n += (l.query.size() + l.key.size()) * sizeof(HashLinear);
+  }
+  if (const auto& a = adapter.lsh()) n += sizeof(LshAdapter) + a->num_parameters() * sizeof(float);
   return n;
 }
 

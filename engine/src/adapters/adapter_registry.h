@@ -56,7 +56,8 @@ namespace hotswap {
 // Parses and validates one adapter document against `shape` (the first step of put() and
 // of every (re)load): the adapter type comes from the encoding and the JSON `adapter_type`
 // (absent or "mixed" -> mixed, "nsa" -> nsa, anything else is an InvalidArgument naming
-// the value); safetensors is always nsa. Pure function; thread-safe.
+// the value); safetensors by its __metadata__ "type" ("hashattention", "lsh"; absent or
+// "nsa" -> nsa). Pure function; thread-safe.
 Result<std::shared_ptr<const Adapter>> parse_adapter_document(std::string_view body, AdapterEncoding encoding,
                                                               const ModelShape& shape, const std::string& name);
 

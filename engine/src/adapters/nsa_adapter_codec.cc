@@ -12,10 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/adapter_json.h"
+#include "adapters/adapter_tensors.h"
 #include "core/check.h"
 #include "core/dtype.h"
-#include "core/load_error.h"
-#include "model/safetensors_file.h"
 
 namespace hotswap {
 namespace {
@@ -34,19 +33,6 @@ std::string describe_value(const Json& v) { return adapter_json::describe_value(
 
 std::string shape_text(const std::vector<int64_t>& shape) { return shape_string(shape); }
 
-// Canonical decimal index (no sign, no leading zeros), so two spellings of one layer or head
-// cannot pass as different tensors.
-std::optional<int> parse_index(std::string_view s) {
-  // Digits only: from_chars accepts a sign, and "-2" must not index layer -2.
-  if (s.empty() || s.size() > 9 || (s.size() > 1 && s[0] == '0')) return std::nullopt;
-  for (char c : s)
-    if (c < '0' || c > '9') return std::nullopt;
-  int v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
 // What a tensor name denotes.
 enum class Slot : uint8_t { kPosEmb, kMlpW1, kMlpB1, kMlpW2, kMlpB2, kMemKv, kGateW, kGateB };
 
@@ -63,7 +49,7 @@ std::optional<std::pair<int, std::string_view>> split_prefix(std::string_view ke
     key.remove_prefix(kHfPrefix.size());
     const size_t dot = key.find('.');
     if (dot == std::string_view::npos) return std::nullopt;
-    const std::optional<int> layer = parse_index(key.substr(0, dot));
+    const std::optional<int> layer = parse_canonical_index(key.substr(0, dot));
     key.remove_prefix(dot);
     if (!layer || !key.starts_with(kHfInfix)) return std::nullopt;
     key.remove_prefix(kHfInfix.size());
@@ -73,7 +59,7 @@ std::optional<std::pair<int, std::string_view>> split_prefix(std::string_view ke
     key.remove_prefix(kSparsePrefix.size());
     const size_t dot = key.find('.');
     if (dot == std::string_view::npos) return std::nullopt;
-    const std::optional<int> layer = parse_index(key.substr(0, dot));
+    const std::optional<int> layer = parse_canonical_index(key.substr(0, dot));
     if (!layer) return std::nullopt;
     key.remove_prefix(dot + 1);
     return std::make_pair(*layer, key);
@@ -112,7 +98,7 @@ std::optional<TensorName> parse_tensor_name(std::string_view key) {
   rest.remove_prefix(kMlps.size());
   const size_t dot = rest.find('.');
   if (dot == std::string_view::npos) return std::nullopt;
-  const std::optional<int> head = parse_index(rest.substr(0, dot));
+  const std::optional<int> head = parse_canonical_index(rest.substr(0, dot));
   if (!head) return std::nullopt;
   n.head = *head;
   rest.remove_prefix(dot + 1);
@@ -375,24 +361,7 @@ struct RawTensor {
   const char* bytes = nullptr;
   size_t count = 0;  // elements present
 
-  float at(size_t i) const {
-    if (values) return (*values)[i];
-    switch (dtype) {
-      case DType::kF32: {
-        float f;
-        std::memcpy(&f, bytes + 4 * i, 4);
-        return f;
-      }
-      case DType::kF16:
-      case DType::kBF16: {
-        uint16_t h;
-        std::memcpy(&h, bytes + 2 * i, 2);
-        return dtype == DType::kF16 ? f16_to_f32(h) : bf16_to_f32(h);
-      }
-      default: HS_CHECK(false) << "dtype " << dtype_name(dtype) << " reached conversion";
-    }
-    return 0;
-  }
+  float at(size_t i) const { return values ? (*values)[i] : float_element(dtype, bytes, i); }
 };
 
 // Validates tensors one by one against the configuration and the model, then assembles the
@@ -451,11 +420,7 @@ class Assembler {
     s.values.resize(numel);
     for (size_t i = 0; i < numel; ++i) {
       const float f = t.at(i);
-      if (!std::isfinite(f)) {
-        return Status::invalid_argument(at + ": element " + std::to_string(i) + " is " +
-                                        (std::isnan(f) ? std::string("NaN") : f > 0 ? "Infinity" : "-Infinity") +
-                                        "; expected finite values");
-      }
+      if (!std::isfinite(f)) return non_finite_element(at, i, f);
       s.values[i] = f;
     }
     tensors_.emplace(canonical, std::move(s));
@@ -628,14 +593,9 @@ Result<std::shared_ptr<const NsaAdapter>> parse_nsa_adapter_json(std::string_vie
 Result<std::shared_ptr<const NsaAdapter>> parse_nsa_adapter_safetensors(std::string_view bytes,
                                                                         const ModelShape& shape) {
   check_model_shape(shape);
-  SafetensorsHeader header;
-  try {
-    header = parse_safetensors(bytes, "nsa adapter (safetensors)");
-  } catch (const LoadError& e) {
-    return Status::invalid_argument(e.what());
-  } catch (const std::exception& e) {
-    return Status::invalid_argument(std::string("nsa adapter (safetensors): ") + e.what());
-  }
+  Result<SafetensorsHeader> parsed = read_adapter_safetensors(bytes, "nsa adapter (safetensors)");
+  if (!parsed) return parsed.status();
+  const SafetensorsHeader& header = parsed.value();
   const auto meta = header.metadata.find(std::string(kConfigMetadataKey));
   if (meta == header.metadata.end()) {
     return Status::invalid_argument(
@@ -657,10 +617,7 @@ Result<std::shared_ptr<const NsaAdapter>> parse_nsa_adapter_safetensors(std::str
 
   Assembler assembler(shape, config);
   for (const auto& [name, view] : header.tensors) {
-    if (view.dtype != DType::kF32 && view.dtype != DType::kF16 && view.dtype != DType::kBF16) {
-      return Status::invalid_argument(where(name) + ": dtype " + std::string(dtype_name(view.dtype)) +
-                                      "; expected F32, F16 or BF16");
-    }
+    if (Status s = check_float_dtype(where(name), view.dtype); !s) return s;
     RawTensor t;
     t.key = name;
     t.shape = view.shape;

@@ -1,14 +1,15 @@
 // Adapter hot-loading against the real `hotswap serve` on the demo model (issue 5): upload /
 // replace / list / get / delete, per-request selection, heterogeneous batches that equal the
 // requests served alone, uploads/replacements/deletions while 16 streams generate (pinned
-// versions), persistence across a restart, and a table of bad uploads that change nothing.
+// versions), persistence across a restart, and a table of bad uploads that change nothing;
+// hashattention and lsh adapters (safetensors, issue 13) upload, list and persist the same way.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { baseModel, CACHE_DIR, metrics, postJson, request, rng, startServer, streamCompletion } from './helpers.js';
+import { baseModel, CACHE_DIR, metrics, postJson, randomTensor, request, rng, safetensorsImage, startServer, streamCompletion } from './helpers.js';
 
 const adapterDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hotswap-adapters-test-'));
 let server;
@@ -16,6 +17,7 @@ let model;
 let L;
 let H;
 let Hkv;
+let D;  // head_dim
 
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
 
@@ -34,6 +36,41 @@ function mixedAdapter(seed, { layers = L, heads = Hkv, sink = 4, recent = 8, blo
   if (override) override(doc);
   return JSON.stringify(doc);
 }
+
+// A safetensors image of just this header (its tensors' data absent).
+const headerOnly = (header) => {
+  const h = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  return Buffer.concat([len, h]);
+};
+
+// hashattention adapter tensors for the demo model: per layer, query and key MLPs with these
+// widths (first = head_dim, last = bits). `edit(tensors)` may break them.
+function hashTensors(seed, { query = [D, 16, 8], key = [D, 8], layers = L, heads = H, dtype } = {}) {
+  const r = rng(seed);
+  const out = [];
+  for (let l = 0; l < layers; l++) {
+    for (const [side, w] of [['query', query], ['key', key]]) {
+      for (let i = 0; i + 1 < w.length; i++) {
+        out.push([`layers.${l}.${side}.${i}.weight`, randomTensor(r, [heads, w[i], w[i + 1]], dtype)]);
+        out.push([`layers.${l}.${side}.${i}.bias`, randomTensor(r, [heads, w[i + 1]], dtype)]);
+      }
+    }
+  }
+  return out;
+}
+const hashAdapter = (seed, opts = {}, { activation = 'silu', edit } = {}) => {
+  const t = hashTensors(seed, opts);
+  if (edit) edit(t);
+  return safetensorsImage({ type: 'hashattention', activation }, t);
+};
+const lshAdapter = (seed, { columns = 32, rows = D + 1, layers = L, edit } = {}) => {
+  const r = rng(seed);
+  const t = Array.from({ length: layers }, (_, l) => [`layers.${l}.projection`, randomTensor(r, [rows, columns])]);
+  if (edit) edit(t);
+  return safetensorsImage({ type: 'lsh' }, t);
+};
 
 const put = (name, body, contentType = 'application/json') =>
   request(server.url, { method: 'PUT', path: `/v1/adapters/${name}`, body: Buffer.from(body), headers: { 'content-type': contentType } });
@@ -71,6 +108,7 @@ before(async () => {
   L = cfg.num_hidden_layers;
   H = cfg.num_attention_heads;
   Hkv = cfg.num_key_value_heads;
+  D = cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads;
   assert.ok(L >= 2 && Hkv >= 2 && H % Hkv === 0, `demo model shape L=${L} H=${H} Hkv=${Hkv}`);
 });
 
@@ -289,6 +327,59 @@ describe('adapters', { concurrency: false }, () => {
     assert.equal((await request(server.url, { path: '/v1/adapters/bad-upload' })).status, 404);
     assert.deepEqual(fs.readdirSync(adapterDir).sort(), files, 'adapter directory unchanged');
     assert.equal((await request(server.url, { path: '/health' })).status, 200);
+  });
+
+  test('hashattention and lsh adapters (safetensors): upload and list with their types; bad ones 400, nothing changes', async () => {
+    const octet = 'application/octet-stream';
+    const hat = hashAdapter(800);
+    const hatBf16 = hashAdapter(801, { dtype: 'BF16' }, { activation: 'gelu' });
+    const lsh = lshAdapter(802);
+    assert.equal((await put('hat', hat, octet)).status, 201);
+    assert.equal((await put('hat-bf16', hatBf16, octet)).status, 201);
+    assert.equal((await put('proj', lsh, octet)).status, 201);
+    const listed = await list();
+    for (const [name, type, bytes] of [['hat', 'hashattention', hat], ['hat-bf16', 'hashattention', hatBf16], ['proj', 'lsh', lsh]]) {
+      const e = listed.find((a) => a.name === name);
+      assert.deepEqual(e, { name, sha256: sha256(bytes), type, layers: L, bytes: bytes.length });
+    }
+    const got = (await request(server.url, { path: '/v1/adapters/hat' })).json;
+    assert.match(got.description, new RegExp(`^hashattention adapter 'hat': ${L} layers, ${H} heads, 8 bits, query MLP ${D}->16->8, key MLP ${D}->8, activation silu$`));
+    assert.deepEqual(got.parameters, { layers: L, heads: H, bits: 8, activation: 'silu', query_widths: [D, 16, 8], key_widths: [D, 8] });
+    const gotLsh = (await request(server.url, { path: '/v1/adapters/proj' })).json;
+    assert.deepEqual(gotLsh.parameters, { layers: L, rows: D + 1, columns: 32 });
+    assert.equal(fs.readFileSync(path.join(adapterDir, 'hat.safetensors')).compare(hat), 0, 'stored byte for byte');
+
+    const before = await list();
+    const files = fs.readdirSync(adapterDir).sort();
+    const setTensor = (name, t) => (ts) => { ts.find(([n]) => n === name)[1] = t; };
+    const cases = [
+      { what: 'one layer short', body: hashAdapter(1, { layers: L - 1 }), re: new RegExp(`layer ${L - 1}: no query MLP.*num_hidden_layers ${L}`) },
+      { what: 'wrong head count', body: hashAdapter(1, { heads: H - 1 }), re: new RegExp(`'layers\\.0\\.query\\.0\\.weight' \\(layer 0\\).*num_attention_heads ${H}\\), got \\[${H - 1}, ${D}, 16\\]`) },
+      { what: 'first d_in is not head_dim', body: hashAdapter(1, { query: [D + 1, 8] }), re: new RegExp(`head_dim ${D}\\), got \\[${H}, ${D + 1}, 8\\]`) },
+      { what: 'broken chain of shapes', body: hashAdapter(1, {}, { edit: setTensor('layers.1.query.1.weight', randomTensor(rng(1), [H, 12, 8])) }), re: /'layers\.1\.query\.1\.weight' \(layer 1\).*d_out 16 of 'layers\.1\.query\.0\.weight'\), got \[\d+, 12, 8\]/ },
+      { what: 'more than 64 bits', body: hashAdapter(1, { query: [D, 80], key: [D, 80] }), re: /signature bits; expected 1\.\.64, got 80/ },
+      { what: 'query and key bits differ', body: hashAdapter(1, { key: [D, 16] }), re: /signature bits \(the last d_out\) 16 differ from 8/ },
+      { what: 'NaN', body: hashAdapter(1, {}, { edit: (ts) => { ts[3][1].values[2] = NaN; } }), re: /'layers\.0\.query\.1\.bias' \(layer 0\): element 2 is NaN/ },
+      { what: 'I32 dtype', body: hashAdapter(1, {}, { edit: (ts) => { ts[0][1].dtype = 'I32'; } }), re: /'layers\.0\.query\.0\.weight' \(layer 0\): dtype I32; expected F32, F16 or BF16/ },
+      { what: 'unknown activation', body: hashAdapter(1, {}, { activation: 'softmax' }), re: /__metadata__ key 'activation'.*got 'softmax'/ },
+      { what: 'lsh wrong rows', body: lshAdapter(1, { rows: D }), re: new RegExp(`'layers\\.0\\.projection' \\(layer 0\\): expected shape \\[${D + 1}, C\\]`) },
+      { what: 'lsh columns differ', body: lshAdapter(1, { edit: setTensor(`layers.${L - 1}.projection`, randomTensor(rng(2), [D + 1, 16])) }), re: /the same lsh_l \* lsh_k columns as 'layers\.0\.projection'\), got \[\d+, 16\]/ },
+      { what: 'lsh layer missing', body: lshAdapter(1, { layers: L - 1 }), re: new RegExp(`'layers\\.${L - 1}\\.projection' \\(layer ${L - 1}\\): missing`) },
+      { what: 'huge declared size', body: headerOnly({ __metadata__: { type: 'lsh' }, 'layers.0.projection': { dtype: 'F32', shape: [D + 1, 1e12], data_offsets: [0, 4 * (D + 1) * 1e12] } }), re: /layers\.0\.projection.*outside the data region/ },
+    ];
+    const failures = [];
+    for (const c of cases) {
+      for (const name of ['hat', 'new-bad']) {
+        const r = await put(name, c.body, octet);
+        const message = r.json?.error?.message ?? '';
+        if (r.status !== 400) failures.push(`${c.what} (${name}): status ${r.status}: ${r.body.slice(0, 300)}`);
+        else if (!c.re.test(message)) failures.push(`${c.what} (${name}): message ${JSON.stringify(message)} does not match ${c.re}`);
+      }
+    }
+    assert.deepEqual(failures, [], failures.join('\n'));
+    assert.deepEqual(await list(), before, 'adapter list and sha256 unchanged by bad uploads');
+    assert.deepEqual(fs.readdirSync(adapterDir).sort(), files, 'adapter directory unchanged');
+    assert.equal(fs.readFileSync(path.join(adapterDir, 'hat.safetensors')).compare(hat), 0, 'stored adapter unchanged');
   });
 
   test('restart on the same adapter dir: same list and sha256; base never reloaded', async () => {

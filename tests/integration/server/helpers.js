@@ -2,6 +2,7 @@
 // read /metrics. The binary comes from $HOTSWAP_BIN (CTest passes it).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -273,4 +274,40 @@ export function streamCompletion(url, body) {
     req.end(JSON.stringify({ ...body, stream: true }));
   });
   return handle;
+}
+
+// A safetensors image: tensors [[name, {shape, values, dtype = 'F32'}]] with __metadata__ first.
+export function safetensorsImage(metadata, tensors) {
+  const header = metadata ? { __metadata__: metadata } : {};
+  const blobs = [];
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    const dtype = t.dtype ?? 'F32';
+    const size = dtype === 'BF16' ? 2 : 4;
+    const buf = Buffer.alloc(size * t.values.length);
+    const f = Buffer.alloc(4);
+    t.values.forEach((v, i) => {
+      if (dtype === 'F32') buf.writeFloatLE(v, 4 * i);
+      else if (dtype === 'I32') buf.writeInt32LE(Math.round(v), 4 * i);
+      else { f.writeFloatLE(v); buf.writeUInt16LE(f.readUInt32LE() >>> 16, 2 * i); }  // BF16, truncated
+    });
+    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + buf.length] };
+    blobs.push(buf);
+    offset += buf.length;
+  }
+  const h = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  return Buffer.concat([len, h, ...blobs]);
+}
+// A tensor of this shape with values uniform in [-0.5, 0.5) from rng `r`.
+export const randomTensor = (r, shape, dtype) => ({ shape, dtype, values: Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r() - 0.5) });
+
+// The demo model's shape, from the config.json the servers load (the suites build adapters for it).
+export function demoModelShape() {
+  const cfg = JSON.parse(fs.readFileSync(path.join(CACHE_DIR, 'demo-model', 'config.json'), 'utf8'));
+  return {
+    L: cfg.num_hidden_layers, H: cfg.num_attention_heads, Hkv: cfg.num_key_value_heads,
+    D: cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads,
+  };
 }

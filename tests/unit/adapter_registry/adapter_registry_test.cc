@@ -290,7 +290,9 @@ TEST(AdapterRegistry, TypeComesFromTopLevelAdapterTypeOnly) {
   doc.erase("adapter_type");
   doc["adapter_type"] = "lora";
   Result<std::shared_ptr<const Adapter>> r = parse_adapter_document(doc.dump(), AdapterEncoding::kJson, shape, "x");
-  EXPECT_EQ(r.status().message(), "key 'adapter_type': unknown adapter type 'lora'; expected 'mixed' or 'nsa'");
+  EXPECT_EQ(r.status().message(),
+            "key 'adapter_type': unknown adapter type 'lora'; expected 'mixed' or 'nsa' (JSON documents; "
+            "'hashattention' and 'lsh' adapters are safetensors files with __metadata__ \"type\")");
 
   // A nested "adapter_type" is not the document's type; absent means mixed.
   doc.erase("adapter_type");
