@@ -401,6 +401,7 @@ class EngineImpl final : public Engine {
     stats_.running = scheduler_.num_running();
     stats_.kv_blocks_total = kv_.num_blocks();
     stats_.kv_blocks_used = kv_.num_used_blocks();
+    stats_.attention_state_bytes = attention_resources_.bytes_in_use();
     stats_.generated_tokens_total = generated_total_;
     stats_.prompt_tokens_total = prompt_total_;
     stats_.running_adapters.swap(running_adapters);

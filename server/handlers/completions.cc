@@ -118,6 +118,10 @@ std::variant<std::vector<JobChoice>, HttpResponse> submit_all(const HandlerConte
       error.message = "model '" + common.adapter + "' does not exist: it is neither the base model '" +
                       served_model_name(ctx) + "' nor a loaded adapter (" + status.message() + ")";
     }
+    // The engine resolves the attention choice against the adapter (e.g. a masker that needs
+    // an adapter the request does not have): its messages start with "attention".
+    if (status.code() == StatusCode::kInvalidArgument && status.message().starts_with("attention"))
+      error.param = "attention";
     if (error.http_status >= 500)
       spdlog::error("event=submit_failed id={} status={} error=\"{}\"", http.request_id, error.http_status, status.message());
     return error_response(error, ctx.config->retry_after_s);

@@ -180,6 +180,9 @@ std::string Metrics::render(const std::optional<EngineStats>& engine, const Serv
   scalar(&out, "hotswap_kv_blocks_total", "gauge", "KV cache blocks in the pool.", stats.kv_blocks_total);
   scalar(&out, "hotswap_kv_blocks_used", "gauge", "KV cache blocks held by sequences.", stats.kv_blocks_used);
   scalar(&out, "hotswap_kv_blocks_free", "gauge", "KV cache blocks free.", stats.kv_blocks_total - stats.kv_blocks_used);
+  scalar(&out, "hotswap_attention_state_bytes", "gauge",
+         "Bytes held beside the KV cache by attention backends (NSA compressed blocks, masker key summaries).",
+         stats.attention_state_bytes);
   scalar(&out, "hotswap_prompt_tokens_total", "counter", "Prompt tokens processed.", stats.prompt_tokens_total);
   scalar(&out, "hotswap_generation_tokens_total", "counter", "Tokens generated.", stats.generated_tokens_total);
   scalar(&out, "hotswap_engine_steps_total", "counter", "Engine steps run.", stats.steps_total);

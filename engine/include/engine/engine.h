@@ -33,6 +33,9 @@ struct EngineStats {
   int running = 0;              // admitted sequences
   int64_t kv_blocks_total = 0;
   int64_t kv_blocks_used = 0;   // held by sequences (free blocks that still hold a cached prefix are not used)
+  // Bytes the attention backends hold beside the KV cache for running sequences: NSA's
+  // compressed blocks, the maskers' key summaries (signatures, LSH codes, page bounds).
+  int64_t attention_state_bytes = 0;
   int64_t prompt_tokens_total = 0;
   int64_t generated_tokens_total = 0;
   int64_t steps_total = 0;

@@ -21,6 +21,7 @@
 
 #include "adapters/adapter.h"
 #include "adapters/model_shape.h"
+#include "attention/backend_resource.h"
 #include "attention/layer_attention.h"
 #include "engine/status.h"
 #include "engine/token_stream.h"
@@ -49,23 +50,30 @@ class BackendSequenceState {
   virtual void add_usage(StreamUsage* usage) const { (void)usage; }
 };
 
-// Objects a backend shares across the sequences of one engine (NSA's compressed-block pool).
-// Keyed by backend; created on first use.
+// Objects the backends share across the sequences of one engine (NSA's compressed-block pool,
+// the maskers' summary pool). Keyed by owner (a backend); created on first use.
 class BackendResources {
  public:
   explicit BackendResources(const ModelShape& shape) : shape_(shape) {}
   const ModelShape& shape() const { return shape_; }
+  // T derives from BackendResource; make() returns a shared_ptr<T>.
   template <typename T, typename Make>
   T& shared(const void* owner, Make make) {
     for (auto& [key, object] : objects_)
-      if (key == owner) return *static_cast<T*>(object.get());
-    objects_.emplace_back(owner, std::shared_ptr<void>(make()));
-    return *static_cast<T*>(objects_.back().second.get());
+      if (key == owner) return static_cast<T&>(*object);
+    objects_.emplace_back(owner, std::shared_ptr<BackendResource>(make()));
+    return static_cast<T&>(*objects_.back().second);
+  }
+  // Memory the backends hold for sequences beside the KV cache (engine thread).
+  int64_t bytes_in_use() const {
+    int64_t n = 0;
+    for (const auto& [key, object] : objects_) n += object->bytes_in_use();
+    return n;
   }
 
  private:
   ModelShape shape_;
-  std::vector<std::pair<const void*, std::shared_ptr<void>>> objects_;
+  std::vector<std::pair<const void*, std::shared_ptr<BackendResource>>> objects_;
 };
 
 // What a backend may need to know about the sequence whose state it makes.

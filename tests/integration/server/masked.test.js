@@ -4,10 +4,14 @@
 // while the server keeps serving, seeded sampling maskers give the same tokens alone, inside a
 // batch of 16 mixed requests and with the prompt chunked differently, the int/float size
 // distinction survives the HTTP layer, `masked` works as the server's default attention, and
-// /metrics has the density histogram by masker configuration.
+// /metrics has the density histogram by masker configuration. The summarising maskers (issue
+// 13): a hashattention adapter uploaded to the running server serves hashattention_top_k (and
+// `auto` with it means masked), magic_pig and quest_top_k report their density, a request gives
+// the same tokens alone and in a batch, and the summaries' memory shows in /metrics while a
+// sequence runs and is all returned after.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { baseModel, client, postJson, request, startServer } from './helpers.js';
+import { baseModel, client, demoModelShape, metrics, postJson, randomTensor, request, rng, safetensorsImage, startServer, streamCompletion } from './helpers.js';
 
 const PROMPT = 'The lighthouse keeper climbed the stairs every evening and counted them';
 const TOPK = { impl: 'masked', maskers: [{ type: 'sink', sink_size: 4 }, { type: 'local', window_size: 8 }, { type: 'oracle_top_k', heavy_size: 0.1 }] };
@@ -94,8 +98,9 @@ describe('bad masker configurations', () => {
     [m([{ type: 'sink', sink_size: 4 }], { sparse_prefill: 'yes' }), ['sparse_prefill']],
     [m([{ type: 'sink', sink_size: 4 }], { report_error: 1 }), ['report_error']],
     [m([{ type: 'sink', sink_size: 4 }], { window: 3 }), ['window']],
-    [m([{ type: 'hashattention_top_k', heavy_size: 0.1 }]), ['maskers[0]', 'hashattention_top_k']],
-    [m([{ type: 'magic_pig', lsh_l: 8, lsh_k: 8 }]), ['maskers[0]', 'magic_pig']],
+    [m([{ type: 'hashattention_top_k', heavy_size: 0.1 }]), ['maskers[0]', 'hashattention_top_k', 'needs a hashattention adapter']],
+    [m([{ type: 'magic_pig', lsh_l: 8, lsh_k: 65 }]), ['maskers[0]', 'magic_pig', 'lsh_k']],
+    [m([{ type: 'quest_top_k', heavy_size: 64 }]), ['maskers[0]', 'quest_top_k', 'page_size is required']],
   ];
 
   test(`${cases.length} bad configurations each get a 400 that names the masker and the parameter`, async () => {
@@ -181,5 +186,69 @@ describe('masked as the server default, and its metrics', () => {
     const counts = r.body.split('\n').filter((l) => l.startsWith('hotswap_attention_density_count{config='));
     assert.ok(counts.length >= 2, `one series per configuration:\n${counts.join('\n')}`);
     assert.ok(counts.some((l) => l.includes('oracle_top_k') && Number(l.split(' ').at(-1)) >= 3), counts.join('\n'));
+  });
+});
+
+describe('summarising maskers (hashattention_top_k, magic_pig, quest_top_k)', () => {
+  const LONG = `${PROMPT}. ${PROMPT}, and wrote the number on the wall of the lamp room each night`;
+  const HAT = { impl: 'masked', maskers: [{ type: 'sink', sink_size: 4 }, { type: 'local', window_size: 8 }, { type: 'hashattention_top_k', heavy_size: 0.2 }] };
+  const PIG = { impl: 'masked', maskers: [{ type: 'sink', sink_size: 4 }, { type: 'local', window_size: 8 }, { type: 'magic_pig', lsh_l: 8, lsh_k: 4 }] };
+  const QUEST = { impl: 'masked', maskers: [{ type: 'quest_top_k', heavy_size: 16, page_size: 4 }] };
+  const hatAdapter = () => {
+    const { L, H, D } = demoModelShape();
+    const r = rng(13);
+    const tensors = [];
+    for (let l = 0; l < L; l++)
+      for (const side of ['query', 'key'])
+        for (const [i, [a, b]] of [[D, 16], [16, 32]].entries()) {
+          tensors.push([`layers.${l}.${side}.${i}.weight`, randomTensor(r, [H, a, b])]);
+          tensors.push([`layers.${l}.${side}.${i}.bias`, randomTensor(r, [H, b])]);
+        }
+    return safetensorsImage({ type: 'hashattention', activation: 'silu' }, tensors);
+  };
+  const run = (body) => openai.completions.create({ model, prompt: LONG, max_tokens: 16, temperature: 0, ...body });
+
+  test('a hashattention adapter uploaded to the running server serves hashattention_top_k; auto means masked with it', async () => {
+    const put = await request(server.url, { method: 'PUT', path: '/v1/adapters/hat', body: hatAdapter(), headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(put.status, 201, put.body);
+    const r = await run({ adapter: 'hat', attention: HAT });
+    assert.ok(r.usage.attention_density > 0 && r.usage.attention_density < 1, `density ${r.usage.attention_density}`);
+    const byModel = await openai.completions.create({ model: 'hat', prompt: LONG, max_tokens: 16, temperature: 0, attention: HAT });
+    assert.equal(byModel.choices[0].text, r.choices[0].text, 'the adapter by `model` is the adapter by `adapter`');
+    // auto + hashattention adapter: [sink 128, local 128, hashattention_top_k 0.1], dense at this length
+    const auto = await run({ adapter: 'hat' });
+    assert.equal(auto.usage.attention_density, 1, 'sink 128 covers the whole short prompt: FULL');
+    const labels = [...(await metrics(server.url)).keys()].filter((k) => k.startsWith('hotswap_attention_density_count{'));
+    assert.ok(labels.some((k) => k.includes('sink_size\\":128') && k.includes('hashattention_top_k\\",\\"heavy_size\\":0.1')),
+      `the default list is a metric label: ${labels.join('\n')}`);
+    const without = await complete(server.url, { attention: HAT });
+    assert.equal(without.status, 400, without.body);
+    assert.equal(without.json.error.param, 'attention');
+    assert.match(without.json.error.message, /maskers\[2\] \(hashattention_top_k\) needs a hashattention adapter/);
+  });
+
+  test('magic_pig and quest_top_k report their density; a request alone equals it in a batch of 8', async () => {
+    for (const attention of [PIG, QUEST]) {
+      const alone = await run({ attention });
+      const d = alone.usage.attention_density;
+      assert.ok(d > 0 && d < 1, `${attention.maskers.at(-1).type} density ${d}`);
+      const batch = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+        run({ attention: i % 2 ? attention : TOPK, prompt: i % 3 ? LONG : `${LONG} again` })));
+      const same = batch.filter((_, i) => i % 2 && i % 3);
+      for (const b of same) assert.equal(b.choices[0].text, alone.choices[0].text);
+    }
+  });
+
+  test('the summaries are counted in /metrics while a sequence runs and returned after', async () => {
+    const stateBytes = async () => (await metrics(server.url)).get('hotswap_attention_state_bytes');
+    assert.equal(await stateBytes(), 0, 'nothing held while idle');
+    const h = streamCompletion(server.url, { model, prompt: LONG, max_tokens: 400, temperature: 0, ignore_eos: true, attention: QUEST });
+    await h.started;
+    let seen = 0;
+    while (!h.finished && seen === 0) seen = await stateBytes();
+    const done = await h.done;
+    assert.equal(done.status, 200, done.body);
+    assert.ok(seen >= 65536, `a running quest_top_k sequence holds summary pages (saw ${seen} bytes)`);
+    assert.equal(await stateBytes(), 0, 'every page back after the sequence ends');
   });
 });

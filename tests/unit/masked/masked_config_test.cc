@@ -55,14 +55,27 @@ TEST(MaskedConfig, RejectsBadConfigurationsNamingMaskerAndParameter) {
       {R"({"impl":"masked","maskers":[{"type":"causal"},{"type":"foo"}]})",
        {"attention 'masked': maskers[1]: unknown type 'foo'; valid: sink, local, causal, oracle_top_k, "
         "oracle_top_p, "
-        "random_sampling, adaptive_sampling"}},
-      {one(R"({"type":"magic_pig","lsh_l":8,"lsh_k":8})"),
-       {"attention 'masked': maskers[0] (magic_pig): not served yet (needs per-sequence LSH/page caches; see "
-        "docs)"}},
-      {one(R"({"type":"hashattention_top_k","heavy_size":0.1})"),
-       {"maskers[0] (hashattention_top_k): not served yet"}},
-      {one(R"({"type":"quest_top_k","heavy_size":0.1,"page_size":16})"),
-       {"maskers[0] (quest_top_k): not served yet"}},
+        "random_sampling, adaptive_sampling, hashattention_top_k, magic_pig, quest_top_k"}},
+      // the summarising maskers' parameters
+      {one(R"({"type":"magic_pig","lsh_k":8})"), {"maskers[0] (magic_pig): lsh_l is required"}},
+      {one(R"({"type":"magic_pig","lsh_l":8.0,"lsh_k":8})"),
+       {"maskers[0] (magic_pig): lsh_l must be an integer, got float 8.0"}},
+      {one(R"({"type":"magic_pig","lsh_l":8,"lsh_k":65})"), {"maskers[0] (magic_pig): lsh_k must be in [1, 64], got 65"}},
+      {one(R"({"type":"magic_pig","lsh_l":0,"lsh_k":8})"), {"lsh_l must be in [1, 1024], got 0"}},
+      {one(R"({"type":"magic_pig","lsh_l":8,"lsh_k":8,"center":1})"), {"center must be a boolean", "integer 1"}},
+      {one(R"({"type":"magic_pig","lsh_l":8,"lsh_k":8,"seed":-1})"), {"seed must be in [0, "}},
+      {one(R"({"type":"magic_pig","lsh_l":8,"lsh_k":8,"packing":"int64"})"),
+       {"maskers[0] (magic_pig): unknown parameter 'packing'; valid: lsh_l, lsh_k, center, seed"}},
+      {one(R"({"type":"hashattention_top_k"})"), {"maskers[0] (hashattention_top_k): heavy_size is required"}},
+      {one(R"({"type":"hashattention_top_k","heavy_size":0.1,"hat_bits":32})"),
+       {"unknown parameter 'hat_bits'; valid: heavy_size"}},
+      {one(R"({"type":"quest_top_k","heavy_size":0.1})"), {"maskers[0] (quest_top_k): page_size is required"}},
+      {one(R"({"type":"quest_top_k","heavy_size":0.1,"page_size":0})"), {"page_size must be in [1, 65536], got 0"}},
+      {one(R"({"type":"quest_top_k","heavy_size":0.1,"page_size":16,"label_bits":17})"),
+       {"label_bits must be in [1, 16], got 17"}},
+      {one(R"({"type":"quest_top_k","heavy_size":0,"page_size":16})"), {"heavy_size must be > 0, got 0"}},
+      {R"({"impl":"masked","maskers":[{"type":"random_sampling","sampling_rate":0.1},{"type":"magic_pig","lsh_l":8,"lsh_k":8}]})",
+       {"maskers[1] (magic_pig): at most one sampling masker per list; maskers[0] (random_sampling)"}},
       // parameters: unknown, missing, wrong type, out of range
       {one(R"({"type":"sink","sink_size":4,"search_space":{}})"),
        {"maskers[0] (sink): unknown parameter 'search_space'; valid: sink_size"}},
@@ -169,6 +182,25 @@ TEST(MaskedConfig, IntegerAndFractionLiteralsDiffer) {
   EXPECT_NE(one_token, all_keys);
 }
 
+TEST(MaskedConfig, SummarisingMaskersTakeTheirDefaults) {
+  const MaskedConfig c = config_of(one(R"({"type":"magic_pig","lsh_l":8,"lsh_k":4},{"type":"quest_top_k","heavy_size":64,"page_size":16})"));
+  ASSERT_EQ(c.maskers.size(), 2u);
+  EXPECT_EQ(c.maskers[0].type, MaskerType::kMagicPig);
+  EXPECT_EQ(c.maskers[0].lsh_l, 8);
+  EXPECT_EQ(c.maskers[0].lsh_k, 4);
+  EXPECT_TRUE(c.maskers[0].center);
+  EXPECT_EQ(c.maskers[0].seed, 42);  // the reference's default
+  EXPECT_EQ(c.maskers[1].type, MaskerType::kQuestTopK);
+  EXPECT_EQ(c.maskers[1].page_size, 16);
+  EXPECT_EQ(c.maskers[1].label_bits, 16);
+  EXPECT_TRUE(is_sampling_masker(MaskerType::kMagicPig));
+  EXPECT_FALSE(uses_request_seed(MaskerType::kMagicPig));
+  EXPECT_TRUE(keeps_key_summaries(MaskerType::kQuestTopK));
+  EXPECT_EQ(c.key(), R"({"impl":"masked","maskers":[{"type":"magic_pig","lsh_l":8,"lsh_k":4,"center":true,"seed":42},)"
+                     R"({"type":"quest_top_k","heavy_size":64,"page_size":16,"label_bits":16}],"sparse_prefill":false,)"
+                     R"("report_error":false})");
+}
+
 TEST(MaskedConfig, SizeResolveTruncatesLikePython) {
   EXPECT_EQ((Size{true, 0, 0.29}).resolve(100), 28);  // int(0.29 * 100) == 28 in Python
   EXPECT_EQ((Size{true, 0, 0.05}).resolve(50), 2);    // int(2.5) == 2
@@ -195,6 +227,11 @@ TEST(MaskedConfig, KeyIsCanonicalAndRoundTrips) {
       one(std::string(R"({"type":"sink","sink_size":4},{"type":"adaptive_sampling",)") + kAdaptiveOk + "}"),
       one(R"({"type":"adaptive_sampling","base_rate_sampling":0,"epsilon":0.1,"delta":0.3,"init_offset":0.0,"local_offset":1.0})"),
       R"({"maskers":[{"type":"local","window_size":16}],"sparse_prefill":true})",
+      one(R"({"type":"sink","sink_size":128},{"type":"hashattention_top_k","heavy_size":0.1})"),
+      one(R"({"type":"magic_pig","lsh_l":8,"lsh_k":8})"),
+      one(R"({"type":"magic_pig","lsh_l":75,"lsh_k":8,"center":false,"seed":7})"),
+      one(R"({"type":"quest_top_k","heavy_size":2048,"page_size":16})"),
+      one(R"({"type":"quest_top_k","heavy_size":0.05,"page_size":64,"label_bits":8})"),
   };
   for (const std::string& text : good) {
     SCOPED_TRACE(text);

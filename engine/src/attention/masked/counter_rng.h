@@ -22,7 +22,13 @@ namespace hotswap::masked {
 
 // Streams of one (seed, layer, head, position): one per kind of draw, so that no two draw
 // sequences of a query ever share a counter.
-enum class RngStream : uint32_t { kRandomSampling = 1, kAdaptiveBase = 2, kAdaptiveBudget = 3, kTest = 255 };
+enum class RngStream : uint32_t {
+  kRandomSampling = 1,
+  kAdaptiveBase = 2,
+  kAdaptiveBudget = 3,
+  kLshProjection = 4,  // MagicPig's projections (keyed by the masker's seed + layer, not the request)
+  kTest = 255
+};
 
 inline std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> c, std::array<uint32_t, 2> k) {
   constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u, kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;

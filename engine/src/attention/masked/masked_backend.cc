@@ -15,9 +15,11 @@
 
 #include "attention/eager/eager_backend.h"
 #include "attention/kernel_dispatch.h"
+#include "attention/masked/key_summaries.h"
 #include "attention/masked/masked_reference.h"
 #include "attention/masked/masker_config.h"
 #include "attention/masked/select_keys.h"
+#include "attention/masked/summary_pool.h"
 #include "attention/masked/sparse_attention.h"
 #include "attention/sequence_attention.h"
 #include "core/check.h"
@@ -31,16 +33,30 @@ using masked::MaskedConfig;
 struct MaskedBackendConfig : BackendConfig {
   MaskedConfig config;
   std::string key;
-  bool samples = false;  // has a sampling masker: results depend on the seed
+  bool seeded = false;     // a masker draws from the request's seed: results depend on it
+  bool summaries = false;  // a masker keeps key summaries (KeySummaries)
+  std::shared_ptr<const HashAttentionAdapter> hat;
+  std::shared_ptr<const LshAdapter> lsh;
 };
+
+// With a hashattention adapter and no masker list, `auto` (and `masked`) mean the reference's
+// fixed HashAttention configuration (specs/maskers.md Part 1, Part 2 §8).
+constexpr const char* kHashAttentionDefault =
+    R"({"impl":"masked","maskers":[{"type":"sink","sink_size":128},{"type":"local","window_size":128},)"
+    R"({"type":"hashattention_top_k","heavy_size":0.1}]})";
 
 class MaskedState final : public BackendSequenceState {
  public:
-  MaskedState(const SequenceFacts& facts, bool report_seed, std::string config)
-      : facts_(facts), report_seed_(report_seed), config_(std::move(config)) {}
+  MaskedState(const SequenceFacts& facts, bool report_seed, std::string config,
+              std::unique_ptr<masked::KeySummaries> summaries)
+      : facts_(facts), report_seed_(report_seed), config_(std::move(config)), summaries_(std::move(summaries)) {}
   const SequenceFacts& facts() const { return facts_; }
-  // Positions recomputed after a preemption must not count twice.
-  void on_preempted() override { density_ = error_ = Mean{}; }
+  masked::KeySummaries* summaries() const { return summaries_.get(); }
+  // Positions recomputed after a preemption must not count twice; the summaries go with the KV.
+  void on_preempted() override {
+    density_ = error_ = Mean{};
+    if (summaries_) summaries_->reset();
+  }
   void add_usage(StreamUsage* usage) const override {
     usage->attention_config = config_;
     if (density_.count > 0) usage->attention_density = density_.value();
@@ -68,8 +84,52 @@ class MaskedState final : public BackendSequenceState {
   SequenceFacts facts_;
   bool report_seed_;
   std::string config_;  // the masker configuration's canonical key (metric label)
+  std::unique_ptr<masked::KeySummaries> summaries_;  // null when no masker keeps any
   Mean density_, error_;
 };
+
+std::string masker_at(const MaskedConfig& c, const masked::MaskerSpec& m) {
+  return "maskers[" + std::to_string(&m - c.maskers.data()) + "] (" + masked::masker_type_name(m.type) + ")";
+}
+
+// The request's adapter against its masker list: hashattention_top_k needs a hashattention
+// adapter, an lsh adapter needs a magic_pig whose lsh_l * lsh_k is its column count, and
+// neither adapter may go unused. Other adapter types are pinned and unused, as eager does.
+Status check_adapter(MaskedBackendConfig& cfg, const std::shared_ptr<const Adapter>& adapter, const ModelShape& shape) {
+  const MaskedConfig& c = cfg.config;
+  const masked::MaskerSpec* hat = c.find(masked::MaskerType::kHashAttentionTopK);
+  const masked::MaskerSpec* pig = c.find(masked::MaskerType::kMagicPig);
+  const std::string prefix = "attention 'masked': ";
+  const std::string have = adapter ? adapter_label(*adapter) : "the request has no adapter";
+  if (hat != nullptr && !(adapter && adapter->type() == AdapterType::kHashAttention))
+    return Status::invalid_argument(prefix + masker_at(c, *hat) +
+                                    " needs a hashattention adapter (the request's `adapter`); " + have);
+  if (adapter && adapter->type() == AdapterType::kHashAttention) {
+    if (hat == nullptr)
+      return Status::invalid_argument(prefix + have + ", but no masker uses it (add a hashattention_top_k masker)");
+    cfg.hat = adapter->hashattention();
+  }
+  if (adapter && adapter->type() == AdapterType::kLsh) {
+    if (pig == nullptr)
+      return Status::invalid_argument(prefix + have + ", but no masker uses it (add a magic_pig masker)");
+    const int columns = adapter->lsh()->columns;
+    if (static_cast<int64_t>(pig->lsh_l) * pig->lsh_k != columns)
+      return Status::invalid_argument(prefix + masker_at(c, *pig) + ": lsh_l * lsh_k = " +
+                                      std::to_string(pig->lsh_l * pig->lsh_k) + ", but " + adapter_label(*adapter) +
+                                      " with " + std::to_string(columns) + " projection columns");
+    cfg.lsh = adapter->lsh();
+  }
+  // The summaries' records must fit a pool page (64 KiB).
+  const size_t page = masked::SummaryPool::kPageBytes;
+  if (pig != nullptr && static_cast<size_t>(shape.num_kv_heads) * pig->lsh_l * 8 > page)
+    return Status::invalid_argument(prefix + masker_at(c, *pig) + ": lsh_l " + std::to_string(pig->lsh_l) +
+                                    " is too many tables for " + std::to_string(shape.num_kv_heads) +
+                                    " KV heads (at most " + std::to_string(page / 8 / shape.num_kv_heads) + ")");
+  if (const masked::MaskerSpec* q = c.find(masked::MaskerType::kQuestTopK);
+      q != nullptr && static_cast<size_t>(shape.num_kv_heads) * 2 * shape.head_dim * sizeof(float) > page)
+    return Status::invalid_argument(prefix + masker_at(c, *q) + ": page bounds of this model do not fit a summary page");
+  return Status::ok();
+}
 
 // One sparse query of the layer: call, token index, and where its items start.
 struct SparseQuery {
@@ -105,27 +165,40 @@ class MaskedBackend final : public AttentionBackend {
  public:
   const char* name() const override { return "masked"; }
 
+  bool chosen_by_auto_for(std::optional<AdapterType> type) const override {
+    return type == AdapterType::kHashAttention;
+  }
+
+  // No masker list (the name alone, or `auto`) is decided in resolve(), once the adapter is
+  // known: a hashattention adapter's default list, or the error that a list is required.
   Status check_params(const nlohmann::json& params) const override {
+    if (without_maskers(params)) return Status::ok();
     return masked::parse_masked_config(params).status();
   }
 
   Result<SequenceAttention> resolve(const nlohmann::json& params, std::shared_ptr<const Adapter> adapter,
                                     const ModelShape& shape) const override {
-    (void)shape;
-    Result<MaskedConfig> parsed = masked::parse_masked_config(params);
+    const bool hat_default = without_maskers(params) && adapter && adapter->type() == AdapterType::kHashAttention;
+    Result<MaskedConfig> parsed = masked::parse_masked_config(
+        hat_default ? nlohmann::json::parse(kHashAttentionDefault) : params.is_null() ? nlohmann::json::object() : params);
     if (!parsed) return parsed.status();
     auto cfg = std::make_shared<MaskedBackendConfig>();
     cfg->config = std::move(parsed.value());
     cfg->key = cfg->config.key();
-    for (const masked::MaskerSpec& m : cfg->config.maskers) cfg->samples |= masked::is_sampling_masker(m.type);
+    for (const masked::MaskerSpec& m : cfg->config.maskers) {
+      cfg->seeded |= masked::uses_request_seed(m.type);
+      cfg->summaries |= masked::keeps_key_summaries(m.type);
+    }
+    if (Status st = check_adapter(*cfg, adapter, shape); !st) return st;
     SequenceAttention s;
     if (!cfg->config.sparse_prefill) {
       // Prompt positions are dense, so the prompt's KV is eager's: share it with eager, but
       // never the generated positions' (attended sparsely).
       s.cache_namespace = "eager";
       s.share_generated_kv = false;
-    } else if (!cfg->samples) {
-      s.cache_namespace = "masked:" + cfg->key;
+    } else if (!cfg->seeded) {
+      // The KV depends on the adapter's weights too (hashattention, lsh): its version joins the key.
+      s.cache_namespace = "masked:" + cfg->key + (adapter ? ":" + adapter->version() : std::string());
     } else {
       s.cache_namespace.clear();  // KV depends on the request's seed
     }
@@ -136,8 +209,15 @@ class MaskedBackend final : public AttentionBackend {
 
   std::unique_ptr<BackendSequenceState> new_state(const SequenceAttention& attention, const SequenceFacts& facts,
                                                   BackendResources& resources) const override {
-    (void)resources;
-    return std::make_unique<MaskedState>(facts, config_of(attention).samples, config_of(attention).key);
+    const MaskedBackendConfig& cfg = config_of(attention);
+    std::unique_ptr<masked::KeySummaries> summaries;
+    if (cfg.summaries) {
+      auto& pool = resources.shared<masked::SummaryPool>(this, [] { return std::make_shared<masked::SummaryPool>(); });
+      const ModelShape& m = resources.shape();
+      summaries = std::make_unique<masked::KeySummaries>(
+          cfg.config, masked::SummaryShape{m.num_layers, m.num_heads, m.num_kv_heads, m.head_dim}, pool, cfg.hat, cfg.lsh);
+    }
+    return std::make_unique<MaskedState>(facts, cfg.seeded, cfg.key, std::move(summaries));
   }
 
   std::unique_ptr<StepMetadata> plan_step(std::span<const StepChunk> chunks) const override {
@@ -169,6 +249,7 @@ class MaskedBackend final : public AttentionBackend {
       for (int i = first; i < c.num_tokens; ++i) queries.push_back({static_cast<int>(ci), i});
     }
     if (!dense.empty()) eager_backend().attend(dense, nullptr);
+    summarise(calls, plan);
     if (queries.empty()) return;
 
     // Selection, in parallel over queries (each query's maskers run on one thread). A lone
@@ -183,8 +264,10 @@ class MaskedBackend final : public AttentionBackend {
       masked::QueryContext ctx;
       ctx.layer = c.layer;
       ctx.position = c.first_position + sq.token;
-      ctx.seed = static_cast<const MaskedState&>(*c.state).facts().seed;
+      const auto& state = static_cast<const MaskedState&>(*c.state);
+      ctx.seed = state.facts().seed;
       ctx.scale = c.scale;
+      ctx.summaries = state.summaries();
       const float* q = c.q + static_cast<size_t>(sq.token) * c.num_heads * c.head_dim;
       masked::select_keys(config_of(*c.seq).config, ctx, q, c.num_heads, c.kv, scratch,
                           &selections[static_cast<size_t>(qi)]);
@@ -238,16 +321,51 @@ class MaskedBackend final : public AttentionBackend {
   }
 
  private:
+  // The name alone ("masked", or "auto" picking masked for a hashattention adapter), or
+  // {"impl": "auto"}; an object naming masked must list its maskers (a parse-time 400).
+  static bool without_maskers(const nlohmann::json& params) {
+    if (params.is_null()) return true;
+    if (!params.is_object() || params.size() != 1) return false;
+    const auto impl = params.find("impl");
+    return impl != params.end() && impl->is_string() && impl->get_ref<const std::string&>() == "auto";
+  }
+
+  // The key summaries of every sequence of this layer, brought up to its chunk's last key
+  // (signatures and page bounds for every written key, MagicPig's codes for sparse queries).
+  static void summarise(std::span<const LayerAttentionCall> calls, const MaskedStepPlan* plan) {
+    for (const LayerAttentionCall& c : calls) {
+      masked::KeySummaries* ks = static_cast<const MaskedState&>(*c.state).summaries();
+      if (ks == nullptr) continue;
+      const int end = c.first_position + c.num_tokens;
+      ks->write_keys(c.layer, c.kv, end);
+      const int first = plan != nullptr ? plan->first_sparse_of(c)
+                                         : first_sparse_token(*c.seq, *c.state, c.first_position, c.num_tokens);
+      if (first >= c.num_tokens) continue;
+      const MaskedConfig& config = config_of(*c.seq).config;
+      ks->prepare_queries(c.layer, c.kv, c.first_position + first, end - 1,
+                          [&config](size_t masker, int64_t sk) { return masked::masker_reached(config, masker, sk); });
+    }
+  }
+
   // The keys of KV head `kvh`'s query heads, merged ascending, and each head's bias per key:
-  // -log(w + 1e-6) where the head selected it, -inf where it did not. A dense head reads
-  // every key 0..t with bias 0.
+  // -log(w + 1e-6) where the head selected it, -inf where it did not. A dense head (FULL or
+  // EMPTY mask, or a row that selected nothing) reads every key 0..t with bias 0.
   static void group_keys(const std::vector<HeadSelection>& sel, int kvh, int group, int t, std::vector<int32_t>* keys,
                          std::vector<float>* bias) {
     const HeadSelection* first = &sel[static_cast<size_t>(kvh) * group];
-    if (first->dense) {  // FULL/EMPTY is a property of the whole mask: every head is dense
+    bool any_dense = false;
+    for (int h = 0; h < group; ++h) any_dense |= first[h].dense;
+    if (any_dense) {
       keys->resize(static_cast<size_t>(t) + 1);
       for (int j = 0; j <= t; ++j) (*keys)[static_cast<size_t>(j)] = j;
       bias->assign(static_cast<size_t>(group) * keys->size(), 0.0f);
+      for (int h = 0; h < group; ++h) {
+        if (first[h].dense) continue;
+        float* b = bias->data() + static_cast<size_t>(h) * keys->size();
+        std::fill(b, b + keys->size(), -std::numeric_limits<float>::infinity());
+        for (size_t i = 0; i < first[h].keys.size(); ++i)
+          b[first[h].keys[i]] = -std::log(first[h].weights[i] + 1e-6f);
+      }
       return;
     }
     for (int h = 0; h < group; ++h) keys->insert(keys->end(), first[h].keys.begin(), first[h].keys.end());

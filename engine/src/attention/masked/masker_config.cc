@@ -15,7 +15,8 @@ using nlohmann::json;
 
 constexpr std::string_view kPrefix = "attention 'masked': ";
 constexpr const char* kValidTypes =
-    "sink, local, causal, oracle_top_k, oracle_top_p, random_sampling, adaptive_sampling";
+    "sink, local, causal, oracle_top_k, oracle_top_p, random_sampling, adaptive_sampling, hashattention_top_k, "
+    "magic_pig, quest_top_k";
 
 struct TypeInfo {
   const char* name;
@@ -23,7 +24,7 @@ struct TypeInfo {
   std::array<const char*, 5> params;  // nullptr-terminated when shorter
 };
 
-constexpr std::array<TypeInfo, 7> kTypes = {{
+constexpr std::array<TypeInfo, 10> kTypes = {{
     {"sink", MaskerType::kSink, {"sink_size"}},
     {"local", MaskerType::kLocal, {"window_size"}},
     {"causal", MaskerType::kCausal, {}},
@@ -33,10 +34,10 @@ constexpr std::array<TypeInfo, 7> kTypes = {{
     {"adaptive_sampling",
      MaskerType::kAdaptiveSampling,
      {"base_rate_sampling", "epsilon", "delta", "init_offset", "local_offset"}},
+    {"hashattention_top_k", MaskerType::kHashAttentionTopK, {"heavy_size"}},
+    {"magic_pig", MaskerType::kMagicPig, {"lsh_l", "lsh_k", "center", "seed"}},
+    {"quest_top_k", MaskerType::kQuestTopK, {"heavy_size", "page_size", "label_bits"}},
 }};
-
-// Specified (Part 2 §4.6, §5.2, §6) but served by a later issue.
-constexpr std::array<const char*, 3> kNotServed = {"hashattention_top_k", "magic_pig", "quest_top_k"};
 
 const TypeInfo& info(MaskerType t) {
   for (const TypeInfo& i : kTypes)
@@ -156,6 +157,37 @@ class ParamReader {
     return Status::ok();
   }
 
+  // An integer literal in [lo, hi]; `fallback` when absent (required when null).
+  Status integer(const char* name, int64_t lo, int64_t hi, const int64_t* fallback, int64_t* out) const {
+    auto it = m_.find(name);
+    if (it == m_.end()) {
+      if (fallback == nullptr) return fail(std::string(name) + " is required");
+      *out = *fallback;
+      return Status::ok();
+    }
+    if (!it->is_number_integer() && !it->is_number_unsigned())
+      return fail(std::string(name) + " must be an integer, got " + describe(*it));
+    // Non-negative literals parse as unsigned: compare those as unsigned (no wrap past int64).
+    const bool in_range = it->is_number_unsigned()
+                              ? it->get<uint64_t>() <= static_cast<uint64_t>(hi) &&
+                                    static_cast<int64_t>(it->get<uint64_t>()) >= lo
+                              : it->get<int64_t>() >= lo && it->get<int64_t>() <= hi;
+    if (!in_range)
+      return fail(std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+                  it->dump());
+    *out = it->get<int64_t>();
+    return Status::ok();
+  }
+
+  Status boolean(const char* name, bool fallback, bool* out) const {
+    auto it = m_.find(name);
+    *out = fallback;
+    if (it == m_.end()) return Status::ok();
+    if (!it->is_boolean()) return fail(std::string(name) + " must be a boolean, got " + describe(*it));
+    *out = it->get<bool>();
+    return Status::ok();
+  }
+
   Status open_unit(const char* name, double* out) const {
     if (Status s = real(name, false, out, "(0, 1)"); !s) return s;
     if (!(*out > 0.0 && *out < 1.0))
@@ -176,10 +208,6 @@ Result<MaskerSpec> parse_masker(const json& m, size_t index) {
   if (!type_it->is_string()) return invalid(at, ": type must be a string, got " + describe(*type_it));
   const std::string type_name = type_it->get<std::string>();
 
-  for (const char* n : kNotServed)
-    if (type_name == n)
-      return invalid(at,
-                     " (" + type_name + "): not served yet (needs per-sequence LSH/page caches; see docs)");
   const TypeInfo* ti = nullptr;
   for (const TypeInfo& i : kTypes)
     if (type_name == i.name) ti = &i;
@@ -242,6 +270,32 @@ Result<MaskerSpec> parse_masker(const json& m, size_t index) {
       if (Status s = r.adaptive_size("local_offset", false, &spec.local_offset); !s) return s;
       spec.z = boost::math::quantile(boost::math::normal(), 1.0 - spec.delta);
       break;
+    case MaskerType::kHashAttentionTopK:
+      if (Status s = r.positive_size("heavy_size", &spec.size); !s) return s;
+      break;
+    case MaskerType::kMagicPig: {
+      int64_t v = 0;
+      if (Status s = r.integer("lsh_l", 1, kMaxLshTables, nullptr, &v); !s) return s;
+      spec.lsh_l = static_cast<int>(v);
+      if (Status s = r.integer("lsh_k", 1, kMaxLshBits, nullptr, &v); !s) return s;
+      spec.lsh_k = static_cast<int>(v);
+      if (Status s = r.boolean("center", true, &spec.center); !s) return s;
+      // The reference seeds torch's generator with seed + layer_idx: any int64 that stays one.
+      const int64_t fallback = 42;
+      if (Status s = r.integer("seed", 0, std::numeric_limits<int64_t>::max() - (1 << 16), &fallback, &spec.seed); !s)
+        return s;
+      break;
+    }
+    case MaskerType::kQuestTopK: {
+      if (Status s = r.positive_size("heavy_size", &spec.size); !s) return s;
+      int64_t v = 0;
+      if (Status s = r.integer("page_size", 1, kMaxQuestPageSize, nullptr, &v); !s) return s;
+      spec.page_size = static_cast<int>(v);
+      const int64_t fallback = 16;
+      if (Status s = r.integer("label_bits", 1, 16, &fallback, &v); !s) return s;
+      spec.label_bits = static_cast<int>(v);
+      break;
+    }
   }
   return spec;
 }
@@ -260,7 +314,21 @@ const char* masker_type_name(MaskerType type) {
 }
 
 bool is_sampling_masker(MaskerType type) {
+  return type == MaskerType::kRandomSampling || type == MaskerType::kAdaptiveSampling || type == MaskerType::kMagicPig;
+}
+
+bool uses_request_seed(MaskerType type) {
   return type == MaskerType::kRandomSampling || type == MaskerType::kAdaptiveSampling;
+}
+
+bool keeps_key_summaries(MaskerType type) {
+  return type == MaskerType::kHashAttentionTopK || type == MaskerType::kMagicPig || type == MaskerType::kQuestTopK;
+}
+
+const MaskerSpec* MaskedConfig::find(MaskerType type) const {
+  for (const MaskerSpec& m : maskers)
+    if (m.type == type) return &m;
+  return nullptr;
 }
 
 std::string MaskedConfig::key() const {
@@ -301,6 +369,20 @@ std::string MaskedConfig::key() const {
         param("delta", format_double(m.delta));
         param("init_offset", format_size(m.init_offset));
         param("local_offset", format_size(m.local_offset));
+        break;
+      case MaskerType::kHashAttentionTopK:
+        param("heavy_size", format_size(m.size));
+        break;
+      case MaskerType::kMagicPig:
+        param("lsh_l", std::to_string(m.lsh_l));
+        param("lsh_k", std::to_string(m.lsh_k));
+        param("center", m.center ? "true" : "false");
+        param("seed", std::to_string(m.seed));
+        break;
+      case MaskerType::kQuestTopK:
+        param("heavy_size", format_size(m.size));
+        param("page_size", std::to_string(m.page_size));
+        param("label_bits", std::to_string(m.label_bits));
         break;
     }
     k += '}';

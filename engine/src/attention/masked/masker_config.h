@@ -35,13 +35,28 @@ enum class MaskerType {
   kOracleTopK,
   kOracleTopP,
   kRandomSampling,
-  kAdaptiveSampling
+  kAdaptiveSampling,
+  kHashAttentionTopK,
+  kMagicPig,
+  kQuestTopK,
 };
 
-// "sink", "local", "causal", "oracle_top_k", "oracle_top_p", "random_sampling", "adaptive_sampling".
+// "sink", "local", "causal", "oracle_top_k", "oracle_top_p", "random_sampling",
+// "adaptive_sampling", "hashattention_top_k", "magic_pig", "quest_top_k".
 const char* masker_type_name(MaskerType type);
-// Random and adaptive sampling (MagicPig, the third sampling masker, is not served yet).
+// Random sampling, adaptive sampling and MagicPig: at most one per list (as the reference).
 bool is_sampling_masker(MaskerType type);
+// Draws from the request's seed (random and adaptive sampling; MagicPig's projections come
+// from its own `seed` parameter or an lsh adapter, never from the request).
+bool uses_request_seed(MaskerType type);
+// Keeps per-sequence summaries of the keys beside the KV cache (HashAttention signatures,
+// MagicPig codes, Quest page bounds).
+bool keeps_key_summaries(MaskerType type);
+
+// Limits that keep the summaries' sizes and index arithmetic in range.
+inline constexpr int kMaxLshTables = 1024;     // lsh_l
+inline constexpr int kMaxLshBits = 64;         // lsh_k (one packed int64 code per table)
+inline constexpr int kMaxQuestPageSize = 1 << 16;
 
 struct MaskerSpec {
   MaskerType type = MaskerType::kCausal;
@@ -52,12 +67,22 @@ struct MaskerSpec {
   Size base_rate_sampling, init_offset, local_offset;
   double epsilon = 0, delta = 0;
   double z = 0;  // the one-sided normal quantile of 1 - delta (the reference's norm.ppf(1 - delta))
+  // magic_pig
+  int lsh_l = 0, lsh_k = 0;
+  bool center = true;
+  int64_t seed = 42;  // the projections' generator seed (seed + layer), the reference's default
+  // quest_top_k (size = heavy_size)
+  int page_size = 0;
+  int label_bits = 16;  // 16 = bounds kept exact (the reference's default)
 
   bool operator==(const MaskerSpec&) const = default;
 };
 
 struct MaskedConfig {
   std::vector<MaskerSpec> maskers;
+
+  // The first masker of `type`, or null.
+  const MaskerSpec* find(MaskerType type) const;
   bool sparse_prefill = false;
   bool report_error = false;
 

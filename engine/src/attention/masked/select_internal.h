@@ -42,4 +42,18 @@ void apply_random_sampling(const MaskerSpec& m, const QueryContext& ctx, int hea
 void apply_adaptive_sampling(const MaskerSpec& m, const QueryContext& ctx, int head, bool prev_empty,
                              const float* dots, HeadWeights& hw);
 
+// The summarising maskers (select_summarised.cc): `index` is the masker's place in the list,
+// q the head's query [d], kv the layer's cache (Quest's partial last page, MagicPig's weights).
+struct HeadQuery {
+  int head = 0;
+  int group = 1;  // query heads per KV head
+  const float* q = nullptr;
+  const PagedKvView* kv = nullptr;
+};
+void apply_hashattention_top_k(const MaskerSpec& m, size_t index, const QueryContext& ctx, const HeadQuery& hq,
+                               HeadWeights& hw);
+void apply_magic_pig(const MaskerSpec& m, size_t index, const QueryContext& ctx, const HeadQuery& hq, HeadWeights& hw);
+void apply_quest_top_k(const MaskerSpec& m, size_t index, const QueryContext& ctx, const HeadQuery& hq,
+                       HeadWeights& hw);
+
 }  // namespace hotswap::masked::detail

@@ -82,6 +82,12 @@ Effect effect(const MaskerSpec& m, int64_t sk) {
     case MaskerType::kAdaptiveSampling:
       if (m.base_rate_sampling.is_zero()) return Effect::kNothing;  // returns the previous mask as is
       return adaptive_range(m, sk).size() < 2 ? Effect::kFull : Effect::kWrites;
+    case MaskerType::kHashAttentionTopK:
+      return sk <= m.size.resolve(sk) ? Effect::kFull : Effect::kWrites;
+    case MaskerType::kMagicPig:
+      return Effect::kWrites;
+    case MaskerType::kQuestTopK:
+      return sk <= std::max<int64_t>(1, m.size.resolve(sk)) ? Effect::kFull : Effect::kWrites;
   }
   return Effect::kNothing;
 }
@@ -130,14 +136,16 @@ void collect(detail::HeadWeights& hw, HeadSelection& sel) {
 }
 
 // The maskers of one query head, after the FULL/EMPTY checks; true when it selected nothing.
-bool select_head(const MaskedConfig& config, const QueryContext& ctx, int h, int64_t sk,
+bool select_head(const MaskedConfig& config, const QueryContext& ctx, const detail::HeadQuery& hq, int64_t sk,
                  const std::vector<float>* all_dots, SelectionScratch& scratch, HeadSelection& out) {
   const int t = ctx.position;
+  const int h = hq.head;
   if (scratch.w.size() < static_cast<size_t>(sk)) scratch.w.resize(static_cast<size_t>(sk), 0.0f);
   detail::HeadWeights hw{scratch, sk};
   const float* dots = all_dots ? all_dots->data() + static_cast<size_t>(h) * sk : nullptr;
   bool state_empty = true;
-  for (const MaskerSpec& m : config.maskers) {
+  for (size_t index = 0; index < config.maskers.size(); ++index) {
+    const MaskerSpec& m = config.maskers[index];
     if (effect(m, sk) == Effect::kNothing) continue;
     switch (m.type) {
       case MaskerType::kSink: {
@@ -166,6 +174,15 @@ bool select_head(const MaskedConfig& config, const QueryContext& ctx, int h, int
       case MaskerType::kAdaptiveSampling:
         detail::apply_adaptive_sampling(m, ctx, h, state_empty, dots, hw);
         break;
+      case MaskerType::kHashAttentionTopK:
+        detail::apply_hashattention_top_k(m, index, ctx, hq, hw);
+        break;
+      case MaskerType::kMagicPig:
+        detail::apply_magic_pig(m, index, ctx, hq, hw);
+        break;
+      case MaskerType::kQuestTopK:
+        detail::apply_quest_top_k(m, index, ctx, hq, hw);
+        break;
     }
     state_empty = false;
   }
@@ -177,6 +194,12 @@ bool select_head(const MaskedConfig& config, const QueryContext& ctx, int h, int
 constexpr int64_t kMinParallelWork = 1 << 15;
 
 }  // namespace
+
+bool masker_reached(const MaskedConfig& config, size_t index, int64_t sk) {
+  for (size_t i = 0; i < index && i < config.maskers.size(); ++i)
+    if (effect(config.maskers[i], sk) == Effect::kFull) return false;
+  return true;
+}
 
 AdaptiveRange adaptive_range(const MaskerSpec& spec, int64_t sk) {
   const int64_t start = spec.init_offset.resolve(sk);
@@ -212,6 +235,10 @@ void select_keys(const MaskedConfig& config, const QueryContext& ctx, const floa
 
   const int d = kv.head_dim;
   const int group = num_heads / kv.num_kv_heads;
+  for (const MaskerSpec& m : config.maskers)
+    HS_CHECK(!keeps_key_summaries(m.type) || ctx.summaries != nullptr)
+        << masker_type_name(m.type) << " without the sequence's key summaries";
+  auto head_query = [&](int h) { return detail::HeadQuery{h, group, q + static_cast<size_t>(h) * d, &kv}; };
   if (scores) {
     scratch.dots.resize(static_cast<size_t>(num_heads) * static_cast<size_t>(sk));
     // Every key is read once per KV head; the KV heads' rows of dots are disjoint.
@@ -232,20 +259,24 @@ void select_keys(const MaskedConfig& config, const QueryContext& ctx, const floa
   const bool parallel = !scratch.draw_override && sk * num_heads >= kMinParallelWork && attention_detail::kernel_threads() > 1;
   bool any_empty = false;
   if (!parallel) {
-    for (int h = 0; h < num_heads; ++h) any_empty |= select_head(config, ctx, h, sk, scores ? &scratch.dots : nullptr, scratch, (*out)[h]);
+    for (int h = 0; h < num_heads; ++h)
+      any_empty |= select_head(config, ctx, head_query(h), sk, scores ? &scratch.dots : nullptr, scratch, (*out)[h]);
   } else {
     const std::vector<float>* dots = scores ? &scratch.dots : nullptr;
 #pragma omp parallel for schedule(dynamic, 1) reduction(|| : any_empty)
     for (int h = 0; h < num_heads; ++h) {
       thread_local SelectionScratch local;
-      any_empty = select_head(config, ctx, h, sk, dots, local, (*out)[static_cast<size_t>(h)]) || any_empty;
+      any_empty = select_head(config, ctx, head_query(h), sk, dots, local, (*out)[static_cast<size_t>(h)]) || any_empty;
     }
   }
   // Decision (docs/masked-attention.md): a SPARSE mask with a row that selects nothing (only
   // maskers that wrote zero keys: sink/local/top-k sizes that truncate to 0, random sampling
-  // with int(rate * sk) == 0) is NaN in the reference; Hotswap treats it as EMPTY, i.e. dense.
-  // Such rows never depend on the head, so this keeps "all heads dense or none".
-  if (any_empty) set_all_dense(num_heads, out);
+  // with int(rate * sk) == 0, a magic_pig head without a single collision) is NaN in the
+  // reference; Hotswap treats that row as EMPTY, i.e. dense. Every masker but magic_pig empties
+  // all heads or none.
+  if (any_empty)
+    for (HeadSelection& sel : *out)
+      if (!sel.dense && sel.keys.empty()) sel.dense = true;
 }
 
 }  // namespace hotswap::masked

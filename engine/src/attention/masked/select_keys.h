@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "attention/masked/counter_rng.h"
+#include "attention/masked/key_summaries.h"
 #include "attention/masked/masker_config.h"
 #include "kv_cache/paged_kv_view.h"
 
@@ -27,6 +28,9 @@ struct QueryContext {
   int position = 0;    // t: this query sees keys 0..t (sk = t + 1, sq = 1)
   uint64_t seed = 0;   // request seed for the sampling maskers
   float scale = 1.0f;  // softmax scaling (1/sqrt(d))
+  // The sequence's key summaries (hashattention_top_k, magic_pig, quest_top_k): required when
+  // the list has one of those, brought up to `position` (write_keys / prepare_queries).
+  const KeySummaries* summaries = nullptr;
 };
 
 struct HeadSelection {
@@ -49,6 +53,10 @@ struct SelectionScratch {
   };
   std::vector<Ranked> ranked;   // top-k candidates
   std::vector<int32_t> draws;   // sampled indices (with replacement)
+  std::vector<int32_t> counts;  // hashattention's keys per integer score
+  std::vector<float> bounds;    // quest's page scores; then a page's bounds when recomputed
+  std::vector<float> vec;       // per-head vectors of the summarising maskers (hash MLP, centred q)
+  std::vector<uint64_t> codes;  // magic_pig's query codes
   std::vector<int32_t> dedupe;  // adaptive_budget's distinct base-sample keys
   std::vector<uint32_t> stamp;  // [sk] stamp[j] == epoch: key j already drawn in this sample
   uint32_t epoch = 0;
@@ -65,6 +73,10 @@ struct SelectionScratch {
 // Fills (*out)[h] for every query head (out is resized to num_heads).
 void select_keys(const MaskedConfig& config, const QueryContext& ctx, const float* q, int num_heads,
                  const PagedKvView& kv, SelectionScratch& scratch, std::vector<HeadSelection>* out);
+
+// True when no masker before maskers[index] returns FULL at sk: that masker runs (and
+// initialises its caches) for a query with sk keys (Part 2 §7).
+bool masker_reached(const MaskedConfig& config, size_t index, int64_t sk);
 
 // ---- pieces exposed for tests and reference fixtures ----
 

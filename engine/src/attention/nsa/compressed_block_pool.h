@@ -17,9 +17,11 @@
 #include <optional>
 #include <vector>
 
+#include "attention/backend_resource.h"
+
 namespace hotswap {
 
-class CompressedBlockPool {
+class CompressedBlockPool final : public BackendResource {
  public:
   static constexpr int kDefaultEntriesPerPage = 64;
   static constexpr int kMaxEntriesPerPage = 256;
@@ -47,6 +49,7 @@ class CompressedBlockPool {
   int64_t num_pages_in_use() const { return num_in_use_; }
   int64_t num_pages_created() const { return static_cast<int64_t>(in_use_.size()); }
   size_t page_bytes() const { return 2 * half_floats() * sizeof(float); }
+  int64_t bytes_in_use() const override { return num_in_use_ * static_cast<int64_t>(page_bytes()); }
 
  private:
   static constexpr int kPagesPerChunk = 64;

@@ -1,0 +1,119 @@
+#include "attention/masked/hash_functions.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "attention/masked/counter_rng.h"
+
+namespace hotswap::masked {
+
+uint64_t hash_signature(const std::vector<HashLinear>& mlp, HashActivation activation, int head, const float* x,
+                        std::vector<float>& scratch) {
+  int widest = 0;
+  for (const HashLinear& l : mlp) widest = std::max({widest, l.d_in, l.d_out});
+  if (scratch.size() < 2 * static_cast<size_t>(widest)) scratch.resize(2 * static_cast<size_t>(widest));
+  const float* in = x;
+  float* out = scratch.data();
+  for (size_t i = 0; i < mlp.size(); ++i) {
+    const HashLinear& l = mlp[i];
+    const float* w = l.weight.data() + static_cast<size_t>(head) * l.d_in * l.d_out;
+    const float* b = l.bias.data() + static_cast<size_t>(head) * l.d_out;
+    std::fill(out, out + l.d_out, 0.0f);
+    for (int a = 0; a < l.d_in; ++a) {  // y += x_a * W[a, :]: a row at a time, vectorised over outputs
+      const float xa = in[a];
+      const float* row = w + static_cast<size_t>(a) * l.d_out;
+      for (int o = 0; o < l.d_out; ++o) out[o] += xa * row[o];
+    }
+    const bool last = i + 1 == mlp.size();
+    for (int o = 0; o < l.d_out; ++o) {
+      const float y = out[o] + b[o];
+      out[o] = last ? y : apply_hash_activation(activation, y);
+    }
+    in = out;
+    out = (out == scratch.data()) ? scratch.data() + widest : scratch.data();
+  }
+  const int bits = mlp.back().d_out;
+  uint64_t sig = 0;
+  for (int o = 0; o < bits; ++o)
+    if (in[o] > 0.0f) sig |= uint64_t{1} << o;
+  return sig;
+}
+
+std::vector<float> lsh_projection(int64_t seed, int layer, int rows, int columns) {
+  const size_t n = static_cast<size_t>(rows) * columns;
+  std::vector<float> p(n);
+  const CounterRng rng(static_cast<uint64_t>(seed + layer), 0, 0, 0, RngStream::kLshProjection);
+  constexpr double kTwoPi = 2.0 * std::numbers::pi;
+  for (size_t i = 0; i < n; i += 4) {
+    const auto w = rng.block(static_cast<uint32_t>(i / 4));
+    double u[4];
+    for (int a = 0; a < 4; ++a) u[a] = (static_cast<double>(w[a]) + 0.5) * 0x1p-32;  // (0, 1)
+    const double r0 = std::sqrt(-2.0 * std::log(u[0])), r1 = std::sqrt(-2.0 * std::log(u[2]));
+    const double z[4] = {r0 * std::cos(kTwoPi * u[1]), r0 * std::sin(kTwoPi * u[1]), r1 * std::cos(kTwoPi * u[3]),
+                         r1 * std::sin(kTwoPi * u[3])};
+    for (size_t a = 0; a < 4 && i + a < n; ++a) p[i + a] = static_cast<float>(z[a]);
+  }
+  return p;
+}
+
+float lsh_norm(const float* x, int d) {
+  float s = 0.0f;
+  for (int i = 0; i < d; ++i) s += x[i] * x[i];
+  return std::sqrt(s);
+}
+
+void lsh_codes(const float* v, const float* projection, int rows, int tables, int bits, uint64_t* codes) {
+  const int columns = tables * bits;
+  float acc[1024];  // columns <= kMaxLshTables * kMaxLshBits is checked at resolve: chunk by 1024
+  for (int t = 0; t < tables; ++t) codes[t] = 0;
+  for (int c0 = 0; c0 < columns; c0 += 1024) {
+    const int n = std::min(1024, columns - c0);
+    std::fill(acc, acc + n, 0.0f);
+    for (int r = 0; r < rows; ++r) {
+      const float x = v[r];
+      const float* row = projection + static_cast<size_t>(r) * columns + c0;
+      for (int c = 0; c < n; ++c) acc[c] += x * row[c];
+    }
+    for (int c = 0; c < n; ++c)
+      if (acc[c] > 0.0f) codes[(c0 + c) / bits] |= uint64_t{1} << ((c0 + c) % bits);
+  }
+}
+
+float lsh_collision_probability(const float* q_unit, const float* kc, int d, float max_norm, int tables, int bits) {
+  // k̃ = [kc / M, sqrt(M² - ||kc||²) / M], then k̃ / (||k̃|| + 1e-8), as the reference.
+  const float n = lsh_norm(kc, d);
+  const float aug = std::sqrt(std::max(0.0f, max_norm * max_norm - n * n)) / max_norm;
+  float sq = aug * aug, dotv = 0.0f;
+  for (int i = 0; i < d; ++i) {
+    const float k = kc[i] / max_norm;
+    sq += k * k;
+    dotv += q_unit[i] * k;
+  }
+  float cosine = dotv / (std::sqrt(sq) + 1e-8f);
+  cosine = std::clamp(cosine, -1.0f, 1.0f);
+  const float angle = std::acos(cosine);
+  const float single = std::pow(1.0f - angle / std::numbers::pi_v<float>, static_cast<float>(bits));
+  return 1.0f - std::pow(1.0f - single, static_cast<float>(tables));
+}
+
+float quest_bound(const float* q, const float* mn, const float* mx, int d) {
+  float s = 0.0f;
+  for (int i = 0; i < d; ++i) s += std::max(q[i] * mn[i], q[i] * mx[i]);
+  return s;
+}
+
+void pseudo_quantize(float* x, int d, int bits) {
+  float lo = x[0], hi = x[0];
+  for (int i = 1; i < d; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+  float range = hi - lo;
+  if (range == 0.0f) range = 1.0f;
+  const float levels = static_cast<float>((1 << bits) - 1);
+  const float scale = levels / range;
+  for (int i = 0; i < d; ++i) {
+    const float v = std::clamp(std::nearbyint((x[i] - lo) * scale), 0.0f, levels);  // half to even
+    x[i] = v / scale + lo;
+  }
+}
+
+}  // namespace hotswap::masked
