@@ -15,6 +15,9 @@ top-k picks by torch.topk's unspecified order (tests/golden/masked_cli_parity_te
 
     /usr/bin/python3 scripts/reference/masked_greedy_replay.py phi3_f32_causal_sink002_local005_topk16 \
         [--lower-position-ties]
+
+Its Phi3 class (and load_weights) is also what research_masker_reference.py `greedy` drives to make
+the hashattention_top_k / magic_pig / quest_top_k greedy fixtures (that script adds a Llama).
 """
 import argparse
 import json

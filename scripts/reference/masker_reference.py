@@ -19,6 +19,11 @@ Three steps, all deterministic (fixed seeds); tests/golden/masked/README.md desc
     python3 scripts/reference/masker_reference.py capture --out tests/golden/masked
     python3 scripts/reference/masker_reference.py greedy --out tests/golden/masked
 
+The research maskers of issue 13 (hashattention_top_k, magic_pig, quest_top_k) have their own
+generator, research_masker_reference.py (decode cases on these input sets, and greedy cases with a
+re-implementation of the models instead of transformers); both generators merge their entries
+into the shared index.json files and keep the other's.
+
 `decode` writes decode/inputs/<set>/ (q, K, V and their shapes; synthetic sets from seeds, real
 sets written by `capture`), decode/<case>/ (case.json plus the reference's selection, weights,
 attention output; sampling cases also the injected draws and adaptive's budget terms) and
@@ -653,7 +658,12 @@ def cmd_decode(args):
                           "head_dim": rec["head_dim"], "seq_len_keys": rec["seq_len_keys"],
                           "attention": rec["attention"], "sampling": "sampling" in rec})
     if not args.case:
-        with open(os.path.join(args.out, "decode", "index.json"), "w") as f:
+        # keep the cases other generators own (research_masker_reference.py), after ours
+        path = os.path.join(args.out, "decode", "index.json")
+        ours = {c[0] for c in DECODE_CASES}
+        if os.path.exists(path):
+            index += [c for c in json.load(open(path))["cases"] if c["name"] not in ours]
+        with open(path, "w") as f:
             json.dump({"reference_commit": REFERENCE_COMMIT, "cases": index}, f, indent=1)
     return 0
 
@@ -870,7 +880,11 @@ def cmd_greedy(args):
             index.append({"name": case, "model": name, "attention": attention, "min_top2_margin": min(margins)})
             print(f"  {case:45s} min margin {min(margins):.3g} density {record['attention_density']:.3f} "
                   f"diverges from dense at {record['first_divergence_from_dense']}", flush=True)
-    with open(os.path.join(args.out, "greedy", "index.json"), "w") as f:
+    path = os.path.join(args.out, "greedy", "index.json")
+    ours = {e["name"] for e in index}
+    if os.path.exists(path):  # keep the cases research_masker_reference.py owns
+        index += [c for c in json.load(open(path))["cases"] if c["name"] not in ours]
+    with open(path, "w") as f:
         json.dump({"reference_commit": REFERENCE_COMMIT, "cases": index}, f, indent=1)
     return 0
 

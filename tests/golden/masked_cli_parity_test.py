@@ -20,7 +20,13 @@ from cli_parity_test import run  # noqa: E402  (adds --matmul-precision f32, as 
 # stops running (an unlisted folder fails too).
 MODELS = ("llama_f32", "qwen2_f32", "phi3_f32")
 CONFIGS = ("sink4_local16", "sink8_local32_topk01", "sink2_local8_topp08", "causal_sink002_local005_topk16")
-EXPECTED = [f"{m}_{c}" for m in MODELS for c in CONFIGS]
+# The summarising maskers (issue 13), made by scripts/reference/research_masker_reference.py
+# with float32 re-implementations of the models; hashattention and magic_pig cases carry their
+# adapter (hat.safetensors, lsh.safetensors: the reference's own projections) beside them.
+SUMMARISING_MODELS = ("llama_f32", "phi3_f32")
+SUMMARISING_CONFIGS = ("sink4_local16_hat01", "sink4_local16_mp_l8k4", "quest32_ps8", "sink4_local8_quest025_ps16")
+EXPECTED = [f"{m}_{c}" for m in MODELS for c in CONFIGS] + \
+    [f"{m}_{c}" for m in SUMMARISING_MODELS for c in SUMMARISING_CONFIGS]
 
 # Fixture steps decided by an exact tie that the reference breaks by torch.topk's unspecified
 # order (README "Ties and margins": the product breaks top-k ties towards the lower position).
@@ -76,9 +82,10 @@ def main():
         if json.loads(attention) != ref["attention"]:
             failures.append(f"{name}: attention_arg and attention differ")
         want = ref["output_ids"]
+        adapter = ["--adapter", os.path.join(d, ref["adapter"]["file"])] if "adapter" in ref else []
         out = run(binary, "generate", "--model", model_dir, "--prompt-ids", ",".join(map(str, ref["prompt_ids"])),
                   "--max-tokens", str(len(want)), "--temperature", "0", "--ignore-eos", "--json",
-                  "--attention", attention)
+                  "--attention", attention, *adapter)
         got = out["output_ids"]
         checks += 1
         tie = KNOWN_TIES.get(name)
