@@ -24,6 +24,7 @@ constexpr const char* kUsage =
     "  tokenize          text -> token ids\n"
     "  detokenize        token ids -> text\n"
     "  make-demo-model   write the deterministic demo model (or a benchmark shape)\n"
+    "  eval              perplexity, retrieval, density and speed per attention configuration\n"
     "\n"
     "`hotswap <command> --help` lists a command's options.\n";
 
@@ -36,6 +37,7 @@ int dispatch(int argc, char** argv) {
   if (command == "tokenize") return run_tokenize(argc, argv);
   if (command == "detokenize") return run_detokenize(argc, argv);
   if (command == "make-demo-model") return run_make_demo_model(argc, argv);
+  if (command == "eval") return run_eval(argc, argv);
   if (command == "--help" || command == "-h" || command == "help") {
     std::fputs(kUsage, stdout);
     return 0;

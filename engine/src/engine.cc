@@ -209,9 +209,12 @@ class EngineImpl final : public Engine {
     if (static_cast<int>(r.prompt_ids.size()) > max_prompt)
       return Status::invalid_argument("the prompt has " + std::to_string(r.prompt_ids.size()) +
                                       " tokens; the limit is " + std::to_string(max_prompt));
-    if (r.stop.max_tokens < 1 || r.stop.max_tokens > config_.max_new_tokens)
-      return Status::invalid_argument("max_tokens must be between 1 and " + std::to_string(config_.max_new_tokens) +
-                                      ", got " + std::to_string(r.stop.max_tokens));
+    const int min_tokens = r.prompt_logprobs ? 0 : 1;  // scoring a prompt may generate nothing
+    if (r.stop.max_tokens < min_tokens || r.stop.max_tokens > config_.max_new_tokens)
+      return Status::invalid_argument("max_tokens must be between " + std::to_string(min_tokens) + " and " +
+                                      std::to_string(config_.max_new_tokens) + ", got " +
+                                      std::to_string(r.stop.max_tokens) +
+                                      (r.prompt_logprobs ? "" : " (0 only when scoring the prompt: echo with logprobs)"));
     if (static_cast<int64_t>(r.prompt_ids.size()) + r.stop.max_tokens > mc.max_position_embeddings)
       return Status::invalid_argument("prompt (" + std::to_string(r.prompt_ids.size()) + " tokens) plus max_tokens (" +
                                       std::to_string(r.stop.max_tokens) + ") exceeds the model's context of " +
@@ -274,6 +277,7 @@ class EngineImpl final : public Engine {
       // the sequences just admitted and the blocks reserved for them.
       publish_stats(/*step_done=*/false);
       Logits logits = execute(plan, ws);
+      score_prompts(plan, logits);
       scheduler_.commit(plan);
       sample_and_emit(plan, logits);
       publish_stats();
@@ -319,17 +323,51 @@ class EngineImpl final : public Engine {
       chunk.block_table = c.seq->blocks.blocks;
       chunk.attention = &c.seq->attention;
       chunk.state = c.seq->attention_state.get();
-      chunk.logits = c.samples() ? LogitsWanted::kLast : LogitsWanted::kNone;
+      chunk.logits = c.seq->scores_prompt() ? LogitsWanted::kAll
+                     : c.samples()            ? LogitsWanted::kLast
+                                              : LogitsWanted::kNone;
       batch.chunks.push_back(chunk);
     }
-    return model_->forward(batch, kv_.storage(), ws);
+    Logits logits = model_->forward(batch, kv_.storage(), ws);
+    // Where each sampling chunk samples: its last row (-1: the chunk does not sample).
+    sample_rows_.assign(plan.chunks.size(), -1);
+    for (size_t i = 0; i < plan.chunks.size(); ++i)
+      if (plan.chunks[i].samples())
+        sample_rows_[i] = logits.first_row[i] + (batch.chunks[i].logits == LogitsWanted::kAll ? plan.chunks[i].num_tokens - 1 : 0);
+    return logits;
+  }
+
+  // Prompt scoring (GenerateRequest::prompt_logprobs): each computed prompt position p scores
+  // token p + 1 from its row. Before commit(): num_computed is still the chunk's first position.
+  void score_prompts(const StepPlan& plan, const Logits& logits) {
+    for (size_t i = 0; i < plan.chunks.size(); ++i) {
+      const ScheduledChunk& c = plan.chunks[i];
+      Sequence* seq = c.seq;
+      if (!seq->scores_prompt() || logits.first_row[i] < 0) continue;
+      const int first = seq->num_computed;
+      const int n_prompt = seq->num_prompt_tokens;
+      seq->prompt_scores.resize(static_cast<size_t>(std::max(0, n_prompt - 1)));
+      const int top = std::max(0, seq->request.top_logprobs);
+      for (int k = 0; k < c.num_tokens && first + k + 1 < n_prompt; ++k) {
+        std::span<const float> row(logits.data.data() + static_cast<size_t>(logits.first_row[i] + k) * logits.vocab_size,
+                                   static_cast<size_t>(logits.vocab_size));
+        Logprobs lp = compute_logprobs(row, seq->tokens[static_cast<size_t>(first + k + 1)], top);
+        seq->prompt_scores[static_cast<size_t>(first + k)] = {lp.chosen, std::move(lp.top)};
+      }
+      if (first + c.num_tokens >= n_prompt && !seq->prompt_logprobs)
+        seq->prompt_logprobs = std::make_shared<const std::vector<PromptLogprob>>(seq->prompt_scores);
+    }
   }
 
   void sample_and_emit(const StepPlan& plan, Logits& logits) {
     for (size_t i = 0; i < plan.chunks.size(); ++i) {
       Sequence* seq = plan.chunks[i].seq;
-      if (logits.first_row[i] < 0) continue;  // a prefill chunk that does not reach the end
-      std::span<float> row(logits.data.data() + static_cast<size_t>(logits.first_row[i]) * logits.vocab_size,
+      if (sample_rows_[i] < 0) continue;  // a prefill chunk short of the end
+      if (seq->request.stop.max_tokens == 0) {  // scored the prompt; generates nothing
+        finish(seq, FinishReason::kLength, "");
+        continue;
+      }
+      std::span<float> row(logits.data.data() + static_cast<size_t>(sample_rows_[i]) * logits.vocab_size,
                            static_cast<size_t>(logits.vocab_size));
       TokenEvent event;
       std::vector<float> raw;
@@ -377,6 +415,7 @@ class EngineImpl final : public Engine {
     u.cached_prompt_tokens = seq.num_cached_prompt;
     u.attention_kernel = attention_kernel_name(&seq.attention, model_shape());
     if (seq.attention_state) seq.attention_state->add_usage(&u);
+    u.prompt_logprobs = seq.prompt_logprobs;
     return u;
   }
 
@@ -417,6 +456,7 @@ class EngineImpl final : public Engine {
   ModelInfo info_;
   KvCacheManager kv_;
   BackendResources attention_resources_;  // what backends share across sequences (outlives them)
+  std::vector<int64_t> sample_rows_;      // per chunk of the running step: the logits row it samples, or -1
   Scheduler scheduler_;
 
   AdapterRegistry adapters_;  // thread-safe; shared with the I/O threads

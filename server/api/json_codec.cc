@@ -235,7 +235,13 @@ void reject_if_nonempty_object(const Fields& f, const char* key, const std::stri
 void read_sampling(const Fields& f, const CodecLimits& limits, bool chat, v1::SamplingFields* s) {
   // The upper bound is named in the message: "an integer between 1 and 4096 (the server's max_new_tokens)".
   const char* limit_name = "the server's max_new_tokens";
-  if (auto v = f.integer("max_tokens", 1, limits.max_tokens, limit_name)) s->set_max_tokens(static_cast<int32_t>(*v));
+  // Completions may ask for 0 tokens to score an echoed prompt (the handler checks echo and
+  // logprobs); every other value keeps the 1..max range.
+  const json* zero = chat ? nullptr : f.get("max_tokens");
+  if (zero != nullptr && zero->is_number_integer() && zero->get<int64_t>() == 0)
+    s->set_max_tokens(0);
+  else if (auto v = f.integer("max_tokens", 1, limits.max_tokens, limit_name))
+    s->set_max_tokens(static_cast<int32_t>(*v));
   if (chat) {
     if (auto v = f.integer("max_completion_tokens", 1, limits.max_tokens, limit_name))
       s->set_max_tokens(static_cast<int32_t>(*v));

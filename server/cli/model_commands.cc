@@ -143,7 +143,7 @@ int run_logits(int argc, char** argv) {
     if (id >= c.vocab_size)
       throw UsageError("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(c.vocab_size));
   auto attention = load_sequence_attention(attention_from(args), args.get_or("adapter", ""),
-                                           ModelShape{c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, c.hidden_size});
+                                           ModelShape{c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, c.hidden_size, ""});
   if (!attention) {
     std::fprintf(stderr, "error: %s\n", attention.status().message().c_str());
     return 1;

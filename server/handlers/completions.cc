@@ -107,7 +107,7 @@ std::optional<HttpResponse> check_token_ids(const Engine& engine, const std::vec
 // Submits one engine request per choice. On any refusal, cancels the ones already queued.
 std::variant<std::vector<JobChoice>, HttpResponse> submit_all(const HandlerContext& ctx, Engine& engine, const HttpRequest& http,
                                                              const Common& common, const std::vector<JobPrompt>& prompts,
-                                                             int max_tokens_default, int top_logprobs) {
+                                                             int max_tokens_default, int top_logprobs, bool echo) {
   std::vector<JobChoice> choices;
   auto give_up = [&](const Status& status) -> HttpResponse {
     for (JobChoice& c : choices) c.stream->cancel();
@@ -140,6 +140,7 @@ std::variant<std::vector<JobChoice>, HttpResponse> submit_all(const HandlerConte
       request.attention = common.attention;
       request.adapter = common.adapter;
       request.top_logprobs = top_logprobs;
+      request.prompt_logprobs = echo && top_logprobs >= 0;  // echo + logprobs scores the prompt (OpenAI's legacy completions)
       Result<std::shared_ptr<TokenStream>> submitted = engine.submit(std::move(request));
       if (!submitted) return give_up(submitted.status());
       ctx.state->track(submitted.value());
@@ -152,7 +153,7 @@ std::variant<std::vector<JobChoice>, HttpResponse> submit_all(const HandlerConte
 HandlerResult make_job(const HandlerContext& ctx, Engine& engine, const HttpRequest& http, Endpoint endpoint, const Common& common,
                        std::vector<JobPrompt> prompts, int max_tokens_default, int logprobs, bool echo) {
   const Clock::time_point submitted_at = Clock::now();
-  auto submitted = submit_all(ctx, engine, http, common, prompts, max_tokens_default, logprobs);
+  auto submitted = submit_all(ctx, engine, http, common, prompts, max_tokens_default, logprobs, echo);
   if (auto* error = std::get_if<HttpResponse>(&submitted)) return std::move(*error);
   JobSpec spec;
   spec.endpoint = endpoint;
@@ -202,6 +203,11 @@ HandlerResult handle_completions(const HandlerContext& ctx, const HttpRequest& h
   }
   const int max_tokens_default = std::min(ctx.config->defaults.max_tokens, ctx.config->engine.max_new_tokens);
   const int logprobs = request.has_logprobs() ? request.logprobs() : -1;
+  if (common.max_tokens == 0 && !(request.echo() && logprobs >= 0))
+    return bad_request("max_tokens", "max_tokens must be an integer between 1 and " +
+                                         std::to_string(std::min(ctx.config->engine.max_new_tokens, 1 << 30)) +
+                                         " (the server's max_new_tokens), got 0; 0 only scores the prompt and needs "
+                                         "echo: true with logprobs");
   return make_job(ctx, engine, http, Endpoint::kCompletions, common, std::move(prompts), max_tokens_default, logprobs,
                   request.echo());
 }

@@ -47,13 +47,23 @@ void add_bytes(const std::string& text, google::protobuf::RepeatedField<int32_t>
   for (unsigned char c : text) bytes->Add(c);
 }
 
-// Entries for echoed prompt tokens: the engine scores only generated tokens, so theirs are null.
-void append_prompt_logprobs(const Engine& engine, const std::vector<int32_t>& ids, int* offset, v1::CompletionLogprobs* out) {
-  for (int32_t id : ids) {
-    const std::string text = token_text(engine, id);
+// Entries for echoed prompt tokens: the engine's prompt scores (GenerateRequest::
+// prompt_logprobs; `scores[j - 1]` scores token j), null for the first token, which nothing
+// predicts, and for every token when the scores are absent.
+void append_prompt_logprobs(const Engine& engine, const std::vector<int32_t>& ids,
+                            const std::vector<PromptLogprob>* scores, int* offset, v1::CompletionLogprobs* out) {
+  for (size_t j = 0; j < ids.size(); ++j) {
+    const std::string text = token_text(engine, ids[j]);
     out->add_tokens(text);
-    out->add_token_logprobs();
-    out->add_top_logprobs()->set_is_null(true);
+    const PromptLogprob* score = (scores != nullptr && j > 0 && j - 1 < scores->size()) ? &(*scores)[j - 1] : nullptr;
+    if (score != nullptr) {
+      out->add_token_logprobs()->set_value(score->logprob);
+      auto* top = out->add_top_logprobs()->mutable_logprobs();
+      for (const TokenLogprob& alt : score->top_logprobs) (*top)[token_text(engine, alt.token_id)] = alt.logprob;
+    } else {
+      out->add_token_logprobs();
+      out->add_top_logprobs()->set_is_null(true);
+    }
     out->add_text_offset(*offset);
     *offset += static_cast<int>(text.size());
   }
@@ -282,7 +292,7 @@ ResponseProgress GenerationJob::full_response() {
         v1::CompletionLogprobs* lp = choice->mutable_logprobs();
         if (spec_.echo) {
           int offset = 0;
-          append_prompt_logprobs(*spec_.engine, prompt.ids, &offset, lp);
+          append_prompt_logprobs(*spec_.engine, prompt.ids, s.usage.prompt_logprobs.get(), &offset, lp);
         }
         lp->MergeFrom(s.completion_logprobs);
       }
@@ -319,6 +329,10 @@ std::string GenerationJob::stream_frames() {
     ChoiceState& s = states_[i];
     const int index = spec_.choices[i].index;
     const JobPrompt& prompt = spec_.prompts[spec_.choices[i].prompt_index];
+    // Echoed prompt scores exist once the prompt is computed: open the choice only then.
+    if (!s.opened && spec_.endpoint == Endpoint::kCompletions && spec_.echo && spec_.logprobs >= 0 &&
+        !s.usage.prompt_logprobs && !s.finish)
+      continue;
     const bool opening = !s.opened;
     s.opened = true;
     const bool finishing = s.finish && !s.closed;
@@ -350,7 +364,7 @@ std::string GenerationJob::stream_frames() {
         v1::CompletionLogprobs* lp = choice->mutable_logprobs();
         if (echo_now) {
           int offset = 0;
-          append_prompt_logprobs(*spec_.engine, prompt.ids, &offset, lp);
+          append_prompt_logprobs(*spec_.engine, prompt.ids, s.usage.prompt_logprobs.get(), &offset, lp);
         }
         append_completion_logprobs(*spec_.engine, s.fresh, &s.text_offset, lp);
       }

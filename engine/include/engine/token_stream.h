@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -32,6 +33,12 @@ struct TokenEvent {
   std::chrono::steady_clock::time_point emitted_at;  // when the engine produced it (TTFT/ITL)
 };
 
+// The score of one prompt token (GenerateRequest::prompt_logprobs).
+struct PromptLogprob {
+  float logprob = 0;
+  std::vector<TokenLogprob> top_logprobs;
+};
+
 struct StreamUsage {
   int prompt_tokens = 0;
   int completion_tokens = 0;
@@ -44,6 +51,9 @@ struct StreamUsage {
   std::optional<double> attention_output_error;
   std::string attention_config;
   std::optional<uint64_t> attention_seed;
+  // With GenerateRequest::prompt_logprobs, once the whole prompt is computed: entry i scores
+  // prompt token i + 1 (the first token has no score). Shared, not copied, between events.
+  std::shared_ptr<const std::vector<PromptLogprob>> prompt_logprobs;
 };
 
 class TokenStream {

@@ -9,7 +9,8 @@ namespace hotswap {
 
 StopChecker::StopChecker(const StopConditions& conditions, std::vector<int32_t> eos_ids)
     : max_tokens_(conditions.max_tokens) {
-  HS_CHECK(conditions.max_tokens > 0) << "max_tokens " << conditions.max_tokens;
+  // 0: a prompt-scoring request that generates nothing (the engine finishes it after the prompt).
+  HS_CHECK(conditions.max_tokens >= 0) << "max_tokens " << conditions.max_tokens;
   for (const std::string& s : conditions.stop_strings) {
     if (s.empty()) continue;  // would match before any text: meaningless, so ignored
     stop_strings_.push_back(s);

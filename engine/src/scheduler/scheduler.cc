@@ -60,7 +60,9 @@ StepPlan Scheduler::schedule() {
          static_cast<int>(running_.size()) < limits_.max_running) {
     Sequence& seq = *waiting_.front();
     // NSA's compressed cache must see every position from 0, so NSA sequences share no prefix.
-    if (seq.num_computed == 0 && seq.blocks.blocks.empty() && !seq.attention.cache_namespace.empty()) {
+    // A request that scores its prompt computes all of it (every position needs its logits).
+    if (seq.num_computed == 0 && seq.blocks.blocks.empty() && !seq.attention.cache_namespace.empty() &&
+        !seq.request.prompt_logprobs) {
       // A resumed (preempted) sequence finds its generated tokens' blocks too.
       const int cached = kv_.match_prefix(seq.blocks, seq.attention.cache_namespace, seq.tokens);
       seq.num_cached_prompt = std::min(cached, seq.num_prompt_tokens);

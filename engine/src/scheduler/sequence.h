@@ -35,6 +35,11 @@ struct Sequence {
   int num_cached_prompt = 0;    // prompt tokens served from shared prefix blocks
   BlockTable blocks;
   std::unique_ptr<BackendSequenceState> attention_state;  // the backend's, if it keeps one; freed with the sequence
+  // request.prompt_logprobs: entry i scores prompt token i + 1, filled as the prompt is
+  // computed (a recomputation after preemption writes the same values again); published to
+  // the stream's usage once complete.
+  std::vector<PromptLogprob> prompt_scores;
+  std::shared_ptr<const std::vector<PromptLogprob>> prompt_logprobs;
 
   Sampler sampler;
   StopChecker stop;
@@ -47,6 +52,7 @@ struct Sequence {
   int num_generated() const { return static_cast<int>(tokens.size()) - num_prompt_tokens; }
   int num_uncomputed() const { return static_cast<int>(tokens.size()) - num_computed; }
   bool decoding() const { return num_uncomputed() == 1 && num_generated() > 0; }
+  bool scores_prompt() const { return request.prompt_logprobs && num_computed < num_prompt_tokens; }
   std::span<const int32_t> prompt() const { return {tokens.data(), static_cast<size_t>(num_prompt_tokens)}; }
   std::span<const int32_t> output() const {
     return {tokens.data() + num_prompt_tokens, static_cast<size_t>(num_generated())};

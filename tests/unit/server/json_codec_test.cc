@@ -39,7 +39,8 @@ std::vector<Malformed> completion_cases() {
       {"prompt_mixed_array", R"({"prompt": ["a", 1]})", "prompt[1]", "a string like the other prompts"},
       {"prompt_object", R"({"prompt": {"text": "hi"}})", "prompt", "got an object"},
       {"max_tokens_negative", R"({"prompt": "hi", "max_tokens": -5})", "max_tokens", "max_tokens must be an integer between 1 and 4096 (the server's max_new_tokens), got -5"},
-      {"max_tokens_zero", R"({"prompt": "hi", "max_tokens": 0})", "max_tokens", "max_tokens must be an integer between 1 and 4096 (the server's max_new_tokens), got 0"},
+      // max_tokens 0 parses for completions (prompt scoring); the handler requires echo + logprobs
+      // (tests/integration/server/eval.test.js).
       {"max_tokens_string", R"({"prompt": "hi", "max_tokens": "10"})", "max_tokens", "got a string \"10\""},
       {"max_tokens_fraction", R"({"prompt": "hi", "max_tokens": 1.5})", "max_tokens", "got 1.5"},
       {"max_tokens_huge", R"({"prompt": "hi", "max_tokens": 99999999999999})", "max_tokens",
