@@ -55,11 +55,12 @@ class NsaBackend final : public AttentionBackend {
 
   std::unique_ptr<BackendSequenceState> new_state(const SequenceAttention& attention, const SequenceFacts& facts,
                                                   BackendResources& resources) const override {
-    (void)facts;
     CompressedBlockPool& pool = resources.shared<CompressedBlockPool>(this, [&] {
       return std::make_shared<CompressedBlockPool>(resources.shape().num_kv_heads, resources.shape().head_dim);
     });
-    return std::make_unique<NsaSequenceState>(config_of(attention).adapter, pool);
+    auto state = std::make_unique<NsaSequenceState>(config_of(attention).adapter, pool);
+    state->set_prompt_length(facts.num_prompt_tokens);
+    return state;
   }
 
   bool needs_layer_inputs(const SequenceAttention& attention) const override {

@@ -1,5 +1,7 @@
 #include "attention/nsa/nsa_sequence_state.h"
 
+#include <algorithm>
+
 #include "core/check.h"
 
 namespace hotswap {
@@ -14,6 +16,25 @@ NsaSequenceState::NsaSequenceState(std::shared_ptr<const NsaAdapter> adapter, Co
 }
 
 NsaSequenceState::~NsaSequenceState() { reset(); }
+
+void NsaSequenceState::on_keys_written(int layer, int first, int count) {
+  if (layer != 0) return;
+  const NsaConfig& c = adapter_->config;
+  for (int p = std::max(first, num_prompt_tokens_); p < first + count; ++p) {
+    const double visible = static_cast<double>(p) + 1.0;
+    const double read = std::min<double>(visible, static_cast<double>(c.num_selected_blocks) * c.selection_block_size) +
+                        std::min<double>(visible, c.sliding_window_size) +
+                        static_cast<double>(c.num_compressed_blocks(p + 1));
+    density_sum_ += std::min(1.0, read / visible);
+    ++density_count_;
+  }
+}
+
+void NsaSequenceState::add_usage(StreamUsage* usage) const {
+  if (density_count_ == 0) return;
+  usage->attention_density = density_sum_ / static_cast<double>(density_count_);
+  usage->attention_config = R"({"impl":"nsa"})";  // the density histogram's label
+}
 
 void NsaSequenceState::reset() {
   for (Layer& l : layers_) {

@@ -29,8 +29,21 @@ class NsaSequenceState final : public BackendSequenceState {
   // `pool` must have the adapter's num_kv_heads and head_dim.
   NsaSequenceState(std::shared_ptr<const NsaAdapter> adapter, CompressedBlockPool& pool);
   ~NsaSequenceState() override;
-  // Preemption drops the KV; the cache is recomputed from position 0 with it.
-  void on_preempted() override { reset(); }
+  // Preemption drops the KV; the cache is recomputed from position 0 with it (and the
+  // recomputed positions are not counted twice in the density).
+  void on_preempted() override {
+    reset();
+    density_sum_ = 0;
+    density_count_ = 0;
+  }
+  // Positions from `num_prompt_tokens` on are generated: their density is reported.
+  void set_prompt_length(int num_prompt_tokens) { num_prompt_tokens_ = num_prompt_tokens; }
+  // Layer 0's writes count the generated positions' density (every layer reads alike).
+  void on_keys_written(int layer, int first, int count) override;
+  // usage.attention_density: over the generated positions, the KV rows a query reads — the
+  // selected blocks' keys (n * l'), the window (w) and the compressed entries — over the keys
+  // it could see, capped at 1 (selection and window may overlap: an upper bound).
+  void add_usage(StreamUsage* usage) const override;
   NsaSequenceState(const NsaSequenceState&) = delete;
   NsaSequenceState& operator=(const NsaSequenceState&) = delete;
 
@@ -74,6 +87,9 @@ class NsaSequenceState final : public BackendSequenceState {
 
   std::shared_ptr<const NsaAdapter> adapter_;
   CompressedBlockPool* pool_;
+  int num_prompt_tokens_ = 0;
+  double density_sum_ = 0;
+  int64_t density_count_ = 0;
   std::vector<Layer> layers_;
 };
 
