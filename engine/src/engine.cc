@@ -254,7 +254,7 @@ class EngineImpl final : public Engine {
   }
 
   static ModelShape shape_of(const ModelConfig& c) {
-    return ModelShape{c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, c.hidden_size};
+    return ModelShape{c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, c.hidden_size, ""};
   }
   ModelShape model_shape() const { return shape_of(model_->config()); }
 
