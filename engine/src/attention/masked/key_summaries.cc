@@ -243,6 +243,18 @@ uint64_t KeySummaries::hat_signature(size_t masker, int layer, int64_t j, int h)
   return hat_word_bytes_ == 4 ? hl.blocks.record<uint32_t>(j / n)[at] : hl.blocks.record<uint64_t>(j / n)[at];
 }
 
+const void* KeySummaries::hat_block(size_t masker, int layer, int64_t block, int h) const {
+  const PerMasker& m = per_masker_[masker];
+  const auto* base = m.hat[static_cast<size_t>(layer)].blocks.record<std::byte>(block);
+  return base + static_cast<size_t>(h) * m.keys_per_block * hat_word_bytes_;
+}
+
+const uint64_t* KeySummaries::pig_block(size_t masker, int layer, int64_t block, int g) const {
+  const PerMasker& m = per_masker_[masker];
+  return m.pig[static_cast<size_t>(layer)].blocks.record<uint64_t>(block) +
+         static_cast<size_t>(g) * m.keys_per_block * m.spec.lsh_l;
+}
+
 const uint64_t* KeySummaries::pig_codes(size_t masker, int layer, int64_t j, int g) const {
   const PerMasker& m = per_masker_[masker];
   const int64_t n = m.keys_per_block;

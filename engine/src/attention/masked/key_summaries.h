@@ -80,6 +80,11 @@ class KeySummaries {
 
   // The signature word of key j, query head h.
   uint64_t hat_signature(size_t masker, int layer, int64_t j, int h) const;
+  // Head h's signatures of keys [block * N, block * N + N) (N = keys_per_block), consecutive:
+  // uint32_t words when hat_word_bytes() == 4, else uint64_t. For scans.
+  const void* hat_block(size_t masker, int layer, int64_t block, int h) const;
+  // KV head g's codes of keys [block * N, block * N + N): [N][L] consecutive. For scans.
+  const uint64_t* pig_block(size_t masker, int layer, int64_t block, int g) const;
   // The L codes of key j, KV head g.
   const uint64_t* pig_codes(size_t masker, int layer, int64_t j, int g) const;
   // Page p's min (then max, d further) for KV head g.

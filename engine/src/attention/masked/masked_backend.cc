@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <vector>
 
@@ -368,19 +369,31 @@ class MaskedBackend final : public AttentionBackend {
       }
       return;
     }
-    for (int h = 0; h < group; ++h) keys->insert(keys->end(), first[h].keys.begin(), first[h].keys.end());
-    std::sort(keys->begin(), keys->end());
-    keys->erase(std::unique(keys->begin(), keys->end()), keys->end());
+    // The union of the heads' ascending lists, merged pairwise (each list is sorted already).
+    keys->assign(first[0].keys.begin(), first[0].keys.end());
+    std::vector<int32_t>& merged = merge_scratch();
+    for (int h = 1; h < group; ++h) {
+      merged.clear();
+      std::set_union(keys->begin(), keys->end(), first[h].keys.begin(), first[h].keys.end(), std::back_inserter(merged));
+      keys->swap(merged);
+    }
     const size_t n = keys->size();
     bias->assign(static_cast<size_t>(group) * n, -std::numeric_limits<float>::infinity());
+    const float certain = -std::log(1.0f + 1e-6f);  // w = 1: sink, local, top-k, HashAttention, Quest keys
     for (int h = 0; h < group; ++h) {
       const HeadSelection& s = first[h];
       size_t at = 0;
       for (size_t i = 0; i < s.keys.size(); ++i) {
         while ((*keys)[at] != s.keys[i]) ++at;  // both ascending; s.keys is a subset
-        (*bias)[static_cast<size_t>(h) * n + at] = -std::log(s.weights[i] + 1e-6f);
+        const float w = s.weights[i];
+        (*bias)[static_cast<size_t>(h) * n + at] = w == 1.0f ? certain : -std::log(w + 1e-6f);
       }
     }
+  }
+
+  static std::vector<int32_t>& merge_scratch() {
+    thread_local std::vector<int32_t> v;
+    return v;
   }
 
   // Density of every sparse query, and its relative L2 error against dense attention when

