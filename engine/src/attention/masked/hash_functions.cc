@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <numbers>
 
 #include "attention/masked/counter_rng.h"
@@ -39,6 +40,55 @@ uint64_t hash_signature(const std::vector<HashLinear>& mlp, HashActivation activ
   for (int o = 0; o < bits; ++o)
     if (in[o] > 0.0f) sig |= uint64_t{1} << o;
   return sig;
+}
+
+void hash_signatures(const std::vector<HashLinear>& mlp, HashActivation activation, int head, const float* const* rows,
+                     int n, uint64_t* out, std::vector<float>& scratch) {
+  int widest = 0;
+  for (const HashLinear& l : mlp) widest = std::max({widest, l.d_in, l.d_out});
+  const size_t plane = static_cast<size_t>(kHashBatch) * widest;
+  if (scratch.size() < 2 * plane) scratch.resize(2 * plane);
+  float* in = scratch.data();  // [n][d_in] of the current layer
+  float* next = scratch.data() + plane;
+  const int d0 = mlp.front().d_in;
+  // A short batch is padded with copies of its last row, so that every loop below has the
+  // compile-time trip count kHashBatch (its accumulators then live in registers).
+  for (int b = 0; b < kHashBatch; ++b) std::copy(rows[std::min(b, n - 1)], rows[std::min(b, n - 1)] + d0, in + static_cast<size_t>(b) * d0);
+  for (size_t i = 0; i < mlp.size(); ++i) {
+    const HashLinear& l = mlp[i];
+    const float* w = l.weight.data() + static_cast<size_t>(head) * l.d_in * l.d_out;
+    const float* bias = l.bias.data() + static_cast<size_t>(head) * l.d_out;
+    const bool last = i + 1 == mlp.size();
+    // 16 outputs x the batch's keys in registers; the sum over inputs runs in the order
+    // hash_signature uses (a = 0, 1, ...), so every signature is bit-identical to it.
+    for (int o0 = 0; o0 < l.d_out; o0 += 16) {
+      const int lanes = std::min(16, l.d_out - o0);
+      // GCC vector extension: 16 lanes, one register per key of the batch.
+      typedef float V16 __attribute__((vector_size(64)));
+      V16 acc[kHashBatch] = {};
+      for (int a = 0; a < l.d_in; ++a) {
+        const float* wr = w + static_cast<size_t>(a) * l.d_out + o0;
+        V16 wv = {};
+        if (lanes == 16) std::memcpy(&wv, wr, sizeof wv);
+        else std::memcpy(&wv, wr, sizeof(float) * static_cast<size_t>(lanes));
+        for (int b = 0; b < kHashBatch; ++b) acc[b] += in[static_cast<size_t>(b) * l.d_in + a] * wv;
+      }
+      for (int b = 0; b < kHashBatch; ++b)
+        for (int lane = 0; lane < lanes; ++lane) {
+          const float y = acc[b][lane] + bias[o0 + lane];  // NOLINT: vector subscript
+          next[static_cast<size_t>(b) * l.d_out + o0 + lane] = last ? y : apply_hash_activation(activation, y);
+        }
+    }
+    std::swap(in, next);
+  }
+  const int bits = mlp.back().d_out;
+  for (int b = 0; b < n; ++b) {
+    uint64_t sig = 0;
+    const float* y = in + static_cast<size_t>(b) * bits;
+    for (int o = 0; o < bits; ++o)
+      if (y[o] > 0.0f) sig |= uint64_t{1} << o;
+    out[b] = sig;
+  }
 }
 
 std::vector<float> lsh_projection(int64_t seed, int layer, int rows, int columns) {

@@ -20,6 +20,13 @@ namespace hotswap::masked {
 uint64_t hash_signature(const std::vector<HashLinear>& mlp, HashActivation activation, int head, const float* x,
                         std::vector<float>& scratch);
 
+// hash_signature of up to kHashBatch keys at once (rows[i] -> out[i]), bit for bit the same:
+// each weight row is read once per batch instead of once per key (the prompt's keys are
+// hashed this way when they are written).
+inline constexpr int kHashBatch = 16;
+void hash_signatures(const std::vector<HashLinear>& mlp, HashActivation activation, int head, const float* const* rows,
+                     int n, uint64_t* out, std::vector<float>& scratch);
+
 // sig_q . sig_k for ±1 signatures of `bits` bits: bits - 2 * hamming.
 inline int signature_score(uint64_t a, uint64_t b, int bits) {
   return bits - 2 * __builtin_popcountll(a ^ b);

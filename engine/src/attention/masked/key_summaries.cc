@@ -107,19 +107,34 @@ void KeySummaries::write_hat(PerMasker& m, int layer, const PagedKvView& kv, int
   hl.blocks.reserve((end + n_block - 1) / n_block);
   const int heads = shape_.num_heads, group = shape_.num_heads / shape_.num_kv_heads;
   const auto& mlp = hat_->layers[static_cast<size_t>(layer)].key;
-  const int64_t first = hl.done, items = (end - first) * heads;
+  // Work items: (head, batch of up to kHashBatch consecutive keys), each hashed in one
+  // batched MLP pass (weights read once per batch).
+  const int64_t first = hl.done;
+  const int64_t batches = (end - first + kHashBatch - 1) / kHashBatch;
+  const int64_t items = batches * heads;
   auto sign = [&](int64_t item) {
     thread_local std::vector<float> scratch;
-    const int64_t j = first + item / heads;
     const int h = static_cast<int>(item % heads);
-    const uint64_t sig = hash_signature(mlp, hat_->activation, h, kv.key(static_cast<int>(j), h / group), scratch);
-    const size_t at = static_cast<size_t>(h) * n_block + static_cast<size_t>(j % n_block);
-    if (hat_word_bytes_ == 4)
-      hl.blocks.record<uint32_t>(j / n_block)[at] = static_cast<uint32_t>(sig);
-    else
-      hl.blocks.record<uint64_t>(j / n_block)[at] = sig;
+    const int64_t j0 = first + (item / heads) * kHashBatch;
+    const int n = static_cast<int>(std::min<int64_t>(kHashBatch, end - j0));
+    const float* rows[kHashBatch];
+    uint64_t sigs[kHashBatch];
+    for (int b = 0; b < n; ++b) rows[b] = kv.key(static_cast<int>(j0 + b), h / group);
+    if (n >= 4) {
+      hash_signatures(mlp, hat_->activation, h, rows, n, sigs, scratch);
+    } else {  // decode: a key or two per step
+      for (int b = 0; b < n; ++b) sigs[b] = hash_signature(mlp, hat_->activation, h, rows[b], scratch);
+    }
+    for (int b = 0; b < n; ++b) {
+      const int64_t j = j0 + b;
+      const size_t at = static_cast<size_t>(h) * n_block + static_cast<size_t>(j % n_block);
+      if (hat_word_bytes_ == 4)
+        hl.blocks.record<uint32_t>(j / n_block)[at] = static_cast<uint32_t>(sigs[b]);
+      else
+        hl.blocks.record<uint64_t>(j / n_block)[at] = sigs[b];
+    }
   };
-#pragma omp parallel for schedule(static) if (parallel_for(items))
+#pragma omp parallel for schedule(static) if (parallel_for(items * kHashBatch))
   for (int64_t item = 0; item < items; ++item) sign(item);
   hl.done = end;
 }
