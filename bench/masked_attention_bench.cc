@@ -133,7 +133,7 @@ constexpr const char* kMaskedConfig =
 
 struct MaskedStep {
   SequenceAttention attention;
-  BackendResources resources{ModelShape{1, kHeads, kKvHeads, kHeadDim, kHeads * kHeadDim}};
+  BackendResources resources{ModelShape{1, kHeads, kKvHeads, kHeadDim, kHeads * kHeadDim, ""}};
   std::unique_ptr<BackendSequenceState> state;
   LayerAttentionCall call;
 

@@ -19,7 +19,7 @@
 #include "engine/engine.h"
 #include "handlers/handler_context.h"
 #include "http/listener.h"
-#include "model/random_model.h"
+#include "model/demo_model.h"
 #include "routes.h"
 
 namespace hotswap::server {

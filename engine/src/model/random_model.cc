@@ -1,7 +1,5 @@
 #include "model/random_model.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -177,17 +175,5 @@ void write_random_model(const RandomModelSpec& s, const std::string& out_dir) {
   write_safetensors(s, vocab, dir / "model.safetensors");
 }
 
-std::string ensure_demo_model(const std::string& cache_dir) {
-  const fs::path dir = fs::path(cache_dir) / "demo-model";
-  if (fs::exists(dir / "model.safetensors")) return dir.string();
-  fs::create_directories(cache_dir);
-  const fs::path tmp = fs::path(cache_dir) / (".demo-model.tmp." + std::to_string(::getpid()));
-  fs::remove_all(tmp);
-  write_random_model(random_model_preset("demo"), tmp.string());
-  std::error_code ec;
-  fs::rename(tmp, dir, ec);  // loses the race gracefully: another process made it first
-  if (ec) fs::remove_all(tmp);
-  return dir.string();
-}
 
 }  // namespace hotswap

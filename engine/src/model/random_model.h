@@ -32,8 +32,5 @@ std::vector<std::string> random_model_presets();
 // The same spec always gives byte-identical files.
 void write_random_model(const RandomModelSpec& spec, const std::string& out_dir);
 
-// The demo model's directory under `cache_dir`, written on first use (atomically: built in
-// a temporary directory and renamed), so concurrent callers never see a partial model.
-std::string ensure_demo_model(const std::string& cache_dir);
 
 }  // namespace hotswap

@@ -1,0 +1,145 @@
+#include "model/demo_model.h"
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <span>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "core/dtype.h"
+#include "core/load_error.h"
+#include "model/safetensors_file.h"
+
+// The files of models/demo, placed in the binary by demo_model_data.S (.incbin).
+#define HOTSWAP_EMBEDDED(sym)                                       \
+  extern "C" const unsigned char hotswap_demo_##sym##_begin[];      \
+  extern "C" const unsigned char hotswap_demo_##sym##_end[];
+HOTSWAP_EMBEDDED(config)
+HOTSWAP_EMBEDDED(generation_config)
+HOTSWAP_EMBEDDED(model)
+HOTSWAP_EMBEDDED(tokenizer)
+HOTSWAP_EMBEDDED(tokenizer_config)
+#undef HOTSWAP_EMBEDDED
+
+namespace hotswap {
+namespace fs = std::filesystem;
+namespace {
+
+struct EmbeddedFile {
+  const char* name;
+  const unsigned char* begin;
+  const unsigned char* end;
+  std::string_view bytes() const {
+    return {reinterpret_cast<const char*>(begin), static_cast<size_t>(end - begin)};
+  }
+};
+
+const EmbeddedFile kFiles[] = {
+    {"config.json", hotswap_demo_config_begin, hotswap_demo_config_end},
+    {"generation_config.json", hotswap_demo_generation_config_begin, hotswap_demo_generation_config_end},
+    {"model.safetensors", hotswap_demo_model_begin, hotswap_demo_model_end},
+    {"tokenizer.json", hotswap_demo_tokenizer_begin, hotswap_demo_tokenizer_end},
+    {"tokenizer_config.json", hotswap_demo_tokenizer_config_begin, hotswap_demo_tokenizer_config_end},
+};
+
+constexpr const char* kVersionFile = "hotswap-demo-version";
+
+// The embedded bf16 checkpoint widened to float32 (exactly: every bf16 value is a float), so
+// that the demo is served with float32 arithmetic (matmul_precision auto computes a BF16
+// checkpoint in bf16): a request then gives the same text alone or in any batch, which the
+// server's tests and a newcomer comparing two curls both rely on.
+std::string widened_to_f32(std::string_view bf16_image) {
+  const SafetensorsHeader header = parse_safetensors(bf16_image, "embedded demo model");
+  nlohmann::json out_header = nlohmann::json::object();
+  std::string data;
+  for (const auto& [name, view] : header.tensors) {  // std::map: a deterministic order
+    const size_t begin = data.size();
+    const int64_t n = view.numel();
+    data.resize(begin + static_cast<size_t>(n) * sizeof(float));
+    auto* dst = reinterpret_cast<float*>(data.data() + begin);
+    const auto* src = static_cast<const unsigned char*>(view.data);
+    for (int64_t i = 0; i < n; ++i) {
+      if (view.dtype == DType::kBF16) {
+        uint16_t v;
+        std::memcpy(&v, src + 2 * i, 2);
+        dst[i] = bf16_to_f32(v);
+      } else if (view.dtype == DType::kF32) {
+        std::memcpy(dst + i, src + 4 * i, 4);
+      } else {
+        throw LoadError("embedded demo model", "tensor '" + name + "' is neither BF16 nor F32");
+      }
+    }
+    out_header[name] = {{"dtype", "F32"}, {"shape", view.shape}, {"data_offsets", {begin, data.size()}}};
+  }
+  if (!header.metadata.empty()) out_header["__metadata__"] = header.metadata;
+  std::string text = out_header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // the data region 8-byte aligned, as writers do
+  std::string image(8, '\0');
+  const uint64_t len = text.size();
+  std::memcpy(image.data(), &len, 8);  // little-endian host (x86-64)
+  return image + text + data;
+}
+
+std::string read_small(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+std::string embedded_demo_model_version() {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a 64 over every file's name and bytes
+  for (const EmbeddedFile& f : kFiles) {
+    for (char c : std::string_view(f.name)) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    for (char c : f.bytes()) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  }
+  // The layout written to the cache is part of the version: a cache written by a binary that
+  // stored the weights another way (bf16, before they were widened) is rewritten.
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "f32-%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string ensure_demo_model(const std::string& cache_dir) {
+  const fs::path dir = fs::path(cache_dir) / "demo-model";
+  const std::string version = embedded_demo_model_version();
+  if (fs::exists(dir / "model.safetensors") && read_small(dir / kVersionFile) == version) return dir.string();
+  fs::create_directories(cache_dir);
+  const fs::path tmp = fs::path(cache_dir) / (".demo-model.tmp." + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  auto write = [&](const std::string& name, std::string_view bytes) {
+    std::ofstream out(tmp / name, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out) throw LoadError((tmp / name).string(), "cannot write the demo model there");
+  };
+  for (const EmbeddedFile& f : kFiles) {
+    if (std::string_view(f.name) == "model.safetensors") {
+      write(f.name, widened_to_f32(f.bytes()));
+    } else if (std::string_view(f.name) == "config.json") {
+      nlohmann::json config = nlohmann::json::parse(f.bytes());
+      config["torch_dtype"] = "float32";
+      write(f.name, config.dump(2) + "\n");
+    } else {
+      write(f.name, f.bytes());
+    }
+  }
+  write(kVersionFile, version);
+  // Replace an older version; another process may win the race with the same bytes.
+  std::error_code ec;
+  const fs::path old = fs::path(cache_dir) / (".demo-model.old." + std::to_string(::getpid()));
+  if (fs::exists(dir)) fs::rename(dir, old, ec);
+  fs::rename(tmp, dir, ec);
+  if (ec) fs::remove_all(tmp);
+  fs::remove_all(old, ec);
+  return dir.string();
+}
+
+}  // namespace hotswap
