@@ -19,7 +19,6 @@ import inspect
 import json
 import os
 import random
-import sys
 import sysconfig
 
 import numpy as np

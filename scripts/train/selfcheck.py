@@ -13,7 +13,6 @@ Exits non-zero when a check fails.
 """
 import argparse
 import json
-import math
 import os
 import random
 import sys

@@ -18,7 +18,6 @@ Writes the adapter (float32 safetensors, __metadata__ {"type": "hashattention", 
 "silu"}) and OUT/eval/hashattention_adapter.json, whose evaluation uses
 {"impl": "masked", "maskers": [sink 128, local 128, hashattention_top_k 0.1], "sparse_prefill": true}.
 """
-import argparse
 import math
 import os
 import sys
@@ -67,20 +66,12 @@ class HatMLPs(torch.nn.Module):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--eval-dir", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--seed", type=int, default=30)
+    ap = tu.adapter_arg_parser(__doc__, seed=30, steps=400, lr=3e-3)
     ap.add_argument("--capture-rows", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--queries", type=int, default=256, help="query positions per step")
-    ap.add_argument("--seq", type=int, default=4096)
     ap.add_argument("--bits", type=int, default=32)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--tau", type=float, default=16.0)
-    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--max-train-seconds", type=float, default=1e9)
     ap.add_argument("--eval-max-docs", type=int, default=None)
     ap.add_argument("--eval-max-per-length", type=int, default=None)

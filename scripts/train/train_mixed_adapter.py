@@ -13,7 +13,6 @@ that do not need the far context turn to streaming (0) and retrieval heads stay 
         --eval-dir OUT/eval --out OUT/adapters/mixed/adapter_weight.json
 Writes the adapter and OUT/eval/mixed_adapter.json (gates, training log, evaluation).
 """
-import argparse
 import json
 import os
 import sys
@@ -28,16 +27,8 @@ from attention_impls import Mixed  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--eval-dir", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--seed", type=int, default=10)
-    ap.add_argument("--steps", type=int, default=150)
+    ap = tu.adapter_arg_parser(__doc__, seed=10, steps=150, lr=0.02)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--seq", type=int, default=4096)
-    ap.add_argument("--lr", type=float, default=0.02)
     ap.add_argument("--l1", type=float, default=0.02)
     ap.add_argument("--init", type=float, default=1.0)
     ap.add_argument("--sink", type=int, default=128)

@@ -17,7 +17,6 @@ Writes the adapter (safetensors: MLP weights BF16, other tensors F32, configurat
 __metadata__.adapter_config) and OUT/eval/nsa_adapter.json. The evaluation reads the adapter back
 from the file, so it scores exactly the values the server loads.
 """
-import argparse
 import json
 import os
 import sys
@@ -33,16 +32,8 @@ from llama import write_safetensors  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--eval-dir", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--seed", type=int, default=20)
-    ap.add_argument("--steps", type=int, default=200)
+    ap = tu.adapter_arg_parser(__doc__, seed=20, steps=200, lr=2e-3)
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--seq", type=int, default=4096)
-    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--distill", type=float, default=1.0)
     ap.add_argument("--retrieval-frac", type=float, default=0.5)
     ap.add_argument("--answer-weight", type=float, default=5.0)

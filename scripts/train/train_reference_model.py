@@ -19,7 +19,6 @@ Deterministic from --seed (data order, initialisation, batches); GPU kernels may
 run to run in the last bits.
 """
 import argparse
-import math
 import os
 import sys
 import time

@@ -117,3 +117,20 @@ def adapter_training_batches(tok_dir, work, steps, B, T, retrieval_frac, answer_
     n = Batches.retrieval_rows_needed(steps, B, retrieval_frac)
     ret_ids, ret_w = data.retrieval_training_rows(tok, stream, n, T, seed + 1, answer_weight)
     return Batches(stream, ret_ids, ret_w, steps, B, T, retrieval_frac, seed + 2)
+
+
+def adapter_arg_parser(doc, seed, steps, lr, seq=4096):
+    """The arguments every adapter trainer takes (the frozen model, its work and eval folders,
+    where the adapter goes, and the run's seed, length and step size); each adds its own."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--eval-dir", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--seq", type=int, default=seq)
+    ap.add_argument("--lr", type=float, default=lr)
+    return ap
+
