@@ -1,7 +1,5 @@
 // generate and logits: the engine and the model, driven from the command line.
-#include <condition_variable>
 #include <cstdio>
-#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "attention/sequence_attention.h"
@@ -9,6 +7,7 @@
 #include "cli/cli_args.h"
 #include "cli/commands.h"
 #include "cli/json_output.h"
+#include "cli/stream_events.h"
 #include "engine/engine.h"
 #include "kernels/linear.h"
 #include "model/model.h"
@@ -87,31 +86,15 @@ int run_generate(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", submitted.status().message().c_str());
     return 1;
   }
-  std::shared_ptr<TokenStream> stream = submitted.value();
-  std::mutex mu;
-  std::condition_variable cv;
-  stream->set_notifier([&] {
-    std::lock_guard lock(mu);
-    cv.notify_all();
-  });
   std::vector<int32_t> output_ids;
   std::string text, error;
   const bool stream_text = !args.is_set("json");
-  for (bool done = false; !done;) {
-    {
-      std::unique_lock lock(mu);
-      cv.wait_for(lock, std::chrono::milliseconds(50));
-    }
-    for (TokenEvent& e : stream->drain()) {
-      if (e.token_id >= 0) output_ids.push_back(e.token_id);
-      text += e.text;
-      if (stream_text) std::fputs(e.text.c_str(), stdout), std::fflush(stdout);
-      if (e.finish) {
-        done = true;
-        error = e.error;
-      }
-    }
-  }
+  for_each_event(*submitted.value(), [&](TokenEvent& e) {
+    if (e.token_id >= 0) output_ids.push_back(e.token_id);
+    text += e.text;
+    if (stream_text) std::fputs(e.text.c_str(), stdout), std::fflush(stdout);
+    if (e.finish) error = e.error;
+  });
   if (!error.empty()) {
     std::fprintf(stderr, "error: %s\n", error.c_str());
     return 1;

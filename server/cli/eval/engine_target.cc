@@ -1,9 +1,8 @@
 // EvalTarget on the engine of this process: the same Engine::submit the server calls.
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 
 #include "cli/eval/eval_target.h"
+#include "cli/stream_events.h"
 #include "engine/engine.h"
 
 namespace hotswap::cli::eval {
@@ -47,32 +46,19 @@ class EngineTarget final : public EvalTarget {
     auto submitted = engine_->submit(std::move(request));
     if (!submitted) throw EvalError(submitted.status().message());
     std::shared_ptr<TokenStream> stream = submitted.value();
-    std::mutex mu;
-    std::condition_variable cv;
-    stream->set_notifier([&] {
-      std::lock_guard lock(mu);
-      cv.notify_all();
-    });
     EvalRun out;
     std::chrono::steady_clock::time_point first{}, last{};
-    for (bool done = false; !done;) {
-      {
-        std::unique_lock lock(mu);
-        cv.wait_for(lock, std::chrono::milliseconds(20));
+    std::string error;
+    for_each_event(*stream, [&](TokenEvent& e) {
+      if (e.token_id >= 0) {
+        if (out.output_ids.empty()) first = e.emitted_at;
+        last = e.emitted_at;
+        out.output_ids.push_back(e.token_id);
+        out.text += e.text;
       }
-      for (TokenEvent& e : stream->drain()) {
-        if (e.token_id >= 0) {
-          if (out.output_ids.empty()) first = e.emitted_at;
-          last = e.emitted_at;
-          out.output_ids.push_back(e.token_id);
-          out.text += e.text;
-        }
-        if (e.finish) {
-          if (*e.finish == FinishReason::kError) throw EvalError("generation failed: " + e.error);
-          done = true;
-        }
-      }
-    }
+      if (e.finish && *e.finish == FinishReason::kError) error = e.error;
+    });
+    if (!error.empty()) throw EvalError("generation failed: " + error);
     const StreamUsage usage = stream->usage();
     if (usage.prompt_logprobs)
       for (const PromptLogprob& p : *usage.prompt_logprobs) out.prompt_logprobs.push_back(p.logprob);
