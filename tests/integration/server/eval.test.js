@@ -95,7 +95,7 @@ describe('hotswap eval --server', () => {
     ] }));
     const run = (extra, out) => execFileSync(BIN, ['eval', '--model', modelDir, '--configs', path.join(dir, 'configs.json'),
       '--corpus', path.join(dir, 'corpus.jsonl'), '--retrieval', path.join(dir, 'retrieval.jsonl'), '--answer-tokens', '4',
-      '--json', path.join(dir, out), '--threads', '2', ...extra], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      '--json', path.join(dir, out), ...extra], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const table = run(['--server', server.url], 'http.json');
     assert.match(table, /^config\s+perplexity/m);
     run([], 'local.json');
