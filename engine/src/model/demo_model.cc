@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include "core/dtype.h"
 #include "core/load_error.h"
@@ -87,6 +88,26 @@ std::string widened_to_f32(std::string_view bf16_image) {
   return image + text + data;
 }
 
+// The embedded weights are gzipped (the repository keeps files under 5 MB): inflated here.
+std::string gunzip(std::string_view gz) {
+  z_stream z{};
+  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) throw LoadError("embedded demo model", "inflateInit2 failed");
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+  z.avail_in = static_cast<uInt>(gz.size());
+  std::string out;
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    char buf[1 << 16];
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof buf;
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - z.avail_out);
+  }
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) throw LoadError("embedded demo model", "the gzipped weights are corrupt");
+  return out;
+}
+
 std::string read_small(const fs::path& p) {
   std::ifstream in(p);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -122,7 +143,7 @@ std::string ensure_demo_model(const std::string& cache_dir) {
   };
   for (const EmbeddedFile& f : kFiles) {
     if (std::string_view(f.name) == "model.safetensors") {
-      write(f.name, widened_to_f32(f.bytes()));
+      write(f.name, widened_to_f32(gunzip(f.bytes())));
     } else if (std::string_view(f.name) == "config.json") {
       nlohmann::json config = nlohmann::json::parse(f.bytes());
       config["torch_dtype"] = "float32";
