@@ -54,6 +54,7 @@ struct SelectionScratch {
   std::vector<Ranked> ranked;   // top-k candidates
   std::vector<int32_t> draws;   // sampled indices (with replacement)
   std::vector<int32_t> counts;  // hashattention's keys per integer score
+  std::vector<int32_t> scores;  // hashattention's score per key, then its take/skip mark
   std::vector<float> bounds;    // quest's page scores; then a page's bounds when recomputed
   std::vector<float> vec;       // per-head vectors of the summarising maskers (hash MLP, centred q)
   std::vector<uint64_t> codes;  // magic_pig's query codes

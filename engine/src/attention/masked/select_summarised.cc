@@ -31,8 +31,8 @@ void apply_hashattention_top_k(const MaskerSpec& m, size_t index, const QueryCon
   // popcount, vectorised), stores the scores; counting per score then finds the k-th largest
   // in O(sk); ties at the threshold go to the lower positions.
   s.counts.assign(static_cast<size_t>(2 * bits + 1), 0);
-  s.draws.resize(static_cast<size_t>(sk));
-  int32_t* scores = s.draws.data();  // reused as the score buffer (no sampling masker runs here)
+  s.scores.resize(static_cast<size_t>(sk));
+  int32_t* scores = s.scores.data();
   const int64_t n_block = ks.keys_per_block(index);
   for (int64_t b0 = 0; b0 < sk; b0 += n_block) {
     const int64_t n = std::min(n_block, sk - b0);
