@@ -10,39 +10,21 @@
 // Thread safety: pure functions; scratch is passed in by the caller.
 #pragma once
 
-#include <bit>
 #include <cstdint>
 #include <limits>
 #include <span>
 #include <vector>
 
+#include "kernels/cpu/vec_math.h"
+
 namespace hotswap::sampling {
 
 // exp(x) for x <= 88 (larger x is clamped to 88), relative error below 3e-7 (a few ulp);
 // exactly 0 for x < -87.3 and for -inf, where float exp would underflow to a denormal
-// anyway. Inline so row loops vectorise.
+// anyway. Inline so row loops vectorise (kernels/cpu/vec_math.h's scalar exp).
 inline float fast_exp(float x) {
-  constexpr float kMinArg = -87.3f;
-  constexpr float kMaxArg = 88.0f;  // keeps 2^n finite
-  constexpr float kLog2e = 1.44269504089f;
-  constexpr float kLn2Hi = 0.693359375f;  // ln 2 split so n * kLn2Hi is exact
-  constexpr float kLn2Lo = -2.12194440e-4f;
-  constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const bool underflow = x < kMinArg;
-  const float xc = x < kMinArg ? kMinArg : (x > kMaxArg ? kMaxArg : x);
-  const float n = (xc * kLog2e + kRoundMagic) - kRoundMagic;  // round(x / ln 2)
-  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;           // |r| <= ln2 / 2
-  // Cephes expf minimax polynomial for e^r on [-ln2/2, ln2/2].
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
-  const float result = p * std::bit_cast<float>(bits);
-  return underflow ? 0.0f : result;
+  const float result = kernels::vec_math::exp_scalar(x);
+  return x < kernels::vec_math::kScalarMinArg ? 0.0f : result;
 }
 
 // The value used to order logits: NaN ranks as -inf, keeping comparators strict weak orders.

@@ -9,9 +9,10 @@
 // last-bit difference could otherwise flip a near tie).
 #pragma once
 
-#include <bit>
 #include <cmath>
 #include <cstdint>
+
+#include "kernels/cpu/vec_math.h"
 
 namespace hotswap::nsa_detail {
 
@@ -76,27 +77,19 @@ inline float max_value(const float* __restrict x, int n) {
   return acc[0];
 }
 
-// exp(x) for x <= 0, branch-free so loops over it vectorise (Cephes expf: range reduction
-// by ln 2, degree-7 polynomial; within 2 ulp of expf). Below -87.3 (where expf reaches the
-// float32 normal range's end) it returns about 1e-38 instead of a denormal or 0, which is
-// below anything a softmax sum can notice.
+// exp(x) for x <= 0, branch-free so loops over it vectorise: kernels/cpu/vec_math.h's scalar
+// exp (Cephes expf: range reduction by ln 2, e^r ≈ 1 + r + r²·P(r); within 2 ulp of expf) with
+// its own last step, P·(r·r) where exp_scalar has (P·r)·r: the two differ in the last bit for
+// about 1 input in 2000, and NSA's results were made with this one.
+// Below -87.3 (where expf reaches the float32 normal range's end) it returns about 1e-38
+// instead of a denormal or 0, which is below anything a softmax sum can notice.
 inline float exp_nonpositive(float x) {
-  x = x < -87.3f ? -87.3f : x;
-  const float fx = x * 1.44269504088896341f;
-  // Round to nearest integer: adding 1.5 * 2^23 leaves the integer part in the mantissa.
-  const float n = (fx + 12582912.0f) - 12582912.0f;
-  float r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  const float r2 = r * r;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r2 + r + 1.0f;
-  const int32_t e = (static_cast<int32_t>(n) + 127) << 23;
-  return y * std::bit_cast<float>(e);
+  namespace vm = kernels::vec_math;
+  x = x < vm::kScalarMinArg ? vm::kScalarMinArg : x;
+  const vm::ExpReduced red = vm::exp_reduce_scalar(x);
+  const float r = red.r;
+  const float y = vm::exp_poly_scalar(r) * (r * r) + r + 1.0f;
+  return y * vm::exp2_int_scalar(red.n);
 }
 
 // In place: x[i] = exp(x[i] - max) / sum. n >= 1.

@@ -9,6 +9,7 @@
 
 #include "attention/masked/sparse_attention_kernel.h"
 #include "attention/paged_attention_kernel.h"
+#include "kernels/cpu/vec_math.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
@@ -32,24 +33,9 @@ struct Simd {
     return _mm_cvtss_f32(x);
   }
 
-  // exp(x) as in the AVX-512 build; 2^n is built in the exponent bits (n in [-126, 127]
-  // after the clamps).
+  // exp(x) as in the AVX-512 build (vec_math.h's, clamped to [ln FLT_MIN, 88]).
   static HS_INLINE __m256 exp(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.33654f));
-    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    const __m256 e = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(e, _mm256_castsi256_ps(pow2));
+    return kernels::vec_math::exp_avx2<kernels::vec_math::ExpClamp::kNormal>(x);
   }
 
   static HS_INLINE float dot(const float* a, const float* b, int d) {

@@ -1,8 +1,8 @@
 // AVX-512 build of the CPU attention kernels: the paged kernel (paged_attention_simd.inc)
 // and the sparse kernel of `masked` (masked/sparse_attention_simd.inc), both over the vector
 // primitives of `struct Simd` below. The target pragma comes after every #include, so no
-// inline function from a header is compiled for AVX-512; this code runs only when
-// kernels::active_isa() says the CPU has it.
+// inline function from a header is compiled for AVX-512 (kernels/cpu/vec_math.h's exp carries
+// its own target attribute); this code runs only when kernels::active_isa() says the CPU has it.
 #include <immintrin.h>
 
 #include <cmath>
@@ -11,6 +11,7 @@
 
 #include "attention/masked/sparse_attention_kernel.h"
 #include "attention/paged_attention_kernel.h"
+#include "kernels/cpu/vec_math.h"
 
 #pragma GCC push_options
 // GCC 12's AVX-512 intrinsics self-initialise their "undefined" operands, which
@@ -28,24 +29,10 @@ namespace {
 struct Simd {
   static HS_INLINE __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
-  // exp(x) for x in about [-87, 88]: Cephes' expf polynomial on x - n*ln2, scaled by 2^n
-  // with vscalefps; relative error ~1e-7. Inputs below -87.3 give ~1e-38 instead of less,
-  // which is below every softmax weight that matters (exp_shift_sum maps -inf to 0 itself).
+  // exp(x), vec_math.h's, clamped to [ln FLT_MIN, 88]: inputs below give ~1.2e-38 instead of
+  // less, which is below every softmax weight that matters (exp_shift_sum maps -inf to 0 itself).
   static HS_INLINE __m512 exp(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
-    x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    const __m512 e = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(e, n);
+    return kernels::vec_math::exp_avx512<kernels::vec_math::ExpClamp::kNormal>(x);
   }
 
   static HS_INLINE float dot(const float* a, const float* b, int d) {
