@@ -29,7 +29,9 @@ struct ModelInfo {
 };
 
 struct EngineStats {
-  int waiting = 0;              // queued, not yet admitted (submitted ones the engine thread has not taken yet included)
+  // Waiting to be admitted: queued requests (submitted ones the engine thread has not taken
+  // yet included) and preempted sequences waiting to be recomputed.
+  int waiting = 0;
   int running = 0;              // admitted sequences
   int64_t kv_blocks_total = 0;
   int64_t kv_blocks_used = 0;   // held by sequences (free blocks that still hold a cached prefix are not used)
@@ -52,11 +54,13 @@ class Engine {
  public:
   // Loads the model (throws LoadError) and starts the engine thread.
   static std::unique_ptr<Engine> create(const EngineConfig& config);
+  // Stops the engine thread after its current step. Requests still queued or running then get
+  // no final event: drain() and wait_idle() first to let them finish.
   virtual ~Engine() = default;
 
   // Validates the request (limits, attention choice, adapter) and queues it. Errors:
-  // InvalidArgument (bad request), NotFound (unknown adapter), ResourceExhausted (queue full
-  // or a request that can never fit), Unavailable (draining).
+  // InvalidArgument (bad request, or one whose KV could never fit the cache), NotFound
+  // (unknown adapter), ResourceExhausted (queue full), Unavailable (draining).
   virtual Result<std::shared_ptr<TokenStream>> submit(GenerateRequest request) = 0;
 
   // Stops admitting new requests; running and queued ones finish.

@@ -16,7 +16,7 @@ enum class StatusCode {
   kNotFound,           // 404
   kConflict,           // 409
   kTooLarge,           // 413
-  kResourceExhausted,  // 429 (queue full) or a request that can never fit
+  kResourceExhausted,  // 429: the request queue is full (a request that can never fit is kInvalidArgument)
   kUnavailable,        // 503 (loading, draining)
   kInternal,           // 500
 };

@@ -1,13 +1,17 @@
 // The paged KV cache: the storage, the block pool, and every change to a sequence's block
-// table. Engine thread only; not thread-safe, no locks. The forward pass reads and writes
-// KV bytes through view()/write_kv() for the blocks prepare_write() reserved; only this
-// class allocates, shares, copies or frees blocks.
+// table. Engine thread only; not thread-safe, no locks. Only this class allocates, shares,
+// copies or frees blocks; the bytes are written elsewhere: Model::forward stores each layer's
+// new K (RoPE applied) and V straight into storage(), through the sequence's block table at
+// the positions prepare_write() reserved, before that layer attends, and the backends read
+// them through a PagedKvView. view()/write_kv() do the same for tests.
 //
 // A sequence's life: match_prefix (reuse cached prompt blocks) -> per step:
 // prepare_write (reserve the positions the step writes) -> forward -> publish_full_blocks
 // (offer finished blocks to later prompts) -> release_invisible (streaming: drop pages no
-// future query can see) ... -> free. fork() gives n>1 samples the prompt's blocks;
-// copy-on-write keeps them apart when they write into a shared block.
+// future query can see) ... -> free. fork() shares a table's blocks with a new table, and
+// copy-on-write keeps the two apart when either writes into a shared block; no engine path
+// forks (a request's n > 1 choices are separate sequences that share their prompt through the
+// prefix cache), the kv_cache tests do.
 //
 // When the pool is full nothing is evicted from a running sequence: prepare_write reports
 // ResourceExhausted and changes nothing, and the scheduler decides (wait or preempt with
@@ -75,8 +79,8 @@ class KvCacheManager {
   Status prepare_write(BlockTable& table, int first_pos, int count);
   // Returns every block of the table to the pool and resets the table.
   void free(BlockTable& table);
-  // n>1 sampling: `child` (empty) shares all of `parent`'s blocks. Either side's next write
-  // into a shared partially filled block copies it first.
+  // `child` (empty) shares all of `parent`'s blocks. Either side's next write into a shared
+  // partially filled block copies it first. Unused by the engine (see the top of this file).
   void fork(const BlockTable& parent, BlockTable& child);
 
   // ---- Streaming release ----

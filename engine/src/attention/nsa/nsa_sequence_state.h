@@ -49,8 +49,9 @@ class NsaSequenceState final : public BackendSequenceState {
 
   // Makes sure every layer has pages for the entries of `num_positions` positions, so that
   // nsa_attend() up to that length needs no allocation. ResourceExhausted (and nothing held
-  // beyond what was) when a capped pool runs out. nsa_attend() also allocates on its own;
-  // the scheduler calls this next to the KV slot allocation when the pool is capped.
+  // beyond what was) when a capped pool runs out. nsa_attend() also allocates on its own,
+  // which is all the engine relies on: its pool is uncapped (nsa_backend.cc) and nothing in
+  // the engine calls this; a caller that caps the pool must, before the forward pass.
   Status reserve(int64_t num_positions);
 
   // Releases every page and forgets every position (preemption, recompute).
