@@ -1,4 +1,4 @@
-// Benchmark-sized models: the project's deterministic random checkpoints (model/random_model.h),
+// Benchmark-sized models: the project's deterministic random checkpoints (tools/model_gen/random_model.h),
 // written under a cache directory the first time a benchmark needs one, so later runs only
 // map them (a Llama-3.2-1B-shaped checkpoint is 2.5 GB and takes a while to write).
 #pragma once
@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <string>
 
-#include "model/random_model.h"
+#include "model_gen/random_model.h"
 
 namespace hotswap::bench {
 

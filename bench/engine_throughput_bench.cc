@@ -52,7 +52,7 @@
 #include "kv_cache/kv_storage.h"
 #include "model/forward_batch.h"
 #include "model/model.h"
-#include "model/random_model.h"
+#include "model_gen/random_model.h"
 
 #ifdef _OPENMP
 #include <omp.h>

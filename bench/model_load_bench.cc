@@ -9,7 +9,7 @@
 #include <string>
 
 #include "model/model.h"
-#include "model/random_model.h"
+#include "model_gen/random_model.h"
 #include "runner/sequence_session.h"
 
 using namespace hotswap;

@@ -152,7 +152,7 @@ ok "VOLUME /models /adapters /var/cache/hotswap"
 # The build context: deploy/Containerfile.dockerignore must let in what CMake reads.
 ignore="$deploy/Containerfile.dockerignore"
 missing=""
-for p in CMakeLists.txt cmake/ scripts/install-deps.sh scripts/build.sh configs/server.json \
+for p in CMakeLists.txt cmake/ scripts/install-deps.sh scripts/build.sh scripts/check_walls.cmake configs/server.json models/demo/ \
          $(sed -n 's/^add_subdirectory(\([a-z]*\))$/\1\//p' "$repo/CMakeLists.txt"); do
   grep -qx "!$p" "$ignore" || missing+=" $p"
 done

@@ -4,8 +4,8 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
-  libboost-dev nlohmann-json3-dev libspdlog-dev libpcre2-dev libicu-dev zlib1g-dev
-  libprotobuf-dev protobuf-compiler libgtest-dev libgmock-dev libbenchmark-dev
+  libboost-dev nlohmann-json3-dev libspdlog-dev libpcre2-dev libicu-dev zlib1g-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm python3
 )
 missing=()

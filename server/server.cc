@@ -19,7 +19,7 @@
 #include "engine/engine.h"
 #include "handlers/handler_context.h"
 #include "http/listener.h"
-#include "model/demo_model.h"
+#include "engine/demo_model.h"
 #include "routes.h"
 
 namespace hotswap::server {
@@ -133,6 +133,9 @@ int Server::run() {
     stop_io();
     return 1;
   }
+  // The served name is settled once, before the engine is published (set_engine releases it
+  // to the handlers, which read it only once they see the engine or the ready phase).
+  if (config_.served_model_name.empty()) config_.served_model_name = engine->model_info().id;
   state_.set_engine(engine.get());
   if (signals_seen.count() == 0) {
     state_.set_phase(Phase::kReady);

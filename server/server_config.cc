@@ -7,7 +7,10 @@
 #include <map>
 #include <sstream>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+
+#include "engine/request_fields.h"
 
 namespace hotswap::server {
 namespace {
@@ -30,11 +33,9 @@ int64_t get_int(const json& v, const std::string& where, int64_t lo, int64_t hi)
   return i;
 }
 
-double get_number(const json& v, const std::string& where, double lo, double hi) {
-  if (!v.is_number()) bad(where, "a number", v);
-  const double d = v.get<double>();
-  if (d < lo || d > hi) bad(where, "a number between " + std::to_string(lo) + " and " + std::to_string(hi), v);
-  return d;
+double get_field(const json& v, const std::string& where, const FieldRange& range) {
+  if (!v.is_number() || !range.contains(v.get<double>())) bad(where, range.expectation(), v);
+  return v.get<double>();
 }
 
 std::string get_string(const json& v, const std::string& where) {
@@ -47,8 +48,10 @@ constexpr int64_t kBig = std::numeric_limits<int64_t>::max();
 
 #define HS_INT(path, lvalue, lo, hi) \
   {path, [](const json& v, const std::string& w, ServerConfig* c) { lvalue = static_cast<std::decay_t<decltype(lvalue)>>(get_int(v, w, lo, hi)); }}
-#define HS_NUM(path, lvalue, lo, hi) \
-  {path, [](const json& v, const std::string& w, ServerConfig* c) { lvalue = static_cast<float>(get_number(v, w, lo, hi)); }}
+// A request field's default, within the field's range in the engine's table (engine/request_fields.h).
+#define HS_FIELD(path, lvalue, range) \
+  {path, [](const json& v, const std::string& w, ServerConfig* c) { \
+     lvalue = static_cast<std::decay_t<decltype(lvalue)>>(get_field(v, w, range)); }}
 #define HS_STR(path, lvalue) \
   {path, [](const json& v, const std::string& w, ServerConfig* c) { lvalue = get_string(v, w); }}
 
@@ -104,18 +107,18 @@ const std::map<std::string, Setter>& setters() {
       HS_INT("engine.max_new_tokens", c->engine.max_new_tokens, 1, kIntMax),
       HS_INT("engine.adapter_resident_bytes", c->engine.adapter_resident_bytes, 0, kBig),
       HS_INT("engine.adapter_rescan_ms", c->engine.adapter_rescan_ms, 0, 3'600'000),
-      HS_INT("defaults.max_tokens", c->defaults.max_tokens, 1, kIntMax),
-      HS_NUM("defaults.temperature", c->defaults.temperature, 0, 2),
-      HS_NUM("defaults.top_p", c->defaults.top_p, 1e-9, 1),
-      HS_INT("defaults.top_k", c->defaults.top_k, 0, kIntMax),
-      HS_NUM("defaults.min_p", c->defaults.min_p, 0, 1),
-      HS_NUM("defaults.repetition_penalty", c->defaults.repetition_penalty, 1e-9, 1e9),
+      HS_FIELD("defaults.max_tokens", c->defaults.max_tokens, request_fields::kMaxTokens),
+      HS_FIELD("defaults.temperature", c->defaults.temperature, request_fields::kTemperature),
+      HS_FIELD("defaults.top_p", c->defaults.top_p, request_fields::kTopP),
+      HS_FIELD("defaults.top_k", c->defaults.top_k, request_fields::kTopK),
+      HS_FIELD("defaults.min_p", c->defaults.min_p, request_fields::kMinP),
+      HS_FIELD("defaults.repetition_penalty", c->defaults.repetition_penalty, request_fields::kRepetitionPenalty),
   };
   return table;
 }
 
 #undef HS_INT
-#undef HS_NUM
+#undef HS_FIELD
 #undef HS_STR
 
 void apply_object(const json& object, const std::string& prefix, const std::string& source, ServerConfig* config) {
@@ -136,45 +139,53 @@ void apply_object(const json& object, const std::string& prefix, const std::stri
 struct Flag {
   const char* name;
   const char* key;
+  const char* value;  // what the value is, in --help
   const char* help;
 };
 
 const Flag kFlags[] = {
-    {"--model", "model", "DIR  Hugging Face model directory (default: the built-in demo model)"},
-    {"--host", "host", "ADDR  address to listen on (default 127.0.0.1)"},
-    {"--port", "port", "N  port (default 8080; 0 = any free port, printed at start)"},
-    {"--adapter-dir", "adapter_dir", "DIR  where uploaded adapters are persisted"},
-    {"--api-key", "api_key", "KEY  require 'Authorization: Bearer KEY' on /v1/* (also $HOTSWAP_API_KEY)"},
-    {"--threads", "io_threads", "N  HTTP I/O threads (default 2)"},
-    {"--cache-dir", "cache_dir", "DIR  where the demo model is created"},
-    {"--served-model-name", "served_model_name", "NAME  model id in responses (default: directory name)"},
-    {"--log-level", "log_level", "LEVEL  trace|debug|info|warn|error"},
-    {"--default-attention", "default_attention", "A  attention when a request says auto and has no adapter"},
-    {"--engine-threads", "engine.threads", "N  compute threads (0 = all cores)"},
-    {"--matmul-precision", "engine.matmul_precision", "P  auto | f32 | bf16 (auto: bf16 arithmetic for BF16 weights)"},
-    {"--kv-cache-tokens", "engine.kv_cache_tokens", "N  KV cache capacity in tokens"},
-    {"--kv-cache-bytes", "engine.kv_cache_bytes", "N  KV cache capacity in bytes (overrides tokens)"},
-    {"--kv-block-size", "engine.kv_block_size", "N  tokens per KV block"},
-    {"--max-batch-tokens", "engine.max_batch_tokens", "N  tokens per engine step"},
-    {"--max-prefill-tokens-while-decoding", "engine.max_prefill_tokens_while_decoding",
-     "N  prefill tokens per step while streams decode (0 = max-batch-tokens)"},
-    {"--max-running", "engine.max_running_sequences", "N  sequences in the running batch"},
-    {"--max-queue", "engine.max_queue", "N  waiting requests before 429"},
-    {"--max-prompt-tokens", "engine.max_prompt_tokens", "N  prompt length limit (0 = model context)"},
-    {"--max-new-tokens", "engine.max_new_tokens", "N  upper bound for max_tokens"},
-    {"--adapter-resident-bytes", "engine.adapter_resident_bytes", "N  memory budget for resident adapters (LRU)"},
-    {"--adapter-rescan-ms", "engine.adapter_rescan_ms",
-     "MS  follow other replicas' changes to --adapter-dir: inotify + a rescan at least this often (0 = start-up only)"},
-    {"--max-body-bytes", "limits.max_body_bytes", "N  JSON request body limit"},
-    {"--max-upload-bytes", "limits.max_upload_bytes", "N  adapter upload body limit"},
-    {"--max-connections", "limits.max_connections", "N  open connections (beyond: 503 with Retry-After)"},
-    {"--max-connections-per-client", "limits.max_connections_per_client", "N  open connections per client address (beyond: 429; 0 = no cap)"},
-    {"--idle-timeout-ms", "timeouts.idle_ms", "MS  keep-alive idle timeout"},
-    {"--header-timeout-ms", "timeouts.header_ms", "MS  time to receive a request header"},
-    {"--body-timeout-ms", "timeouts.body_ms", "MS  time to receive a request body"},
-    {"--write-timeout-ms", "timeouts.write_ms", "MS  time for one write to a client"},
-    {"--drain-timeout-ms", "timeouts.drain_ms", "MS  how long running requests may finish after SIGTERM"},
+    {"--model", "model", "DIR", "Hugging Face model directory (default: the built-in demo model)"},
+    {"--host", "host", "ADDR", "address to listen on (default 127.0.0.1)"},
+    {"--port", "port", "N", "port (default 8080; 0 = any free port, printed at start)"},
+    {"--adapter-dir", "adapter_dir", "DIR", "where uploaded adapters are persisted"},
+    {"--api-key", "api_key", "KEY", "require 'Authorization: Bearer KEY' on /v1/* (also $HOTSWAP_API_KEY)"},
+    {"--threads", "io_threads", "N", "HTTP I/O threads (default 2)"},
+    {"--cache-dir", "cache_dir", "DIR", "where the demo model is created"},
+    {"--served-model-name", "served_model_name", "NAME", "model id in responses (default: directory name)"},
+    {"--log-level", "log_level", "LEVEL", "trace|debug|info|warn|error"},
+    {"--default-attention", "default_attention", "A", "attention when a request says auto and has no adapter"},
+    {"--engine-threads", "engine.threads", "N", "compute threads (0 = all cores)"},
+    {"--matmul-precision", "engine.matmul_precision", "P", "auto | f32 | bf16 (auto: bf16 arithmetic for BF16 weights)"},
+    {"--kv-cache-tokens", "engine.kv_cache_tokens", "N", "KV cache capacity in tokens"},
+    {"--kv-cache-bytes", "engine.kv_cache_bytes", "N", "KV cache capacity in bytes (overrides tokens)"},
+    {"--kv-block-size", "engine.kv_block_size", "N", "tokens per KV block"},
+    {"--max-batch-tokens", "engine.max_batch_tokens", "N", "tokens per engine step"},
+    {"--max-prefill-tokens-while-decoding", "engine.max_prefill_tokens_while_decoding", "N",
+     "prefill tokens per step while streams decode (0 = max-batch-tokens)"},
+    {"--max-running", "engine.max_running_sequences", "N", "sequences in the running batch"},
+    {"--max-queue", "engine.max_queue", "N", "waiting requests before 429"},
+    {"--max-prompt-tokens", "engine.max_prompt_tokens", "N", "prompt length limit (0 = model context)"},
+    {"--max-new-tokens", "engine.max_new_tokens", "N", "upper bound for max_tokens"},
+    {"--adapter-resident-bytes", "engine.adapter_resident_bytes", "N", "memory budget for resident adapters (LRU)"},
+    {"--adapter-rescan-ms", "engine.adapter_rescan_ms", "MS",
+     "follow other replicas' changes to --adapter-dir: inotify + a rescan at least this often (0 = start-up only)"},
+    {"--max-body-bytes", "limits.max_body_bytes", "N", "JSON request body limit"},
+    {"--max-upload-bytes", "limits.max_upload_bytes", "N", "adapter upload body limit"},
+    {"--max-connections", "limits.max_connections", "N", "open connections (beyond: 503 with Retry-After)"},
+    {"--max-connections-per-client", "limits.max_connections_per_client", "N",
+     "open connections per client address (beyond: 429; 0 = no cap)"},
+    {"--idle-timeout-ms", "timeouts.idle_ms", "MS", "keep-alive idle timeout"},
+    {"--header-timeout-ms", "timeouts.header_ms", "MS", "time to receive a request header"},
+    {"--body-timeout-ms", "timeouts.body_ms", "MS", "time to receive a request body"},
+    {"--write-timeout-ms", "timeouts.write_ms", "MS", "time for one write to a client"},
+    {"--drain-timeout-ms", "timeouts.drain_ms", "MS", "how long running requests may finish after SIGTERM"},
 };
+
+constexpr const char* kServeDescription =
+    "run the HTTP daemon (built-in demo model unless --model)\n"
+    "Serves the OpenAI-compatible HTTP API (docs: specs/api.md, server/README.md). Settings come from the\n"
+    "built-in defaults (configs/server.json), then --config FILE, then $HOTSWAP_API_KEY, then the flags below.\n"
+    "Prints 'listening on http://HOST:PORT' on stdout once the socket is bound; SIGTERM/SIGINT drain.";
 
 json flag_value(const std::string& key, const std::string& text) {
   static const char* const kStringKeys[] = {"host", "model", "adapter_dir", "api_key", "cache_dir",
@@ -211,61 +222,58 @@ void apply_config_json(const std::string& json_text, const std::string& source, 
   apply_object(root, "", source, config);
 }
 
-ServeOptions parse_serve_args(const std::vector<std::string>& args) {
-  ServeOptions options;
-  std::vector<std::pair<std::string, std::string>> flags;  // (name, value) in order
-  std::string config_file;
-  std::size_t i = (!args.empty() && args[0] == "serve") ? 1 : 0;
-  for (; i < args.size(); ++i) {
-    std::string name = args[i];
-    if (name == "--help" || name == "-h") {
-      options.help = true;
-      continue;
-    }
-    if (name.rfind("--", 0) != 0) throw ConfigError("unexpected argument '" + name + "' (see --help)");
-    std::string value;
-    if (auto eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    } else {
-      if (i + 1 >= args.size()) throw ConfigError(name + " needs a value");
-      value = args[++i];
-    }
-    if (name == "--config") config_file = value;
-    else flags.emplace_back(name, value);
-  }
+void add_serve_flags(CLI::App& command, ServeArgs* args) {
+  command.description(kServeDescription);
+  // serve's own --help: it only marks the request, so that resolve_serve_config still runs.
+  command.set_help_flag();
+  command.add_flag("-h,--help", args->help, "print this help and exit (after checking --config FILE and the flags)");
+  command.add_option("--config", args->config_file, "JSON config file (configs/server.json documents every key)")
+      ->type_name("FILE")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  for (const Flag& f : kFlags)
+    command
+        .add_option_function<std::string>(
+            f.name, [args, &f](const std::string& value) { args->flags.emplace_back(f.name, value); }, f.help)
+        ->type_name(f.value)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last one wins
+}
+
+ServerConfig resolve_serve_config(const ServeArgs& args) {
+  ServerConfig config;
   // Precedence: defaults < config file < $HOTSWAP_API_KEY < flags. The environment comes after
   // the file so that a file's "api_key": "" (configs/server.json has one) cannot silently
   // drop a key given as a secret in the environment.
-  if (!config_file.empty()) apply_config_json(read_file(config_file), config_file, &options.config);
-  if (const char* key = std::getenv("HOTSWAP_API_KEY"); key && *key) options.config.api_key = key;
-  for (const auto& [name, value] : flags) {
+  if (!args.config_file.empty()) apply_config_json(read_file(args.config_file), args.config_file, &config);
+  if (const char* key = std::getenv("HOTSWAP_API_KEY"); key && *key) config.api_key = key;
+  for (const auto& [name, value] : args.flags) {
     const Flag* flag = nullptr;
     for (const Flag& f : kFlags)
       if (name == f.name) flag = &f;
     if (!flag) throw ConfigError("unknown flag " + name + " (see --help)");
-    auto it = setters().find(flag->key);
-    it->second(flag_value(flag->key, value), name, &options.config);
+    setters().at(flag->key)(flag_value(flag->key, value), name, &config);
   }
-  return options;
+  return config;
+}
+
+ServeOptions parse_serve_args(const std::vector<std::string>& args) {
+  CLI::App command("", "serve");
+  ServeArgs parsed;
+  add_serve_flags(command, &parsed);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them last first
+  if (!reversed.empty() && reversed.back() == "serve") reversed.pop_back();
+  try {
+    command.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    throw ConfigError(std::string(e.what()) + " (see --help)");
+  }
+  return {resolve_serve_config(parsed), parsed.help};
 }
 
 std::string serve_usage() {
-  std::string out =
-      "usage: hotswap serve [--model DIR] [--host 127.0.0.1] [--port 8080] [--config FILE] [--adapter-dir DIR]\n"
-      "                     [--api-key KEY] [--threads N] [flags...]\n\n"
-      "Serves the OpenAI-compatible HTTP API (docs: specs/api.md, server/README.md). Settings come from the\n"
-      "built-in defaults (configs/server.json), then --config FILE, then the flags below.\n"
-      "Prints 'listening on http://HOST:PORT' on stdout once the socket is bound; SIGTERM/SIGINT drain.\n\n"
-      "  --config FILE  JSON config file (configs/server.json documents every key)\n";
-  for (const Flag& f : kFlags) {
-    std::string line = "  ";
-    line += f.name;
-    line += ' ';
-    line += f.help;
-    out += line + "\n";
-  }
-  return out;
+  CLI::App command("", "serve");
+  ServeArgs unused;
+  add_serve_flags(command, &unused);
+  return command.help("hotswap");
 }
 
 std::string resolved_cache_dir(const ServerConfig& config) {

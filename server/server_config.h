@@ -7,10 +7,15 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "api/json_codec.h"
+#include "api/request_codec.h"
 #include "engine/engine_config.h"
+
+namespace CLI {
+class App;
+}
 
 namespace hotswap::server {
 
@@ -41,16 +46,6 @@ struct ServerTimeouts {
   int drain_ms = 30000;
 };
 
-// Sampling defaults for fields a request leaves out (OpenAI's defaults unless changed).
-struct SamplingDefaults {
-  int max_tokens = 16;        // completions; chat defaults to what is left of the context
-  float temperature = 1.0f;
-  float top_p = 1.0f;
-  int top_k = 0;
-  float min_p = 0.0f;
-  float repetition_penalty = 1.0f;
-};
-
 struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 8080;                 // 0 = any free port; the chosen one is printed
@@ -59,13 +54,13 @@ struct ServerConfig {
   std::string cache_dir;           // where the demo model is made; "" = see resolved_cache_dir()
   std::string adapter_dir;
   std::string api_key;             // "" = no authentication
-  std::string served_model_name;   // "" = the model directory's name
+  std::string served_model_name;   // "" = the model's id (its directory's name), filled in at load
   std::string log_level = "info";  // trace | debug | info | warn | error
   int retry_after_s = 1;           // Retry-After on 429 and 503
   std::string default_attention = "auto";  // a name or the JSON object form; "auto" = eager without adapter
   ServerLimits limits;
   ServerTimeouts timeouts;
-  SamplingDefaults defaults;
+  RequestDefaults defaults;        // for fields a request leaves out
   EngineConfig engine;             // model_dir and default_attention are filled at start-up
 };
 
@@ -74,15 +69,34 @@ struct ServeOptions {
   bool help = false;
 };
 
+// What `hotswap serve`'s command line gave: --config FILE, --help, and the value of every
+// other flag given (a flag given twice: the last value), in the flag table's order.
+struct ServeArgs {
+  std::string config_file;
+  bool help = false;
+  std::vector<std::pair<std::string, std::string>> flags;  // (flag, value)
+};
+
 // Applies a JSON document (the config file format) over *config. Unknown keys are errors
 // (typos must not pass silently); keys starting with "_" are comments.
 void apply_config_json(const std::string& json_text, const std::string& source, ServerConfig* config);
 
-// Parses the arguments after "serve" (argv[0] may be "serve" and is skipped). A --config
-// file is applied first, then every other flag in order. Flags take "--flag value" or
-// "--flag=value".
+// Registers serve's description and options on `command` (CLI11; the binary's `serve`
+// subcommand, server/serve_command.cc): --config FILE, -h/--help, and one flag per config key
+// it sets (the flag table in server_config.cc). Flags take "--flag value" or "--flag=value".
+// Parsing fills *args, which must outlive the parse. --help only sets args->help: serve
+// checks the config and the flags before it prints the help (`serve --config F --help`).
+void add_serve_flags(CLI::App& command, ServeArgs* args);
+
+// The configuration: built-in defaults < the --config file < $HOTSWAP_API_KEY < the flags,
+// each flag's value through the same setter (and checks) as its config file key.
+ServerConfig resolve_serve_config(const ServeArgs& args);
+
+// add_serve_flags + resolve_serve_config on the arguments after "serve" (args[0] may be
+// "serve" and is skipped); every error, a parse error included, is a ConfigError.
 ServeOptions parse_serve_args(const std::vector<std::string>& args);
 
+// What `hotswap serve --help` prints (with CLI11's default formatter).
 std::string serve_usage();
 
 // The demo-model cache: --cache-dir, else $HOTSWAP_CACHE_DIR, else $XDG_CACHE_HOME/hotswap,

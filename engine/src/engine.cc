@@ -19,6 +19,7 @@
 #include "attention/sequence_attention.h"
 #include "chat/chat_template.h"
 #include "core/load_error.h"
+#include "engine/request_fields.h"
 #include "kernels/linear.h"
 #include "kv_cache/kv_cache_manager.h"
 #include "model/model.h"
@@ -194,7 +195,12 @@ class EngineImpl final : public Engine {
                               {"add_generation_prompt", add_generation_prompt},
                               {"bos_token", info_.bos_token},
                               {"eos_token", info_.eos_token}};
-    return chat_template_->render(context);
+    Result<std::string> rendered = chat_template_->render(context);
+    // A render bound hit (output size, steps, call depth) comes from these messages, not from
+    // load on the server: the request is refused (400), not asked to retry (429).
+    if (!rendered && rendered.status().code() == StatusCode::kResourceExhausted)
+      return Status::invalid_argument(rendered.status().message());
+    return rendered;
   }
 
  private:
@@ -210,22 +216,15 @@ class EngineImpl final : public Engine {
       return Status::invalid_argument("the prompt has " + std::to_string(r.prompt_ids.size()) +
                                       " tokens; the limit is " + std::to_string(max_prompt));
     const int min_tokens = r.prompt_logprobs ? 0 : 1;  // scoring a prompt may generate nothing
-    if (r.stop.max_tokens < min_tokens || r.stop.max_tokens > config_.max_new_tokens)
-      return Status::invalid_argument("max_tokens must be between " + std::to_string(min_tokens) + " and " +
-                                      std::to_string(config_.max_new_tokens) + ", got " +
-                                      std::to_string(r.stop.max_tokens) +
+    const FieldRange max_tokens = request_fields::kMaxTokens.with_bounds(min_tokens, config_.max_new_tokens);
+    if (Status s = check_field(max_tokens, r.stop.max_tokens); !s)
+      return Status::invalid_argument(s.message() +
                                       (r.prompt_logprobs ? "" : " (0 only when scoring the prompt: echo with logprobs)"));
     if (static_cast<int64_t>(r.prompt_ids.size()) + r.stop.max_tokens > mc.max_position_embeddings)
       return Status::invalid_argument("prompt (" + std::to_string(r.prompt_ids.size()) + " tokens) plus max_tokens (" +
                                       std::to_string(r.stop.max_tokens) + ") exceeds the model's context of " +
                                       std::to_string(mc.max_position_embeddings) + " tokens");
-    const SamplingParams& s = r.sampling;
-    if (!(s.temperature >= 0)) return Status::invalid_argument("temperature must be >= 0");
-    if (!(s.top_p > 0 && s.top_p <= 1)) return Status::invalid_argument("top_p must be in (0, 1]");
-    if (s.top_k < 0) return Status::invalid_argument("top_k must be >= 0");
-    if (!(s.min_p >= 0 && s.min_p <= 1)) return Status::invalid_argument("min_p must be in [0, 1]");
-    if (!(s.repetition_penalty > 0)) return Status::invalid_argument("repetition_penalty must be > 0");
-    return Status::ok();
+    return check_sampling_params(r.sampling);
   }
 
   // A request whose KV footprint exceeds the whole cache would wait forever: refuse it now.

@@ -1,7 +1,6 @@
 #include "api/status_to_http.h"
 
-#include "api/json_codec.h"
-#include "hotswap/v1/models.pb.h"
+#include "api/response_codec.h"
 
 namespace hotswap::server {
 namespace {
@@ -57,15 +56,9 @@ ApiError invalid_field(std::string param, std::string message, std::string code)
 }
 
 HttpResponse error_response(const ApiError& error, int retry_after_s) {
-  v1::ErrorBody body;
-  v1::ErrorDetail* detail = body.mutable_error();
-  detail->set_message(error.message);
-  detail->set_type(error.type);
-  detail->set_code(error.code);
-  if (!error.param.empty()) detail->set_param(error.param);
   HttpResponse response;
   response.status = error.http_status;
-  response.body = to_json(body);
+  response.body = to_json(ErrorBody{error.message, error.type, error.param, error.code});
   if (error.http_status == 429 || error.http_status == 503)
     response.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
   return response;

@@ -4,19 +4,18 @@
 
 #include <algorithm>
 #include <cctype>
-#include <nlohmann/json.hpp>
 #include <optional>
+#include <utility>
 #include <variant>
 
+#include "api/response_codec.h"
 #include "api/status_to_http.h"
 #include "http/request_checks.h"
 
 namespace hotswap::server {
 namespace {
 
-using Json = nlohmann::ordered_json;
-
-HttpResponse json_response(int status, const Json& body) { return {status, "application/json", body.dump(), {}, {}}; }
+HttpResponse json_response(int status, std::string body) { return {status, "application/json", std::move(body), {}, {}}; }
 
 HttpResponse status_response(const HandlerContext& context, const Status& status) {
   return error_response(api_error_from_status(status), context.config->retry_after_s);
@@ -77,26 +76,6 @@ std::string percent_decode(const std::string& segment) {
   return out;
 }
 
-std::string adapter_description_json(const AdapterInfo& info) {
-  Json parameters = Json::object();
-  if (!info.parameters_json.empty()) {
-    parameters = Json::parse(info.parameters_json, nullptr, /*allow_exceptions=*/false);
-    if (parameters.is_discarded()) parameters = Json::object();
-  }
-  Json j = Json::object();
-  j["name"] = info.name;
-  j["object"] = "adapter";
-  j["type"] = info.type;
-  j["layers"] = info.layers;
-  j["parameters"] = std::move(parameters);
-  j["bytes"] = info.bytes;
-  j["sha256"] = info.sha256;
-  j["created"] = info.created;
-  j["description"] = info.description;
-  j["resident"] = info.resident;
-  return j.dump();
-}
-
 HttpResponse handle_put_adapter(const HandlerContext& context, const HttpRequest& request, const std::string& name) {
   if (auto refused = refuse_unauthenticated(context, request)) return std::move(*refused);
   if (request.body.size() > context.config->limits.max_upload_bytes) {
@@ -118,7 +97,7 @@ HttpResponse handle_put_adapter(const HandlerContext& context, const HttpRequest
     }
     return status_response(context, put.status());
   }
-  return {put->created ? 201 : 200, "application/json", adapter_description_json(put->info), {}, {}};
+  return json_response(put->created ? 201 : 200, to_json(put->info));
 }
 
 HttpResponse handle_get_adapter(const HandlerContext& context, const std::string& name) {
@@ -126,7 +105,7 @@ HttpResponse handle_get_adapter(const HandlerContext& context, const std::string
   if (!engine) return engine_loading(context);
   Result<AdapterInfo> info = engine->get_adapter(name);
   if (!info) return status_response(context, info.status());
-  return {200, "application/json", adapter_description_json(info.value()), {}, {}};
+  return json_response(200, to_json(info.value()));
 }
 
 HttpResponse handle_delete_adapter(const HandlerContext& context, const HttpRequest& request, const std::string& name) {
@@ -134,25 +113,13 @@ HttpResponse handle_delete_adapter(const HandlerContext& context, const HttpRequ
   Engine* engine = ready_engine(context);
   if (!engine) return engine_loading(context);
   if (Status s = engine->delete_adapter(name); !s) return status_response(context, s);
-  Json j = Json::object();
-  j["name"] = name;
-  j["object"] = "adapter";
-  j["deleted"] = true;
-  return json_response(200, j);
+  return json_response(200, to_json(AdapterDeleted{name}));
 }
 
 HttpResponse handle_list_adapters(const HandlerContext& context) {
   Engine* engine = ready_engine(context);
   if (!engine) return engine_loading(context);
-  std::string body = "{\"adapters\":[";
-  bool first = true;
-  for (const AdapterInfo& info : engine->list_adapters()) {
-    if (!first) body += ',';
-    first = false;
-    body += adapter_description_json(info);
-  }
-  body += "]}";
-  return {200, "application/json", std::move(body), {}, {}};
+  return json_response(200, to_json(AdapterList{engine->list_adapters()}));
 }
 
 void register_adapter_routes(Router& router, const HandlerContext* context) {

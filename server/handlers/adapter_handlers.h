@@ -11,8 +11,8 @@
 //          /v1/adapters/{name} -> description, 404 if absent.
 //   DELETE 200 {"name","object":"adapter","deleted":true}; 404 if absent. Running requests
 //          keep the version they pinned.
-// A description is {"name","object":"adapter","type","layers","parameters","bytes","sha256",
-// "created","description","resident"}.
+// A description is the engine's AdapterInfo, written by api/response_codec as
+// {"name","object":"adapter","type","layers","parameters","bytes","sha256","created","description","resident"}.
 //
 // Handlers run on an I/O thread and block it for the upload's parse, validation and fsync
 // (the engine loop never waits for them). Stateless; thread-safe.
@@ -20,7 +20,6 @@
 
 #include <string>
 
-#include "engine/adapter_info.h"
 #include "handlers/handler_context.h"
 #include "http/router.h"
 
@@ -30,9 +29,6 @@ HttpResponse handle_put_adapter(const HandlerContext& context, const HttpRequest
 HttpResponse handle_get_adapter(const HandlerContext& context, const std::string& name);
 HttpResponse handle_delete_adapter(const HandlerContext& context, const HttpRequest& request, const std::string& name);
 HttpResponse handle_list_adapters(const HandlerContext& context);
-
-// The description object of one adapter, as JSON text (also usable by /v1/models).
-std::string adapter_description_json(const AdapterInfo& info);
 
 // "%2F" -> "/": route captures arrive percent-encoded. Invalid escapes are kept as they are.
 std::string percent_decode(const std::string& segment);

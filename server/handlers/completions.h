@@ -1,5 +1,6 @@
-// POST /v1/completions and POST /v1/chat/completions: JSON -> hotswap.v1 request (codec) ->
-// one engine GenerateRequest per choice -> a GenerationJob that answers as JSON or SSE.
+// POST /v1/completions and POST /v1/chat/completions: JSON -> request struct (api/request_codec,
+// defaults filled in) -> one engine GenerateRequest per choice -> a GenerationJob that answers
+// as JSON or SSE.
 #pragma once
 
 #include "handlers/handler_context.h"

@@ -1,13 +1,12 @@
 #include "handlers/generation_job.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
-#include "api/json_codec.h"
+#include "api/response_codec.h"
 #include "api/status_to_http.h"
 #include "http/sse.h"
-#include "hotswap/v1/chat.pb.h"
-#include "hotswap/v1/completions.pb.h"
 
 namespace hotswap::server {
 
@@ -24,10 +23,9 @@ const char* openai_finish_reason(FinishReason reason) {
 }
 
 struct GenerationJob::ChoiceState {
-  std::vector<TokenEvent> fresh;  // drained this poll, not yet turned into output
-  std::string text;               // non-streaming: the whole completion
-  v1::CompletionLogprobs completion_logprobs;
-  v1::ChatLogprobs chat_logprobs;
+  // Drained, not yet turned into output: until the next chunk when streaming, else until the
+  // body is built.
+  std::vector<TokenEvent> pending;
   int text_offset = 0;            // completions logprobs: offset of the next token's text
   int tokens = 0;
   std::optional<FinishReason> finish;
@@ -43,60 +41,51 @@ namespace {
 
 std::string token_text(const Engine& engine, int32_t id) { return engine.decode({id}, /*skip_special_tokens=*/false); }
 
-void add_bytes(const std::string& text, google::protobuf::RepeatedField<int32_t>* bytes) {
-  for (unsigned char c : text) bytes->Add(c);
+std::vector<TopLogprob> top_logprobs(const Engine& engine, const std::vector<TokenLogprob>& alternatives) {
+  std::vector<TopLogprob> top;
+  top.reserve(alternatives.size());
+  for (const TokenLogprob& alt : alternatives) top.push_back({token_text(engine, alt.token_id), alt.logprob});
+  return top;
 }
 
 // Entries for echoed prompt tokens: the engine's prompt scores (GenerateRequest::
 // prompt_logprobs; `scores[j - 1]` scores token j), null for the first token, which nothing
-// predicts, and for every token when the scores are absent.
+// predicts, and for every token when the scores are absent. Offsets count from 0.
 void append_prompt_logprobs(const Engine& engine, const std::vector<int32_t>& ids,
-                            const std::vector<PromptLogprob>* scores, int* offset, v1::CompletionLogprobs* out) {
+                            const std::vector<PromptLogprob>* scores, std::vector<CompletionTokenLogprob>* out) {
+  int offset = 0;
   for (size_t j = 0; j < ids.size(); ++j) {
-    const std::string text = token_text(engine, ids[j]);
-    out->add_tokens(text);
+    CompletionTokenLogprob& entry = out->emplace_back();
+    entry.token = token_text(engine, ids[j]);
+    entry.text_offset = offset;
+    offset += static_cast<int>(entry.token.size());
     const PromptLogprob* score = (scores != nullptr && j > 0 && j - 1 < scores->size()) ? &(*scores)[j - 1] : nullptr;
-    if (score != nullptr) {
-      out->add_token_logprobs()->set_value(score->logprob);
-      auto* top = out->add_top_logprobs()->mutable_logprobs();
-      for (const TokenLogprob& alt : score->top_logprobs) (*top)[token_text(engine, alt.token_id)] = alt.logprob;
-    } else {
-      out->add_token_logprobs();
-      out->add_top_logprobs()->set_is_null(true);
-    }
-    out->add_text_offset(*offset);
-    *offset += static_cast<int>(text.size());
+    if (score == nullptr) continue;
+    entry.logprob = score->logprob;
+    entry.top_logprobs = top_logprobs(engine, score->top_logprobs);
   }
 }
 
 void append_completion_logprobs(const Engine& engine, const std::vector<TokenEvent>& events, int* offset,
-                                v1::CompletionLogprobs* out) {
+                                std::vector<CompletionTokenLogprob>* out) {
   for (const TokenEvent& e : events) {
     if (e.token_id < 0) continue;
-    const std::string text = token_text(engine, e.token_id);
-    out->add_tokens(text);
-    out->add_token_logprobs()->set_value(e.logprob);
-    auto* top = out->add_top_logprobs()->mutable_logprobs();
-    for (const TokenLogprob& alt : e.top_logprobs) (*top)[token_text(engine, alt.token_id)] = alt.logprob;
-    out->add_text_offset(*offset);
-    *offset += static_cast<int>(text.size());
+    CompletionTokenLogprob& entry = out->emplace_back();
+    entry.token = token_text(engine, e.token_id);
+    entry.logprob = e.logprob;
+    entry.top_logprobs = top_logprobs(engine, e.top_logprobs);
+    entry.text_offset = *offset;
+    *offset += static_cast<int>(entry.token.size());
   }
 }
 
-void append_chat_logprobs(const Engine& engine, const std::vector<TokenEvent>& events, v1::ChatLogprobs* out) {
+std::vector<ChatTokenLogprob> chat_logprobs(const Engine& engine, const std::vector<TokenEvent>& events) {
+  std::vector<ChatTokenLogprob> out;
   for (const TokenEvent& e : events) {
     if (e.token_id < 0) continue;
-    v1::ChatTokenLogprob* entry = out->add_content();
-    entry->set_token(token_text(engine, e.token_id));
-    entry->set_logprob(e.logprob);
-    add_bytes(entry->token(), entry->mutable_bytes());
-    for (const TokenLogprob& alt : e.top_logprobs) {
-      v1::ChatTopLogprob* top = entry->add_top_logprobs();
-      top->set_token(token_text(engine, alt.token_id));
-      top->set_logprob(alt.logprob);
-      add_bytes(top->token(), top->mutable_bytes());
-    }
+    out.push_back({token_text(engine, e.token_id), e.logprob, top_logprobs(engine, e.top_logprobs)});
   }
+  return out;
 }
 
 std::string concat_text(const std::vector<TokenEvent>& events) {
@@ -105,27 +94,18 @@ std::string concat_text(const std::vector<TokenEvent>& events) {
   return text;
 }
 
-}  // namespace
-
-void GenerationJob::fill_usage(const UsageTotals& totals, v1::Usage* usage) {
-  usage->set_prompt_tokens(totals.prompt_tokens);
-  usage->set_completion_tokens(totals.completion_tokens);
-  usage->set_total_tokens(totals.prompt_tokens + totals.completion_tokens);
-  usage->mutable_prompt_tokens_details()->set_cached_tokens(totals.cached_tokens);
-  usage->set_attention_kernel(totals.attention_kernel);
-  if (totals.densities > 0) usage->set_attention_density(totals.density_sum / totals.densities);
-  if (totals.errors > 0) usage->set_attention_output_error(totals.error_sum / totals.errors);
-  if (totals.attention_seed) usage->set_attention_seed(*totals.attention_seed);
+bool has_tokens(const std::vector<TokenEvent>& events) {
+  for (const TokenEvent& e : events)
+    if (e.token_id >= 0) return true;
+  return false;
 }
 
-namespace {
-
 std::string error_frame(const std::string& message) {
-  v1::ErrorBody body;
-  body.mutable_error()->set_message(message);
-  body.mutable_error()->set_type("server_error");
-  body.mutable_error()->set_code("generation_failed");
-  return sse_event(to_json(body));
+  return sse_event(to_json(ErrorBody{message, "server_error", "", "generation_failed"}));
+}
+
+std::string failure_message(const std::string& error) {
+  return "generation failed: " + (error.empty() ? std::string("engine error") : error);
 }
 
 }  // namespace
@@ -134,7 +114,7 @@ GenerationJob::GenerationJob(JobSpec spec) : spec_(std::move(spec)), states_(spe
   for (std::size_t i = 0; i < spec_.choices.size(); ++i) {
     const JobPrompt& prompt = spec_.prompts[spec_.choices[i].prompt_index];
     // OpenAI's text_offset counts from the start of the prompt (echoed or not).
-    states_[i].text_offset = spec_.echo ? 0 : static_cast<int>(prompt.text.size());
+    states_[i].text_offset = static_cast<int>(prompt.text.size());
   }
 }
 
@@ -193,17 +173,7 @@ void GenerationJob::take_events() {
       spec_.metrics->record_attention_kernel(s.usage.attention_kernel);
       if (s.usage.attention_density) spec_.metrics->observe_attention_density(s.usage.attention_config, *s.usage.attention_density);
     }
-    if (spec_.stream) {
-      for (TokenEvent& e : events) s.fresh.push_back(std::move(e));
-      continue;
-    }
-    s.text += concat_text(events);
-    if (spec_.logprobs >= 0) {
-      if (spec_.endpoint == Endpoint::kCompletions)
-        append_completion_logprobs(*spec_.engine, events, &s.text_offset, &s.completion_logprobs);
-      else
-        append_chat_logprobs(*spec_.engine, events, &s.chat_logprobs);
-    }
+    for (TokenEvent& e : events) s.pending.push_back(std::move(e));
   }
 }
 
@@ -224,7 +194,11 @@ ResponseProgress GenerationJob::poll() {
   }
   progress.stream_bytes = stream_frames();
   if (all_finished()) {
-    if (spec_.include_usage) progress.stream_bytes += usage_frame();
+    // The usage chunk: no choices, the usage of the whole request.
+    if (spec_.include_usage) {
+      const bool completions = spec_.endpoint == Endpoint::kCompletions;
+      progress.stream_bytes += sse_event(completions ? completion_json({}, usage()) : chat_json(/*chunk=*/true, {}, usage()));
+    }
     progress.stream_bytes += sse_done();
     progress.stream_end = true;
     ended_ = true;
@@ -232,90 +206,104 @@ ResponseProgress GenerationJob::poll() {
   return progress;
 }
 
-GenerationJob::UsageTotals GenerationJob::usage_totals() const {
-  UsageTotals totals;
+Usage GenerationJob::usage() const {
+  Usage usage;
   std::vector<bool> prompt_counted(spec_.prompts.size(), false);
   for (std::size_t i = 0; i < spec_.choices.size(); ++i) {
     const ChoiceState& s = states_[i];
-    totals.completion_tokens += std::max(s.usage.completion_tokens, s.tokens);
+    usage.completion_tokens += std::max(s.usage.completion_tokens, s.tokens);
     const int p = spec_.choices[i].prompt_index;
     if (prompt_counted[p]) continue;  // OpenAI counts each prompt once, however many choices
     prompt_counted[p] = true;
-    totals.prompt_tokens += static_cast<int>(spec_.prompts[p].ids.size());
-    totals.cached_tokens += s.usage.cached_prompt_tokens;
-    if (totals.attention_kernel.empty()) totals.attention_kernel = s.usage.attention_kernel;
+    usage.prompt_tokens += static_cast<int>(spec_.prompts[p].ids.size());
+    usage.cached_tokens += s.usage.cached_prompt_tokens;
+    if (usage.attention_kernel.empty()) usage.attention_kernel = s.usage.attention_kernel;
   }
+  // masked: the choices' densities and errors, averaged over the choices that report one.
+  double density_sum = 0, error_sum = 0;
+  int densities = 0, errors = 0;
   for (const ChoiceState& s : states_) {
     if (s.usage.attention_density) {
-      totals.density_sum += *s.usage.attention_density;
-      ++totals.densities;
+      density_sum += *s.usage.attention_density;
+      ++densities;
     }
     if (s.usage.attention_output_error) {
-      totals.error_sum += *s.usage.attention_output_error;
-      ++totals.errors;
+      error_sum += *s.usage.attention_output_error;
+      ++errors;
     }
-    if (s.usage.attention_seed && !totals.attention_seed) totals.attention_seed = s.usage.attention_seed;
+    if (s.usage.attention_seed && !usage.attention_seed) usage.attention_seed = s.usage.attention_seed;
   }
-  return totals;
+  if (densities > 0) usage.attention_density = density_sum / densities;
+  if (errors > 0) usage.attention_output_error = error_sum / errors;
+  return usage;
 }
 
 AccessInfo GenerationJob::access_info() const {
-  const UsageTotals totals = usage_totals();
+  const Usage totals = usage();
   return {totals.prompt_tokens, totals.completion_tokens};
+}
+
+CompletionChoice GenerationJob::completion_choice(std::size_t i, bool echo, bool finishing) {
+  ChoiceState& s = states_[i];
+  const JobPrompt& prompt = spec_.prompts[spec_.choices[i].prompt_index];
+  CompletionChoice choice;
+  choice.index = spec_.choices[i].index;
+  const std::string text = concat_text(s.pending);
+  choice.text = echo ? prompt.text + text : text;
+  if (spec_.logprobs >= 0) {
+    std::vector<CompletionTokenLogprob>& logprobs = choice.logprobs.emplace();
+    if (echo) append_prompt_logprobs(*spec_.engine, prompt.ids, s.usage.prompt_logprobs.get(), &logprobs);
+    append_completion_logprobs(*spec_.engine, s.pending, &s.text_offset, &logprobs);
+  }
+  if (finishing) choice.finish_reason = openai_finish_reason(*s.finish);
+  s.pending.clear();
+  return choice;
+}
+
+// `whole`: the assistant's message of the body. Otherwise a chunk's delta: content only when
+// there is text or a token to show, logprobs only for tokens.
+ChatChoice GenerationJob::chat_choice(std::size_t i, bool whole, bool finishing) {
+  ChoiceState& s = states_[i];
+  ChatChoice choice;
+  choice.index = spec_.choices[i].index;
+  const std::string text = concat_text(s.pending);
+  const bool tokens = has_tokens(s.pending);
+  if (whole) choice.role = "assistant";
+  if (whole || !text.empty() || (tokens && spec_.logprobs >= 0)) choice.content = text;
+  if (spec_.logprobs >= 0 && (whole || tokens)) choice.logprobs = chat_logprobs(*spec_.engine, s.pending);
+  if (finishing) choice.finish_reason = openai_finish_reason(*s.finish);
+  s.pending.clear();
+  return choice;
+}
+
+std::string GenerationJob::completion_json(std::vector<CompletionChoice> choices, std::optional<Usage> usage) const {
+  return to_json(Completion{spec_.header, std::move(choices), std::move(usage)},
+                 {.null_usage_when_absent = spec_.include_usage});
+}
+
+std::string GenerationJob::chat_json(bool chunk, std::vector<ChatChoice> choices, std::optional<Usage> usage) const {
+  return to_json(ChatCompletion{chunk, spec_.header, std::move(choices), std::move(usage)},
+                 {.null_usage_when_absent = spec_.include_usage});
 }
 
 ResponseProgress GenerationJob::full_response() {
   ResponseProgress progress;
   for (const ChoiceState& s : states_) {
     if (s.finish == FinishReason::kError) {
-      progress.full = error_response(api_error_from_status(
-          Status::internal("generation failed: " + (s.error.empty() ? std::string("engine error") : s.error))));
+      progress.full = error_response(api_error_from_status(Status::internal(failure_message(s.error))));
       return progress;
     }
   }
-  const UsageTotals totals = usage_totals();
   HttpResponse response;
+  const Usage totals = usage();
   if (spec_.endpoint == Endpoint::kCompletions) {
-    v1::Completion body;
-    body.set_id(spec_.id);
-    body.set_object("text_completion");
-    body.set_created(spec_.created);
-    body.set_model(spec_.model);
-    for (std::size_t i = 0; i < states_.size(); ++i) {
-      ChoiceState& s = states_[i];
-      const JobPrompt& prompt = spec_.prompts[spec_.choices[i].prompt_index];
-      v1::CompletionChoice* choice = body.add_choices();
-      choice->set_index(spec_.choices[i].index);
-      choice->set_text(spec_.echo ? prompt.text + s.text : s.text);
-      choice->set_finish_reason(openai_finish_reason(*s.finish));
-      if (spec_.logprobs >= 0) {
-        v1::CompletionLogprobs* lp = choice->mutable_logprobs();
-        if (spec_.echo) {
-          int offset = 0;
-          append_prompt_logprobs(*spec_.engine, prompt.ids, s.usage.prompt_logprobs.get(), &offset, lp);
-        }
-        lp->MergeFrom(s.completion_logprobs);
-      }
-    }
-    fill_usage(totals, body.mutable_usage());
-    response.body = to_json(body);
+    std::vector<CompletionChoice> choices;
+    for (std::size_t i = 0; i < states_.size(); ++i) choices.push_back(completion_choice(i, spec_.echo, /*finishing=*/true));
+    response.body = completion_json(std::move(choices), totals);
   } else {
-    v1::ChatCompletion body;
-    body.set_id(spec_.id);
-    body.set_object("chat.completion");
-    body.set_created(spec_.created);
-    body.set_model(spec_.model);
-    for (std::size_t i = 0; i < states_.size(); ++i) {
-      ChoiceState& s = states_[i];
-      v1::ChatChoice* choice = body.add_choices();
-      choice->set_index(spec_.choices[i].index);
-      choice->mutable_message()->set_role("assistant");
-      choice->mutable_message()->set_content(s.text);
-      choice->set_finish_reason(openai_finish_reason(*s.finish));
-      if (spec_.logprobs >= 0) *choice->mutable_logprobs() = s.chat_logprobs;
-    }
-    fill_usage(totals, body.mutable_usage());
-    response.body = to_json(body);
+    std::vector<ChatChoice> choices;
+    for (std::size_t i = 0; i < states_.size(); ++i) choices.push_back(chat_choice(i, /*whole=*/true, /*finishing=*/true));
+    response.body = chat_json(/*chunk=*/false, std::move(choices), totals);
   }
   response.access = {totals.prompt_tokens, totals.completion_tokens};
   progress.full = std::move(response);
@@ -324,11 +312,8 @@ ResponseProgress GenerationJob::full_response() {
 
 std::string GenerationJob::stream_frames() {
   std::string frames;
-  const ChunkJsonOptions options{.null_usage_when_absent = spec_.include_usage};
   for (std::size_t i = 0; i < states_.size(); ++i) {
     ChoiceState& s = states_[i];
-    const int index = spec_.choices[i].index;
-    const JobPrompt& prompt = spec_.prompts[spec_.choices[i].prompt_index];
     // Echoed prompt scores exist once the prompt is computed: open the choice only then.
     if (!s.opened && spec_.endpoint == Endpoint::kCompletions && spec_.echo && spec_.logprobs >= 0 &&
         !s.usage.prompt_logprobs && !s.finish)
@@ -336,91 +321,37 @@ std::string GenerationJob::stream_frames() {
     const bool opening = !s.opened;
     s.opened = true;
     const bool finishing = s.finish && !s.closed;
-    if (!opening && s.fresh.empty() && !finishing) continue;
-    const std::string text = concat_text(s.fresh);
-    bool has_tokens = false;
-    for (const TokenEvent& e : s.fresh) has_tokens |= e.token_id >= 0;
-    if (finishing && s.finish == FinishReason::kError)
-      frames += error_frame("generation failed: " + (s.error.empty() ? std::string("engine error") : s.error));
+    if (!opening && s.pending.empty() && !finishing) continue;
+    if (finishing && s.finish == FinishReason::kError) frames += error_frame(failure_message(s.error));
+    // A token whose text is still held back (part of a UTF-8 character) gives no chunk
+    // unless its logprobs are wanted.
+    const bool quiet = concat_text(s.pending).empty() && !(has_tokens(s.pending) && spec_.logprobs >= 0) && !finishing;
 
     if (spec_.endpoint == Endpoint::kCompletions) {
       const bool echo_now = opening && spec_.echo;
-      // A token whose text is still held back (part of a UTF-8 character) gives no chunk
-      // unless its logprobs are wanted.
-      const bool show_tokens = has_tokens && spec_.logprobs >= 0;
-      if (!echo_now && text.empty() && !show_tokens && !finishing) {
-        s.fresh.clear();
+      if (quiet && !echo_now) {
+        s.pending.clear();
         continue;
       }
-      v1::Completion chunk;
-      chunk.set_id(spec_.id);
-      chunk.set_object("text_completion");
-      chunk.set_created(spec_.created);
-      chunk.set_model(spec_.model);
-      v1::CompletionChoice* choice = chunk.add_choices();
-      choice->set_index(index);
-      choice->set_text(echo_now ? prompt.text + text : text);
-      if (spec_.logprobs >= 0) {
-        v1::CompletionLogprobs* lp = choice->mutable_logprobs();
-        if (echo_now) {
-          int offset = 0;
-          append_prompt_logprobs(*spec_.engine, prompt.ids, s.usage.prompt_logprobs.get(), &offset, lp);
-        }
-        append_completion_logprobs(*spec_.engine, s.fresh, &s.text_offset, lp);
-      }
-      if (finishing) choice->set_finish_reason(openai_finish_reason(*s.finish));
-      frames += sse_event(to_json(chunk, options));
+      frames += sse_event(completion_json({completion_choice(i, echo_now, finishing)}, std::nullopt));
     } else {
-      v1::ChatCompletionChunk chunk;
-      chunk.set_id(spec_.id);
-      chunk.set_object("chat.completion.chunk");
-      chunk.set_created(spec_.created);
-      chunk.set_model(spec_.model);
+      // OpenAI's first chunk of a choice carries the role and empty content.
       if (opening) {
-        // OpenAI's first chunk of a choice carries the role and empty content.
-        v1::ChatChunkChoice* first = chunk.add_choices();
-        first->set_index(index);
-        first->mutable_delta()->set_role("assistant");
-        first->mutable_delta()->set_content("");
-        frames += sse_event(to_json(chunk, options));
-        chunk.clear_choices();
+        ChatChoice first;
+        first.index = spec_.choices[i].index;
+        first.role = "assistant";
+        first.content = "";
+        frames += sse_event(chat_json(/*chunk=*/true, {std::move(first)}, std::nullopt));
       }
-      const bool show_tokens = has_tokens && spec_.logprobs >= 0;
-      if (text.empty() && !show_tokens && !finishing) {
-        s.fresh.clear();
+      if (quiet) {
+        s.pending.clear();
         continue;
       }
-      v1::ChatChunkChoice* choice = chunk.add_choices();
-      choice->set_index(index);
-      if (!text.empty() || show_tokens) choice->mutable_delta()->set_content(text);
-      if (spec_.logprobs >= 0 && has_tokens) append_chat_logprobs(*spec_.engine, s.fresh, choice->mutable_logprobs());
-      if (finishing) choice->set_finish_reason(openai_finish_reason(*s.finish));
-      frames += sse_event(to_json(chunk, options));
+      frames += sse_event(chat_json(/*chunk=*/true, {chat_choice(i, /*whole=*/false, finishing)}, std::nullopt));
     }
-    s.fresh.clear();
     if (finishing) s.closed = true;
   }
   return frames;
-}
-
-std::string GenerationJob::usage_frame() {
-  const UsageTotals totals = usage_totals();
-  if (spec_.endpoint == Endpoint::kCompletions) {
-    v1::Completion chunk;
-    chunk.set_id(spec_.id);
-    chunk.set_object("text_completion");
-    chunk.set_created(spec_.created);
-    chunk.set_model(spec_.model);
-    fill_usage(totals, chunk.mutable_usage());
-    return sse_event(to_json(chunk));
-  }
-  v1::ChatCompletionChunk chunk;
-  chunk.set_id(spec_.id);
-  chunk.set_object("chat.completion.chunk");
-  chunk.set_created(spec_.created);
-  chunk.set_model(spec_.model);
-  fill_usage(totals, chunk.mutable_usage());
-  return sse_event(to_json(chunk));
 }
 
 }  // namespace hotswap::server

@@ -13,14 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "api/schema.h"
 #include "engine/engine.h"
 #include "engine/token_stream.h"
 #include "http/http_types.h"
 #include "metrics/metrics.h"
-
-namespace hotswap::v1 {
-class Usage;
-}  // namespace hotswap::v1
 
 namespace hotswap::server {
 
@@ -39,9 +36,7 @@ struct JobChoice {
 
 struct JobSpec {
   Endpoint endpoint = Endpoint::kCompletions;
-  std::string id;            // "cmpl-..." / "chatcmpl-..."
-  int64_t created = 0;       // unix seconds
-  std::string model;         // as echoed in responses
+  ResponseHeader header;     // id "cmpl-..." / "chatcmpl-...", created, the model as echoed
   bool stream = false;
   bool include_usage = false;
   bool echo = false;         // completions only
@@ -70,19 +65,14 @@ class GenerationJob : public AsyncResponse {
   bool all_finished() const;
   ResponseProgress full_response();
   std::string stream_frames();
-  std::string usage_frame();
-  struct UsageTotals {
-    int prompt_tokens = 0;
-    int completion_tokens = 0;
-    int cached_tokens = 0;
-    std::string attention_kernel;
-    // masked: the choices' densities and errors, averaged over the choices that report one
-    double density_sum = 0, error_sum = 0;
-    int densities = 0, errors = 0;
-    std::optional<uint64_t> attention_seed;
-  };
-  UsageTotals usage_totals() const;
-  static void fill_usage(const UsageTotals& totals, v1::Usage* usage);
+  Usage usage() const;
+
+  // The response of each endpoint is built here only, the whole body and every chunk alike:
+  // a choice from its pending events (which it consumes), and the body or chunk around choices.
+  CompletionChoice completion_choice(std::size_t i, bool echo, bool finishing);
+  ChatChoice chat_choice(std::size_t i, bool whole, bool finishing);
+  std::string completion_json(std::vector<CompletionChoice> choices, std::optional<Usage> usage) const;
+  std::string chat_json(bool chunk, std::vector<ChatChoice> choices, std::optional<Usage> usage) const;
 
   JobSpec spec_;
   std::vector<ChoiceState> states_;

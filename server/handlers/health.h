@@ -11,7 +11,4 @@ HttpResponse handle_ready(const HandlerContext& context);
 HttpResponse handle_metrics(const HandlerContext& context);
 HttpResponse handle_models(const HandlerContext& context);
 
-// The id responses and /v1/models use for the base model.
-std::string served_model_name(const HandlerContext& context);
-
 }  // namespace hotswap::server

@@ -8,7 +8,7 @@
 namespace hotswap::server {
 
 // One event carrying `payload`. A payload with line breaks is split over several "data:"
-// lines, as the SSE format requires (JSON from json_codec has none).
+// lines, as the SSE format requires (JSON from the response codec, api/response_codec.h, has none).
 std::string sse_event(std::string_view payload);
 std::string sse_done();
 // A comment line clients ignore; keeps idle connections and proxies alive.

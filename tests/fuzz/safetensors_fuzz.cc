@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "core/load_error.h"
-#include "model/safetensors_file.h"
+#include "core/safetensors_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);

@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "adapters/adapter_registry.h"
-#include "cli/cli_args.h"
+#include "cli/options.h"
 #include "core/mapped_file.h"
 
 namespace hotswap::cli {

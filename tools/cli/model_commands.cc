@@ -1,12 +1,14 @@
 // generate and logits: the engine and the model, driven from the command line.
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "attention/sequence_attention.h"
 #include "cli/adapter_file.h"
-#include "cli/cli_args.h"
 #include "cli/commands.h"
 #include "cli/json_output.h"
+#include "cli/options.h"
 #include "cli/stream_events.h"
 #include "engine/engine.h"
 #include "kernels/linear.h"
@@ -16,69 +18,69 @@
 namespace hotswap::cli {
 namespace {
 
-AttentionChoice attention_from(const CliArgs& args) {
-  AttentionChoice choice;
-  if (!args.has("attention")) return choice;
-  std::string error;
-  if (!parse_attention_choice(args.get("attention"), &choice, &error)) throw UsageError("--attention: " + error);
-  return choice;
-}
+// What generate and logits share: the model and how it attends and multiplies.
+struct ModelArgs {
+  std::string model, attention, adapter, matmul_precision = "auto";
+};
 
-MatmulPrecision matmul_precision_from(const CliArgs& args) {
-  MatmulPrecision p = MatmulPrecision::kAuto;
-  if (args.has("matmul-precision") && !parse_matmul_precision(args.get("matmul-precision"), &p))
-    throw UsageError("--matmul-precision must be auto, f32 or bf16, got '" + args.get("matmul-precision") + "'");
-  return p;
-}
-
+constexpr const char* kAttentionHelp =
+    "eager | streaming | mixed | nsa | masked | auto, or a JSON object (specs: attention.md, maskers.md)";
 constexpr const char* kMatmulPrecisionHelp =
     "auto | f32 | bf16 (auto: bf16 activations and products for BF16 weights, as PyTorch computes them)";
 
-}  // namespace
+AttentionChoice attention_from(const CLI::App& cmd, const ModelArgs& args) {
+  AttentionChoice choice;
+  if (cmd.count("--attention") == 0) return choice;
+  std::string error;
+  if (!parse_attention_choice(args.attention, &choice, &error)) throw UsageError("--attention: " + error);
+  return choice;
+}
 
-int run_generate(int argc, char** argv) {
-  CliArgs args("generate", "Generate a continuation with the engine (the same path the server uses).");
-  args.option("model", "Hugging Face model directory")
-      .option("prompt", "prompt text (encoded with the model's tokenizer, special tokens added)")
-      .option("prompt-ids", "prompt as comma-separated token ids")
-      .option("max-tokens", "tokens to generate", "64")
-      .option("temperature", "0 = greedy", "1.0")
-      .option("top-p", "nucleus sampling", "1.0")
-      .option("top-k", "0 = off", "0")
-      .option("min-p", "0 = off", "0")
-      .option("repetition-penalty", "1 = off", "1.0")
-      .option("seed", "sampling seed")
-      .option("stop", "a stop string")
-      .option("attention", "eager | streaming | mixed | nsa | masked | auto, or a JSON object (specs: attention.md, maskers.md)")
-      .option("adapter", "adapter_weight.json file or directory")
-      .option("threads", "worker threads (0 = all cores)", "0")
-      .option("matmul-precision", kMatmulPrecisionHelp, "auto")
-      .flag("ignore-eos", "do not stop at EOS")
-      .flag("json", "print {\"prompt_ids\",\"output_ids\",\"text\"} as JSON");
-  if (!args.parse(argc, argv, 2)) return 0;
-  if (args.has("prompt") == args.has("prompt-ids")) throw UsageError("give exactly one of --prompt and --prompt-ids");
+MatmulPrecision matmul_precision_from(const ModelArgs& args) {
+  MatmulPrecision p = MatmulPrecision::kAuto;
+  if (!parse_matmul_precision(args.matmul_precision, &p))
+    throw UsageError("--matmul-precision must be auto, f32 or bf16, got '" + args.matmul_precision + "'");
+  return p;
+}
+
+struct GenerateArgs : ModelArgs {
+  std::string prompt, prompt_ids, stop;
+  int max_tokens = 64, top_k = 0, threads = 0;
+  double temperature = 1.0, top_p = 1.0, min_p = 0, repetition_penalty = 1.0;
+  uint64_t seed = 0;
+  bool ignore_eos = false, json = false;
+};
+
+struct LogitsArgs : ModelArgs {
+  std::string prompt_ids;
+  bool all_positions = false;
+};
+
+int run_generate(const CLI::App& cmd, const GenerateArgs& args) {
+  if ((cmd.count("--prompt") > 0) == (cmd.count("--prompt-ids") > 0))
+    throw UsageError("give exactly one of --prompt and --prompt-ids");
 
   EngineConfig config;
-  config.model_dir = args.get("model");
-  config.num_threads = args.get_int("threads", 0);
+  config.model_dir = args.model;
+  config.num_threads = args.threads;
   config.matmul_precision = matmul_precision_from(args);
   auto engine = Engine::create(config);
 
   GenerateRequest request;
   request.request_id = "cli";
   request.prompt_ids =
-      args.has("prompt") ? engine->encode(args.get("prompt"), true) : parse_id_list(args.get("prompt-ids"), "prompt-ids");
-  request.stop.max_tokens = args.get_int("max-tokens", 64);
-  request.stop.ignore_eos = args.is_set("ignore-eos");
-  if (args.has("stop")) request.stop.stop_strings.push_back(args.get("stop"));
-  request.sampling.temperature = static_cast<float>(args.get_double("temperature", 1.0));
-  request.sampling.top_p = static_cast<float>(args.get_double("top-p", 1.0));
-  request.sampling.top_k = args.get_int("top-k", 0);
-  request.sampling.min_p = static_cast<float>(args.get_double("min-p", 0));
-  request.sampling.repetition_penalty = static_cast<float>(args.get_double("repetition-penalty", 1.0));
-  if (args.has("seed")) request.sampling.seed = static_cast<uint64_t>(std::stoull(args.get("seed")));
-  request.attention = attention_from(args);
-  if (args.has("adapter")) request.adapter = engine_adapter_from_file(*engine, args.get("adapter"));
+      cmd.count("--prompt") > 0 ? engine->encode(args.prompt, true) : parse_id_list(args.prompt_ids, "prompt-ids");
+  request.stop.max_tokens = args.max_tokens;
+  request.stop.ignore_eos = args.ignore_eos;
+  if (cmd.count("--stop") > 0) request.stop.stop_strings.push_back(args.stop);
+  request.sampling.temperature = static_cast<float>(args.temperature);
+  request.sampling.top_p = static_cast<float>(args.top_p);
+  request.sampling.top_k = args.top_k;
+  request.sampling.min_p = static_cast<float>(args.min_p);
+  request.sampling.repetition_penalty = static_cast<float>(args.repetition_penalty);
+  if (cmd.count("--seed") > 0) request.sampling.seed = args.seed;
+  request.attention = attention_from(cmd, args);
+  if (cmd.count("--adapter") > 0) request.adapter = engine_adapter_from_file(*engine, args.adapter);
   const std::vector<int32_t> prompt_ids = request.prompt_ids;
 
   auto submitted = engine->submit(std::move(request));
@@ -88,7 +90,7 @@ int run_generate(int argc, char** argv) {
   }
   std::vector<int32_t> output_ids;
   std::string text, error;
-  const bool stream_text = !args.is_set("json");
+  const bool stream_text = !args.json;
   for_each_event(*submitted.value(), [&](TokenEvent& e) {
     if (e.token_id >= 0) output_ids.push_back(e.token_id);
     text += e.text;
@@ -108,34 +110,65 @@ int run_generate(int argc, char** argv) {
   return 0;
 }
 
-int run_logits(int argc, char** argv) {
-  CliArgs args("logits", "Print the model's float32 logits for a prompt.");
-  args.option("model", "Hugging Face model directory")
-      .option("prompt-ids", "comma-separated token ids")
-      .option("attention", "eager | streaming | mixed | nsa | masked | auto, or a JSON object (specs: attention.md, maskers.md)")
-      .option("adapter", "adapter_weight.json file or directory")
-      .option("matmul-precision", kMatmulPrecisionHelp, "auto")
-      .flag("all-positions", "logits for every position, not only the last");
-  if (!args.parse(argc, argv, 2)) return 0;
-  const std::vector<int32_t> ids = parse_id_list(args.get("prompt-ids"), "prompt-ids");
+int run_logits(const CLI::App& cmd, const LogitsArgs& args) {
+  const std::vector<int32_t> ids = parse_id_list(args.prompt_ids, "prompt-ids");
   const MatmulPrecision precision = matmul_precision_from(args);
-  auto model = Model::load(args.get("model"));
+  auto model = Model::load(args.model);
   kernels::set_linear_precision(linear_precision_for(precision, *model));
   const ModelConfig& c = model->config();
   for (int32_t id : ids)
     if (id >= c.vocab_size)
       throw UsageError("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(c.vocab_size));
-  auto attention = load_sequence_attention(attention_from(args), args.get_or("adapter", ""),
+  auto attention = load_sequence_attention(attention_from(cmd, args), args.adapter,
                                            ModelShape{c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, c.hidden_size, ""});
   if (!attention) {
     std::fprintf(stderr, "error: %s\n", attention.status().message().c_str());
     return 1;
   }
   SequenceSession session(*model, static_cast<int>(ids.size()), &attention.value());
-  const bool all = args.is_set("all-positions");
+  const bool all = args.all_positions;
   const std::vector<float> logits = session.append(ids, all);
   print_logits_json(logits, c.vocab_size);
   return 0;
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<GenerateArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "generate", "one generation\nGenerate a continuation with the engine (the same path the server uses).");
+  cmd->add_option("--model", args->model, "Hugging Face model directory")->type_name("DIR")->required();
+  cmd->add_option("--prompt", args->prompt, "prompt text (encoded with the model's tokenizer, special tokens added)")
+      ->type_name("TEXT");
+  cmd->add_option("--prompt-ids", args->prompt_ids, "prompt as comma-separated token ids")->type_name("IDS");
+  decimal(cmd->add_option("--max-tokens", args->max_tokens, "tokens to generate")->type_name("N")->capture_default_str());
+  cmd->add_option("--temperature", args->temperature, "0 = greedy")->type_name("T")->capture_default_str();
+  cmd->add_option("--top-p", args->top_p, "nucleus sampling")->type_name("P")->capture_default_str();
+  decimal(cmd->add_option("--top-k", args->top_k, "0 = off")->type_name("K")->capture_default_str());
+  cmd->add_option("--min-p", args->min_p, "0 = off")->type_name("P")->capture_default_str();
+  cmd->add_option("--repetition-penalty", args->repetition_penalty, "1 = off")->type_name("R")->capture_default_str();
+  decimal(cmd->add_option("--seed", args->seed, "sampling seed")->type_name("S"));
+  cmd->add_option("--stop", args->stop, "a stop string")->type_name("TEXT");
+  cmd->add_option("--attention", args->attention, kAttentionHelp)->type_name("A");
+  cmd->add_option("--adapter", args->adapter, "adapter_weight.json file or directory")->type_name("FILE_OR_DIR");
+  decimal(cmd->add_option("--threads", args->threads, "worker threads (0 = all cores)")->type_name("N")->capture_default_str());
+  cmd->add_option("--matmul-precision", args->matmul_precision, kMatmulPrecisionHelp)->type_name("P")->capture_default_str();
+  cmd->add_flag("--ignore-eos", args->ignore_eos, "do not stop at EOS");
+  cmd->add_flag("--json", args->json, "print {\"prompt_ids\",\"output_ids\",\"text\"} as JSON");
+  cmd->callback([cmd, args, exit_code] { *exit_code = run_generate(*cmd, *args); });
+}
+
+void add_logits_command(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<LogitsArgs>();
+  CLI::App* cmd = app.add_subcommand("logits", "float32 logits for a prompt\nPrint the model's float32 logits for a prompt.");
+  cmd->add_option("--model", args->model, "Hugging Face model directory")->type_name("DIR")->required();
+  cmd->add_option("--prompt-ids", args->prompt_ids, "comma-separated token ids")->type_name("IDS")->required();
+  cmd->add_option("--attention", args->attention, kAttentionHelp)->type_name("A");
+  cmd->add_option("--adapter", args->adapter, "adapter_weight.json file or directory")->type_name("FILE_OR_DIR");
+  cmd->add_option("--matmul-precision", args->matmul_precision, kMatmulPrecisionHelp)->type_name("P")->capture_default_str();
+  cmd->add_flag("--all-positions", args->all_positions, "logits for every position, not only the last");
+  cmd->callback([cmd, args, exit_code] { *exit_code = run_logits(*cmd, *args); });
 }
 
 }  // namespace hotswap::cli

@@ -1,4 +1,4 @@
-#include "model/demo_tokenizer.h"
+#include "model_gen/demo_tokenizer.h"
 
 #include <cctype>
 #include <map>

@@ -1,4 +1,4 @@
-#include "model/random_model.h"
+#include "model_gen/random_model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +11,7 @@
 
 #include "core/dtype.h"
 #include "core/load_error.h"
-#include "model/demo_tokenizer.h"
+#include "model_gen/demo_tokenizer.h"
 
 namespace hotswap {
 namespace fs = std::filesystem;

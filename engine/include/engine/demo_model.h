@@ -1,7 +1,7 @@
 // The built-in demo model: a small Llama trained on English prose with the demo tokenizer
 // (scripts/train/train_demo_model.py; models/demo/ in the repository), embedded in the binary
 // so that `hotswap serve` without --model answers with words, offline, in seconds. The random
-// generator (model/random_model.h) stays for benchmarks and `make-demo-model`.
+// generator (tools/model_gen) stays for benchmarks and `make-demo-model`.
 #pragma once
 
 #include <string>

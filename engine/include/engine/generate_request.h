@@ -1,4 +1,4 @@
-// One generation request as the engine sees it: plain structs, no protobuf, no JSON.
+// One generation request as the engine sees it: plain structs, no JSON.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
-// How the next token is chosen, per request. Plain data, validated by Engine::submit.
+// How the next token is chosen, per request. Plain data; each field's valid values are in
+// engine/request_fields.h, checked by Engine::submit.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,7 @@ namespace hotswap {
 
 struct SamplingParams {
   float temperature = 1.0f;         // 0 = greedy
-  int top_k = 0;                    // 0 = off
+  int top_k = 0;                    // 0 (or negative) = off
   float top_p = 1.0f;               // 1 = off
   float min_p = 0.0f;               // 0 = off
   float repetition_penalty = 1.0f;  // 1 = off; HF/CTRL semantics over prompt + output

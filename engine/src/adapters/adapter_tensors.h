@@ -1,9 +1,7 @@
 // What the safetensors adapter codecs (nsa, hashattention, lsh) share to read untrusted
 // tensors: the header parse without exceptions, the F32/F16/BF16 -> float32 conversion with
 // the finiteness check, canonical indices in tensor names, and the message wording for each.
-//
-// Linking: read_adapter_safetensors() calls parse_safetensors() (model/safetensors_file.h,
-// module hs_model), so a binary using it links hs_model as well.
+// read_adapter_safetensors() builds on parse_safetensors() (core/safetensors_file.h).
 #pragma once
 
 #include <cstddef>
@@ -16,7 +14,7 @@
 
 #include "core/dtype.h"
 #include "engine/status.h"
-#include "model/safetensors_file.h"
+#include "core/safetensors_file.h"
 
 namespace hotswap {
 

@@ -15,10 +15,8 @@
 //
 // Memory: at most about 4 bytes per JSON data element or per safetensors element beyond the
 // input itself; declared sizes are checked against the data before anything is allocated.
-// Pure functions of their inputs; thread-safe. Never throw on any input.
-//
-// Linking: the safetensors encoding reuses parse_safetensors() from model/safetensors_file.h
-// (module hs_model), so a binary that calls these functions links hs_model as well.
+// Pure functions of their inputs; thread-safe. Never throw on any input. The safetensors
+// encoding reuses parse_safetensors() (core/safetensors_file.h).
 #pragma once
 
 #include <memory>

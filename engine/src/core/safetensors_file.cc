@@ -1,4 +1,4 @@
-#include "model/safetensors_file.h"
+#include "core/safetensors_file.h"
 
 #include <cstring>
 #include <limits>

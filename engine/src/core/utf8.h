@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "engine/utf8.h"  // valid_utf8_prefix, is_valid_utf8
+
 namespace hotswap {
 
 inline constexpr char32_t kReplacementChar = 0xFFFD;
@@ -24,10 +26,6 @@ inline size_t utf8_sequence_length(uint8_t lead) {
 char32_t decode_utf8(std::string_view text, size_t pos, size_t* length);
 
 void append_utf8(std::string& out, char32_t code_point);
-
-// Length of the longest valid UTF-8 prefix of `text`.
-size_t valid_utf8_prefix(std::string_view text);
-inline bool is_valid_utf8(std::string_view text) { return valid_utf8_prefix(text) == text.size(); }
 
 // Rust's String::from_utf8_lossy: every maximal ill-formed subsequence (Unicode's
 // "substitution of maximal subparts") becomes one U+FFFD. Valid input is returned unchanged.

@@ -1,4 +1,4 @@
-#include "model/demo_model.h"
+#include "engine/demo_model.h"
 
 #include <unistd.h>
 
@@ -16,7 +16,7 @@
 
 #include "core/dtype.h"
 #include "core/load_error.h"
-#include "model/safetensors_file.h"
+#include "core/safetensors_file.h"
 
 // The files of models/demo, placed in the binary by demo_model_data.S (.incbin).
 #define HOTSWAP_EMBEDDED(sym)                                       \

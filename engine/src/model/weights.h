@@ -8,7 +8,7 @@
 
 #include "core/tensor.h"
 #include "model/model_config.h"
-#include "model/safetensors_file.h"
+#include "core/safetensors_file.h"
 
 namespace hotswap {
 

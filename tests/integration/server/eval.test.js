@@ -67,6 +67,23 @@ describe('prompt scoring: echo + logprobs', () => {
     assert.deepEqual(first.choices[0].logprobs.token_logprobs.slice(0, n), plain.json.choices[0].logprobs.token_logprobs);
   });
 
+  test('text_offset indexes the returned text: the generated tokens follow the echoed prompt', async () => {
+    const r = await postJson(server.url, '/v1/completions', { model, prompt: prompt.ids, max_tokens: 3, echo: true, logprobs: 0, temperature: 0, ignore_eos: true });
+    const { text, logprobs: lp } = r.json.choices[0];
+    const n = prompt.ids.length;
+    assert.equal(lp.text_offset.length, n + 3);
+    const plain = await postJson(server.url, '/v1/completions', { model, prompt: prompt.ids, max_tokens: 3, temperature: 0, ignore_eos: true });
+    // Offsets count UTF-8 bytes of the returned text (server/README.md).
+    const bytes = Buffer.from(text);
+    const promptBytes = bytes.length - Buffer.byteLength(plain.json.choices[0].text);
+    for (let i = 0; i < 3; i++) {
+      const at = lp.text_offset[n + i];
+      const token = Buffer.from(lp.tokens[n + i]);
+      assert.ok(at >= promptBytes, `generated token ${i} at ${at}, inside the ${promptBytes}-byte prompt`);
+      assert.ok(bytes.subarray(at, at + token.length).equals(token), `token ${i} at its offset`);
+    }
+  });
+
   test('max_tokens 0 without echo and logprobs is a 400 naming max_tokens', async () => {
     const r = await postJson(server.url, '/v1/completions', { model, prompt: prompt.ids, max_tokens: 0 });
     assert.equal(r.status, 400, r.body);

@@ -273,7 +273,9 @@ TEST(KvCacheManager, StreamingGenerationHoldsNoMoreThanTheWindowsPlusOne) {
       ASSERT_EQ(kv.num_used_blocks(), t.num_held());
       // Everything the query at pos can see is still held.
       for (int p = 0; p <= pos; ++p) {
-        if (rule_of(attn).visible(p, pos)) ASSERT_NE(t.blocks[p / 16], kNoBlock) << "released visible position " << p;
+        if (rule_of(attn).visible(p, pos)) {
+          ASSERT_NE(t.blocks[p / 16], kNoBlock) << "released visible position " << p;
+        }
       }
       kv.release_invisible(t, attn.release_rule, pos + 1);
     }

@@ -11,7 +11,7 @@
 #include "core/load_error.h"
 #include "core/mapped_file.h"
 #include "model/model.h"
-#include "model/safetensors_file.h"
+#include "core/safetensors_file.h"
 #include "runner/sequence_session.h"
 
 namespace hotswap {

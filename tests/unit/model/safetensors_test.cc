@@ -1,6 +1,6 @@
 // Safetensors headers come from users' checkpoints and adapter uploads: every malformed or
 // hostile header is a LoadError naming the problem, never a view outside the bytes.
-#include "model/safetensors_file.h"
+#include "core/safetensors_file.h"
 
 #include <gtest/gtest.h>
 

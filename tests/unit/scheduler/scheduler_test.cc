@@ -8,7 +8,7 @@
 #include <map>
 #include <numeric>
 
-#include "model/demo_tokenizer.h"
+#include "model_gen/demo_tokenizer.h"
 
 namespace hotswap {
 namespace {

@@ -1,15 +1,38 @@
-#include "api/json_codec.h"
+// The request codec (api/request_codec.h) and the response writers (api/response_codec.h).
+#include "api/request_codec.h"
 
+#include <limits>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "api/response_codec.h"
+
 namespace hotswap::server {
 namespace {
 
 using json = nlohmann::json;
+
+// Stands in for the engine's parse_attention_choice(), which the codec's library does not
+// link: keeps the text it was given, and refuses "bogus" as the engine refuses unknown names.
+bool keep_attention(const std::string& text, AttentionChoice* out, std::string* error) {
+  if (text == "bogus") {
+    *error = "attention: unknown implementation 'bogus'";
+    return false;
+  }
+  out->impl = "given";
+  out->params = text;
+  return true;
+}
+
+CodecOptions options(CodecLimits limits = {}) {
+  CodecOptions o;
+  o.limits = limits;
+  o.parse_attention = keep_attention;
+  return o;
+}
 
 struct Malformed {
   const char* name;
@@ -91,13 +114,13 @@ class MalformedCompletion : public ::testing::TestWithParam<Malformed> {};
 
 TEST_P(MalformedCompletion, IsRejectedWithAMessageNamingTheField) {
   const Malformed& c = GetParam();
-  v1::CompletionRequest request;
-  std::optional<RequestError> error = parse_completion_request(c.body, CodecLimits{}, &request);
+  CompletionRequest request;
+  std::optional<RequestError> error = parse_completion_request(c.body, options(), &request);
   ASSERT_TRUE(error.has_value()) << c.name << " was accepted";
   EXPECT_EQ(error->param, c.param) << error->message;
   EXPECT_NE(error->message.find(c.fragment), std::string::npos) << "message: " << error->message << "\nwanted: " << c.fragment;
   EXPECT_FALSE(error->code.empty());
-  EXPECT_EQ(request.prompts_size(), 0) << "a rejected request leaves the message empty";
+  EXPECT_TRUE(request.prompts.empty()) << "a rejected request leaves the struct empty";
 }
 
 INSTANTIATE_TEST_SUITE_P(JsonCodec, MalformedCompletion, ::testing::ValuesIn(completion_cases()),
@@ -136,8 +159,8 @@ class MalformedChat : public ::testing::TestWithParam<Malformed> {};
 
 TEST_P(MalformedChat, IsRejectedWithAMessageNamingTheField) {
   const Malformed& c = GetParam();
-  v1::ChatCompletionRequest request;
-  std::optional<RequestError> error = parse_chat_request(c.body, CodecLimits{}, &request);
+  ChatRequest request;
+  std::optional<RequestError> error = parse_chat_request(c.body, options(), &request);
   ASSERT_TRUE(error.has_value()) << c.name << " was accepted";
   EXPECT_EQ(error->param, c.param) << error->message;
   EXPECT_NE(error->message.find(c.fragment), std::string::npos) << "message: " << error->message << "\nwanted: " << c.fragment;
@@ -153,113 +176,161 @@ TEST(JsonCodec, ParsesACompletionRequestWithEveryField) {
     "stream_options": {"include_usage": true}, "logprobs": 3, "echo": true, "user": "u",
     "top_k": 5, "min_p": 0.1, "repetition_penalty": 1.2, "ignore_eos": true, "attention": "streaming",
     "adapter": "a1", "some_future_field": {"x": 1}})";
-  v1::CompletionRequest r;
-  ASSERT_FALSE(parse_completion_request(body, CodecLimits{}, &r).has_value());
-  EXPECT_EQ(r.model(), "demo");
-  ASSERT_EQ(r.prompts_size(), 1);
-  EXPECT_EQ(r.prompts(0).text(), "Hello");
-  const v1::SamplingFields& s = r.sampling();
-  EXPECT_EQ(s.max_tokens(), 7);
-  EXPECT_TRUE(s.has_temperature());
-  EXPECT_EQ(s.temperature(), 0.0f);
-  EXPECT_FLOAT_EQ(s.top_p(), 0.5f);
-  EXPECT_EQ(s.n(), 2);
-  ASSERT_EQ(s.stop_size(), 1);
-  EXPECT_EQ(s.stop(0), "\n");
-  EXPECT_EQ(s.seed(), 42u);
-  EXPECT_TRUE(s.stream());
-  EXPECT_TRUE(s.stream_options().include_usage());
-  EXPECT_EQ(r.logprobs(), 3);
-  EXPECT_TRUE(r.echo());
-  EXPECT_EQ(s.top_k(), 5);
-  EXPECT_FLOAT_EQ(s.min_p(), 0.1f);
-  EXPECT_FLOAT_EQ(s.repetition_penalty(), 1.2f);
-  EXPECT_TRUE(s.ignore_eos());
-  EXPECT_EQ(s.attention(), "streaming");
-  EXPECT_EQ(s.adapter(), "a1");
+  CompletionRequest r;
+  ASSERT_FALSE(parse_completion_request(body, options(), &r).has_value());
+  const GenerationFields& g = r.fields;
+  EXPECT_EQ(g.model, "demo");
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_FALSE(r.prompts[0].is_tokens);
+  EXPECT_EQ(r.prompts[0].text, "Hello");
+  EXPECT_EQ(g.stop.max_tokens, 7);
+  EXPECT_TRUE(g.max_tokens_given);
+  EXPECT_EQ(g.sampling.temperature, 0.0f);
+  EXPECT_FLOAT_EQ(g.sampling.top_p, 0.5f);
+  EXPECT_EQ(g.n, 2);
+  EXPECT_EQ(g.stop.stop_strings, std::vector<std::string>{"\n"});
+  EXPECT_FLOAT_EQ(g.sampling.presence_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(g.sampling.frequency_penalty, -0.5f);
+  EXPECT_EQ(g.sampling.seed, 42u);
+  EXPECT_TRUE(g.stream);
+  EXPECT_TRUE(g.include_usage);
+  EXPECT_EQ(r.logprobs, 3);
+  EXPECT_TRUE(r.echo);
+  EXPECT_EQ(g.sampling.top_k, 5);
+  EXPECT_FLOAT_EQ(g.sampling.min_p, 0.1f);
+  EXPECT_FLOAT_EQ(g.sampling.repetition_penalty, 1.2f);
+  EXPECT_TRUE(g.stop.ignore_eos);
+  EXPECT_EQ(g.attention.params, "streaming") << "the attention text goes to the engine's parser as given";
+  EXPECT_EQ(g.adapter, "a1");
 }
 
 TEST(JsonCodec, NullFieldsMeanNotGiven) {
-  v1::CompletionRequest r;
+  CompletionRequest r;
   ASSERT_FALSE(parse_completion_request(R"({"prompt":"x","max_tokens":null,"temperature":null,"stop":null,"seed":null})",
-                                        CodecLimits{}, &r));
-  EXPECT_FALSE(r.sampling().has_max_tokens());
-  EXPECT_FALSE(r.sampling().has_temperature());
-  EXPECT_FALSE(r.sampling().has_seed());
-  EXPECT_EQ(r.sampling().stop_size(), 0);
+                                        options(), &r));
+  EXPECT_FALSE(r.fields.max_tokens_given);
+  EXPECT_EQ(r.fields.sampling.temperature, SamplingParams{}.temperature);
+  EXPECT_FALSE(r.fields.sampling.seed.has_value());
+  EXPECT_TRUE(r.fields.stop.stop_strings.empty());
+}
+
+TEST(JsonCodec, AbsentFieldsTakeTheServersDefaults) {
+  CodecOptions o = options();
+  o.defaults.temperature = 0.25f;
+  o.defaults.top_k = 7;
+  o.defaults.min_p = 0.05f;
+  o.defaults.max_tokens = 9;
+  CompletionRequest r;
+  ASSERT_FALSE(parse_completion_request(R"({"prompt":"x","top_k":3})", o, &r));
+  EXPECT_EQ(r.fields.sampling.temperature, 0.25f);
+  EXPECT_EQ(r.fields.sampling.top_k, 3) << "a given field overrides its default";
+  EXPECT_EQ(r.fields.sampling.min_p, 0.05f);
+  EXPECT_EQ(r.fields.stop.max_tokens, 9);
+  EXPECT_FALSE(r.fields.max_tokens_given);
+  EXPECT_EQ(r.fields.attention.impl, "auto");
 }
 
 TEST(JsonCodec, AcceptsIntegralFloatsForIntegers) {
-  v1::CompletionRequest r;
-  ASSERT_FALSE(parse_completion_request(R"({"prompt":"x","max_tokens":5.0})", CodecLimits{}, &r));
-  EXPECT_EQ(r.sampling().max_tokens(), 5);
+  CompletionRequest r;
+  ASSERT_FALSE(parse_completion_request(R"({"prompt":"x","max_tokens":5.0})", options(), &r));
+  EXPECT_EQ(r.fields.stop.max_tokens, 5);
 }
 
 TEST(JsonCodec, PromptForms) {
-  v1::CompletionRequest r;
-  ASSERT_FALSE(parse_completion_request(R"({"prompt":[1,2,3]})", CodecLimits{}, &r));
-  ASSERT_EQ(r.prompts_size(), 1);
-  ASSERT_TRUE(r.prompts(0).has_token_ids());
-  EXPECT_EQ(r.prompts(0).token_ids().ids_size(), 3);
-  EXPECT_EQ(r.prompts(0).token_ids().ids(2), 3);
+  CompletionRequest r;
+  ASSERT_FALSE(parse_completion_request(R"({"prompt":[1,2,3]})", options(), &r));
+  ASSERT_EQ(r.prompts.size(), 1u);
+  ASSERT_TRUE(r.prompts[0].is_tokens);
+  EXPECT_EQ(r.prompts[0].token_ids, (std::vector<int32_t>{1, 2, 3}));
 
-  ASSERT_FALSE(parse_completion_request(R"({"prompt":["only one"]})", CodecLimits{}, &r));
-  ASSERT_EQ(r.prompts_size(), 1);
-  EXPECT_EQ(r.prompts(0).text(), "only one");
+  ASSERT_FALSE(parse_completion_request(R"({"prompt":["only one"]})", options(), &r));
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_EQ(r.prompts[0].text, "only one");
 
-  ASSERT_FALSE(parse_completion_request(R"({"prompt":[[1,2],[3]]})", CodecLimits{}, &r));
-  ASSERT_EQ(r.prompts_size(), 2);
-  EXPECT_EQ(r.prompts(1).token_ids().ids(0), 3);
+  ASSERT_FALSE(parse_completion_request(R"({"prompt":[[1,2],[3]]})", options(), &r));
+  ASSERT_EQ(r.prompts.size(), 2u);
+  EXPECT_EQ(r.prompts[1].token_ids[0], 3);
 }
 
 TEST(JsonCodec, StopAsArrayAndAttentionAsObject) {
-  v1::CompletionRequest r;
+  CompletionRequest r;
   ASSERT_FALSE(parse_completion_request(
-      R"({"prompt":"x","stop":["a","bc"],"attention":{"impl":"streaming","sink_window_size":4}})", CodecLimits{}, &r));
-  ASSERT_EQ(r.sampling().stop_size(), 2);
-  EXPECT_EQ(r.sampling().stop(1), "bc");
-  const json attention = json::parse(r.sampling().attention());
+      R"({"prompt":"x","stop":["a","bc"],"attention":{"impl":"streaming","sink_window_size":4}})", options(), &r));
+  ASSERT_EQ(r.fields.stop.stop_strings.size(), 2u);
+  EXPECT_EQ(r.fields.stop.stop_strings[1], "bc");
+  const json attention = json::parse(r.fields.attention.params);
   EXPECT_EQ(attention["impl"], "streaming");
   EXPECT_EQ(attention["sink_window_size"], 4);
 }
 
+TEST(JsonCodec, TheEnginesAttentionErrorNamesTheField) {
+  CompletionRequest r;
+  auto error = parse_completion_request(R"({"prompt":"x","attention":"bogus"})", options(), &r);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->param, "attention");
+  EXPECT_EQ(error->code, "invalid_value");
+  EXPECT_EQ(error->message, "attention: unknown implementation 'bogus'");
+  // Every other field is checked first: the codec's own message wins.
+  error = parse_completion_request(R"({"prompt":"x","attention":"bogus","n":0})", options(), &r);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->param, "n");
+}
+
+TEST(JsonCodec, ZeroMaxTokensOnlyScoresAnEchoedPrompt) {
+  CompletionRequest r;
+  ASSERT_FALSE(parse_completion_request(R"({"prompt":[1,2],"max_tokens":0,"echo":true,"logprobs":0})", options(), &r));
+  EXPECT_EQ(r.fields.stop.max_tokens, 0);
+  auto error = parse_completion_request(R"({"prompt":[1,2],"max_tokens":0})", options(), &r);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->param, "max_tokens");
+  EXPECT_EQ(error->message,
+            "max_tokens must be an integer between 1 and 4096 (the server's max_new_tokens), got 0; 0 only scores the "
+            "prompt and needs echo: true with logprobs");
+}
+
 TEST(JsonCodec, NegativeSeedWraps) {
-  v1::CompletionRequest r;
-  ASSERT_FALSE(parse_completion_request(R"({"prompt":"x","seed":-1})", CodecLimits{}, &r));
-  EXPECT_EQ(r.sampling().seed(), ~0ull);
+  CompletionRequest r;
+  ASSERT_FALSE(parse_completion_request(R"({"prompt":"x","seed":-1})", options(), &r));
+  EXPECT_EQ(r.fields.sampling.seed, ~0ull);
 }
 
 TEST(JsonCodec, TopKMinusOneMeansOff) {
-  v1::CompletionRequest r;
-  ASSERT_FALSE(parse_completion_request(R"({"prompt":"x","top_k":-1})", CodecLimits{}, &r));
-  EXPECT_EQ(r.sampling().top_k(), 0);
+  CompletionRequest r;
+  ASSERT_FALSE(parse_completion_request(R"({"prompt":"x","top_k":-1})", options(), &r));
+  EXPECT_EQ(r.fields.sampling.top_k, 0);
 }
 
 TEST(JsonCodec, LimitsComeFromTheCaller) {
   CodecLimits limits;
   limits.max_n = 2;
-  v1::CompletionRequest r;
-  auto error = parse_completion_request(R"({"prompt":"x","n":3})", limits, &r);
+  CompletionRequest r;
+  auto error = parse_completion_request(R"({"prompt":"x","n":3})", options(limits), &r);
   ASSERT_TRUE(error);
   EXPECT_NE(error->message.find("between 1 and 2, got 3"), std::string::npos) << error->message;
 }
 
+TEST(JsonCodec, IncludeUsageOnlyWhileStreaming) {
+  CompletionRequest r;
+  ASSERT_FALSE(parse_completion_request(R"({"prompt":"x","stream_options":{"include_usage":true}})", options(), &r));
+  EXPECT_FALSE(r.fields.include_usage);
+}
+
 TEST(JsonCodec, ParsesChatMessagesAndContentParts) {
-  v1::ChatCompletionRequest r;
+  ChatRequest r;
   ASSERT_FALSE(parse_chat_request(R"({"model":"m","messages":[
       {"role":"system","content":"be brief"},
       {"role":"user","content":[{"type":"text","text":"hel"},{"type":"text","text":"lo"}],"name":"bob"},
       {"role":"assistant","content":null}],
       "logprobs":true,"top_logprobs":2,"max_completion_tokens":9})",
-                                  CodecLimits{}, &r));
-  ASSERT_EQ(r.messages_size(), 3);
-  EXPECT_EQ(r.messages(0).role(), "system");
-  EXPECT_EQ(r.messages(1).content(), "hello");
-  EXPECT_EQ(r.messages(1).name(), "bob");
-  EXPECT_EQ(r.messages(2).content(), "");
-  EXPECT_TRUE(r.logprobs());
-  EXPECT_EQ(r.top_logprobs(), 2);
-  EXPECT_EQ(r.sampling().max_tokens(), 9);
+                                  options(), &r));
+  ASSERT_EQ(r.messages.size(), 3u);
+  EXPECT_EQ(r.messages[0].role, "system");
+  EXPECT_EQ(r.messages[1].content, "hello");
+  EXPECT_EQ(r.messages[1].name, "bob");
+  EXPECT_EQ(r.messages[2].content, "");
+  EXPECT_EQ(r.logprobs, 2) << "logprobs: true with top_logprobs 2";
+  EXPECT_EQ(r.fields.stop.max_tokens, 9);
+  EXPECT_TRUE(r.fields.max_tokens_given);
 }
 
 TEST(JsonCodec, Utf8Validator) {
@@ -273,20 +344,33 @@ TEST(JsonCodec, Utf8Validator) {
   EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80", &bad));  // > U+10FFFF
 }
 
+// The engine's field table words the ranges the codec, the config and Engine::submit report.
+TEST(JsonCodec, FieldTableWording) {
+  using namespace request_fields;
+  EXPECT_EQ(kTemperature.expectation(), "a number between 0 and 2");
+  EXPECT_EQ(kTopP.expectation(), "a number > 0 and <= 1");
+  EXPECT_EQ(kTopK.expectation(), "an integer >= -1");
+  EXPECT_EQ(kRepetitionPenalty.expectation(), "a number > 0");
+  EXPECT_EQ(kPresencePenalty.expectation(), "a number between -2 and 2");
+  EXPECT_EQ(kMaxTokens.with_bounds(1, 4096).expectation(), "an integer between 1 and 4096");
+  EXPECT_FALSE(kMinP.contains(1.5));
+  EXPECT_FALSE(kTopK.contains(2.5));
+  EXPECT_FALSE(kRepetitionPenalty.contains(std::numeric_limits<double>::infinity()));
+  EXPECT_TRUE(kTopK.contains(-1));
+}
+
 TEST(JsonCodec, WritesACompletionInOpenAiShape) {
-  v1::Completion c;
-  c.set_id("cmpl-1");
-  c.set_object("text_completion");
-  c.set_created(123);
-  c.set_model("demo");
-  v1::CompletionChoice* choice = c.add_choices();
-  choice->set_text("hi");
-  choice->set_index(0);
-  choice->set_finish_reason("length");
-  c.mutable_usage()->set_prompt_tokens(3);
-  c.mutable_usage()->set_completion_tokens(2);
-  c.mutable_usage()->set_total_tokens(5);
-  const json j = json::parse(to_json(c));
+  Completion c;
+  c.header = {"cmpl-1", 123, "demo"};
+  CompletionChoice& choice = c.choices.emplace_back();
+  choice.text = "hi";
+  choice.index = 0;
+  choice.finish_reason = "length";
+  c.usage.emplace();
+  c.usage->prompt_tokens = 3;
+  c.usage->completion_tokens = 2;
+  const std::string text = to_json(c);
+  const json j = json::parse(text);
   EXPECT_EQ(j["id"], "cmpl-1");
   EXPECT_EQ(j["object"], "text_completion");
   EXPECT_EQ(j["created"], 123);
@@ -294,14 +378,21 @@ TEST(JsonCodec, WritesACompletionInOpenAiShape) {
   EXPECT_TRUE(j["choices"][0]["logprobs"].is_null());
   EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(j["usage"]["total_tokens"], 5);
+  EXPECT_EQ(text,
+            R"({"id":"cmpl-1","object":"text_completion","created":123,"model":"demo","choices":[{"text":"hi","index":0,)"
+            R"("logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,)"
+            R"("prompt_tokens_details":{"cached_tokens":0}}})")
+      << "keys in OpenAI's order";
 }
 
 TEST(JsonCodec, ChunkUsageIsNullOnlyWhenAsked) {
-  v1::ChatCompletionChunk chunk;
-  chunk.set_id("c");
-  v1::ChatChunkChoice* choice = chunk.add_choices();
-  choice->mutable_delta()->set_content("x");
+  ChatCompletion chunk;
+  chunk.chunk = true;
+  chunk.header.id = "c";
+  ChatChoice& choice = chunk.choices.emplace_back();
+  choice.content = "x";
   json plain = json::parse(to_json(chunk));
+  EXPECT_EQ(plain["object"], "chat.completion.chunk");
   EXPECT_FALSE(plain.contains("usage"));
   EXPECT_TRUE(plain["choices"][0]["finish_reason"].is_null());
   EXPECT_FALSE(plain["choices"][0]["delta"].contains("role"));
@@ -310,17 +401,24 @@ TEST(JsonCodec, ChunkUsageIsNullOnlyWhenAsked) {
   EXPECT_TRUE(with_usage["usage"].is_null());
 }
 
+TEST(JsonCodec, ChatBodyCarriesTheMessage) {
+  ChatCompletion body;
+  ChatChoice& choice = body.choices.emplace_back();
+  choice.role = "assistant";
+  choice.content = "hi";
+  choice.finish_reason = "stop";
+  body.usage = Usage{};
+  const json j = json::parse(to_json(body));
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["choices"][0]["message"], json({{"role", "assistant"}, {"content", "hi"}}));
+  EXPECT_FALSE(j["choices"][0].contains("delta"));
+}
+
 TEST(JsonCodec, CompletionLogprobsUseParallelArraysWithNulls) {
-  v1::Completion c;
-  v1::CompletionLogprobs* lp = c.add_choices()->mutable_logprobs();
-  lp->add_tokens("a");
-  lp->add_token_logprobs();  // null (echoed prompt token)
-  lp->add_top_logprobs()->set_is_null(true);
-  lp->add_text_offset(0);
-  lp->add_tokens("b");
-  lp->add_token_logprobs()->set_value(-0.5f);
-  (*lp->add_top_logprobs()->mutable_logprobs())["b"] = -0.5f;
-  lp->add_text_offset(1);
+  Completion c;
+  std::vector<CompletionTokenLogprob>& lp = c.choices.emplace_back().logprobs.emplace();
+  lp.push_back({"a", std::nullopt, {}, 0});  // null (echoed prompt token)
+  lp.push_back({"b", -0.5f, {{"b", -0.5f}}, 1});
   const json j = json::parse(to_json(c))["choices"][0]["logprobs"];
   EXPECT_EQ(j["tokens"], json({"a", "b"}));
   EXPECT_TRUE(j["token_logprobs"][0].is_null());
@@ -331,8 +429,8 @@ TEST(JsonCodec, CompletionLogprobsUseParallelArraysWithNulls) {
 }
 
 TEST(JsonCodec, InvalidUtf8InOutputIsReplacedNotThrown) {
-  v1::Completion c;
-  c.add_choices()->set_text("bad \xFF byte");
+  Completion c;
+  c.choices.emplace_back().text = "bad \xFF byte";
   EXPECT_NO_THROW({
     const json j = json::parse(to_json(c));
     EXPECT_EQ(j["choices"][0]["text"], "bad \xEF\xBF\xBD byte");
@@ -340,16 +438,42 @@ TEST(JsonCodec, InvalidUtf8InOutputIsReplacedNotThrown) {
 }
 
 TEST(JsonCodec, ErrorBody) {
-  v1::ErrorBody e;
-  e.mutable_error()->set_message("m");
-  e.mutable_error()->set_type("invalid_request_error");
-  e.mutable_error()->set_code("c");
+  ErrorBody e{"m", "invalid_request_error", "", "c"};
   json j = json::parse(to_json(e));
   EXPECT_EQ(j["error"]["message"], "m");
   EXPECT_TRUE(j["error"]["param"].is_null());
-  e.mutable_error()->set_param("n");
+  e.param = "n";
   j = json::parse(to_json(e));
   EXPECT_EQ(j["error"]["param"], "n");
+}
+
+TEST(JsonCodec, AdapterDescriptionsAndLists) {
+  AdapterInfo info;
+  info.name = "a1";
+  info.type = "mixed";
+  info.layers = 2;
+  info.parameters_json = R"({"z":1,"a":2})";
+  info.bytes = 10;
+  info.sha256 = "ff";
+  info.created = 5;
+  info.description = "d";
+  EXPECT_EQ(to_json(info),
+            R"({"name":"a1","object":"adapter","type":"mixed","layers":2,"parameters":{"z":1,"a":2},"bytes":10,)"
+            R"("sha256":"ff","created":5,"description":"d","resident":false})");
+  EXPECT_EQ(to_json(AdapterList{{info, info}}), "{\"adapters\":[" + to_json(info) + "," + to_json(info) + "]}");
+  EXPECT_EQ(to_json(AdapterList{}), R"({"adapters":[]})");
+  EXPECT_EQ(to_json(AdapterDeleted{"a1"}), R"({"name":"a1","object":"adapter","deleted":true})");
+}
+
+TEST(JsonCodec, ModelListAndHealth) {
+  ModelList list;
+  list.data.push_back({"base", 1, "base", std::nullopt, 128});
+  list.data.push_back({"a1", 2, "base", "base", 0});
+  EXPECT_EQ(to_json(list),
+            R"({"object":"list","data":[{"id":"base","object":"model","created":1,"owned_by":"hotswap","root":"base",)"
+            R"("parent":null,"max_model_len":128},{"id":"a1","object":"model","created":2,"owned_by":"hotswap",)"
+            R"("root":"base","parent":"base"}]})");
+  EXPECT_EQ(to_json(HealthStatus{"ok"}), R"({"status":"ok"})");
 }
 
 }  // namespace

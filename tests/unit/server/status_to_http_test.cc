@@ -35,6 +35,9 @@ TEST(StatusToHttp, ErrorBodyHasTheOpenAiShape) {
   EXPECT_EQ(body["error"]["type"], "invalid_request_error");
   EXPECT_EQ(body["error"]["code"], "invalid_request");
   EXPECT_TRUE(body["error"]["param"].is_null());
+  EXPECT_EQ(r.body, R"({"error":{"message":"prompt is too long: 9000 tokens","type":"invalid_request_error",)"
+                    R"("param":null,"code":"invalid_request"}})")
+      << "keys in OpenAI's order";
 }
 
 TEST(StatusToHttp, QueueFullAndUnavailableCarryRetryAfter) {

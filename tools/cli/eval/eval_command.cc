@@ -2,13 +2,15 @@
 // (docs/eval.md), in this process or against a running server.
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 
-#include "cli/cli_args.h"
 #include "cli/commands.h"
 #include "cli/eval/eval_suite.h"
 #include "cli/eval/png_chart.h"
+#include "cli/options.h"
 
 namespace hotswap::cli {
 namespace {
@@ -47,35 +49,23 @@ std::vector<eval::Panel> charts(const std::vector<ConfigResult>& results) {
   return {ppl, acc, len};
 }
 
-}  // namespace
+struct EvalArgs {
+  std::string model, server, configs, corpus, retrieval, json, png;
+  int context = 0, max_documents = 0, max_questions = 0, answer_tokens = 16, threads = 0;
+};
 
-int run_eval(int argc, char** argv) {
-  CliArgs args("eval", "Perplexity, retrieval accuracy, attention density and decode speed per attention configuration.");
-  args.option("model", "Hugging Face model directory (in-process; with --server: the served model's tokenizer)")
-      .option("server", "a running `hotswap serve` (http://host:port) to evaluate instead of loading the model")
-      .option("configs", "JSON file: {\"configs\": [{\"name\", \"attention\", \"adapter\"?}]} (docs/eval.md)")
-      .option("corpus", "JSON lines {\"text\"}: documents for perplexity")
-      .option("retrieval", "JSON lines {\"prompt\", \"answer\", \"context_tokens\"}: retrieval questions", "")
-      .option("context", "truncate documents to this many tokens (0: the model's context)", "0")
-      .option("max-documents", "use at most this many documents (0: all)", "0")
-      .option("max-questions", "use at most this many retrieval questions (0: all)", "0")
-      .option("answer-tokens", "tokens generated per retrieval question", "16")
-      .option("threads", "worker threads of the in-process engine (0 = all cores)", "0")
-      .option("json", "write the results as JSON to this file", "")
-      .option("png", "write the charts (quality vs density, accuracy vs context) as PNG to this file", "");
-  if (!args.parse(argc, argv, 2)) return 0;
+int run_eval(const CLI::App& cmd, const EvalArgs& args) {
   eval::EvalInputs inputs;
   std::unique_ptr<eval::EvalTarget> target;
   try {
-    inputs.configs = eval::read_configs(args.get("configs"));
-    inputs.documents = eval::read_corpus(args.get("corpus"), args.get_int("max-documents", 0));
-    if (!args.get_or("retrieval", "").empty())
-      inputs.retrieval = eval::read_retrieval(args.get("retrieval"), args.get_int("max-questions", 0));
-    inputs.context = args.get_int("context", 0);
-    inputs.answer_tokens = args.get_int("answer-tokens", 16);
+    inputs.configs = eval::read_configs(args.configs);
+    inputs.documents = eval::read_corpus(args.corpus, args.max_documents);
+    if (!args.retrieval.empty()) inputs.retrieval = eval::read_retrieval(args.retrieval, args.max_questions);
+    inputs.context = args.context;
+    inputs.answer_tokens = args.answer_tokens;
     if (inputs.answer_tokens < 1) throw UsageError("--answer-tokens must be at least 1");
-    target = args.has("server") ? eval::make_http_target(args.get("server"), args.get("model"))
-                                : eval::make_engine_target(args.get("model"), args.get_int("threads", 0));
+    target = cmd.count("--server") > 0 ? eval::make_http_target(args.server, args.model)
+                                       : eval::make_engine_target(args.model, args.threads);
   } catch (const eval::EvalError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
@@ -85,7 +75,7 @@ int run_eval(int argc, char** argv) {
   const std::vector<ConfigResult> results = eval::run_suite(*target, inputs, progress_bar());
   std::fputs(eval::results_table(results).c_str(), stdout);
   const nlohmann::json out = eval::results_json(*target, inputs, results);
-  if (const std::string path = args.get_or("json", ""); !path.empty()) {
+  if (const std::string& path = args.json; !path.empty()) {
     std::ofstream f(path);
     f << out.dump(2) << "\n";
     if (!f) {
@@ -93,10 +83,54 @@ int run_eval(int argc, char** argv) {
       return 1;
     }
   }
-  if (const std::string path = args.get_or("png", ""); !path.empty()) eval::write_png_chart(path, charts(results));
+  if (!args.png.empty()) eval::write_png_chart(args.png, charts(results));
   for (const ConfigResult& r : results)
     if (!r.error.empty()) return 1;  // a configuration that could not run fails the command
   return 0;
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<EvalArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval",
+      "perplexity, retrieval, density and speed per attention configuration\n"
+      "Perplexity, retrieval accuracy, attention density and decode speed per attention configuration.");
+  cmd->add_option("--model", args->model,
+                  "Hugging Face model directory (in-process; with --server: the served model's tokenizer)")
+      ->type_name("DIR")
+      ->required();
+  cmd->add_option("--server", args->server,
+                  "a running `hotswap serve` (http://host:port) to evaluate instead of loading the model")
+      ->type_name("URL");
+  cmd->add_option("--configs", args->configs,
+                  "JSON file: {\"configs\": [{\"name\", \"attention\", \"adapter\"?}]} (docs/eval.md)")
+      ->type_name("FILE")
+      ->required();
+  cmd->add_option("--corpus", args->corpus, "JSON lines {\"text\"}: documents for perplexity")->type_name("FILE")->required();
+  cmd->add_option("--retrieval", args->retrieval,
+                  "JSON lines {\"prompt\", \"answer\", \"context_tokens\"}: retrieval questions (default: none)")
+      ->type_name("FILE");
+  decimal(cmd->add_option("--context", args->context, "truncate documents to this many tokens (0: the model's context)")
+              ->type_name("N")
+              ->capture_default_str());
+  decimal(cmd->add_option("--max-documents", args->max_documents, "use at most this many documents (0: all)")
+              ->type_name("N")
+              ->capture_default_str());
+  decimal(cmd->add_option("--max-questions", args->max_questions, "use at most this many retrieval questions (0: all)")
+              ->type_name("N")
+              ->capture_default_str());
+  decimal(cmd->add_option("--answer-tokens", args->answer_tokens, "tokens generated per retrieval question")
+              ->type_name("N")
+              ->capture_default_str());
+  decimal(cmd->add_option("--threads", args->threads, "worker threads of the in-process engine (0 = all cores)")
+              ->type_name("N")
+              ->capture_default_str());
+  cmd->add_option("--json", args->json, "write the results as JSON to this file")->type_name("FILE");
+  cmd->add_option("--png", args->png, "write the charts (quality vs density, accuracy vs context) as PNG to this file")
+      ->type_name("FILE");
+  cmd->callback([cmd, args, exit_code] { *exit_code = run_eval(*cmd, *args); });
 }
 
 }  // namespace hotswap::cli

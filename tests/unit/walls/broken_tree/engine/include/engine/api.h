@@ -1,0 +1,3 @@
+// The public API exposing an internal header.
+#pragma once
+#include "low/low.h"

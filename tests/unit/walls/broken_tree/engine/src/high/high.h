@@ -1,0 +1,2 @@
+// Module high declares low but never includes it.
+#pragma once

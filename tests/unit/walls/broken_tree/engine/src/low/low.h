@@ -1,0 +1,3 @@
+// Module low: includes the module above it, which it does not (and may not) declare.
+#pragma once
+#include "high/high.h"

@@ -1,0 +1,1 @@
+// A folder no hotswap_module declares.

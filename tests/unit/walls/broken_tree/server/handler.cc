@@ -1,0 +1,3 @@
+// The server reaching past engine/include.
+#include "high/high.h"
+#include "engine/api.h"
