@@ -54,6 +54,35 @@ function parseResponse(raw) {
 
 // The server's open-connection gauge, scraped from `localAddress` (so that a per-address
 // cap on 127.0.0.1 does not refuse the scrape).
+// A connection the server has admitted and holds (keep-alive, idle): it answered a request on
+// it with 200. A refused one (503: the slot of a connection that just closed may not be free
+// yet on a slow server) is closed and the connection retried.
+async function openAdmittedConnection(port, { deadlineMs = 10_000 } = {}) {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const socket = await openConnection(port);
+    const status = await new Promise((resolve, reject) => {
+      let raw = '';
+      const onData = (chunk) => {
+        raw += chunk.toString('latin1');
+        const split = raw.indexOf('\r\n\r\n');
+        if (split < 0) return;
+        const length = Number(/content-length: *(\d+)/i.exec(raw.slice(0, split))?.[1] ?? 0);
+        if (raw.length < split + 4 + length) return;
+        socket.off('data', onData);
+        resolve(Number(raw.split(' ')[1]));
+      };
+      socket.on('data', onData);
+      socket.once('error', reject);
+      socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    });
+    if (status === 200) return socket;
+    socket.destroy();
+    assert.ok(Date.now() < deadline, `no connection admitted within ${deadlineMs} ms (last status ${status})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function openConnectionsGauge(port, localAddress) {
   const raw = await exchangeUntilClose(port, 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { localAddress });
   const line = raw.split('\n').find((l) => l.startsWith('hotswap_open_connections '));
@@ -179,8 +208,9 @@ describe('connection slots', () => {
       await waitForOpenConnections(server.port, 0);
       const held = await Promise.all([0, 1].map(() => openConnection(server.port)));
       await waitForOpenConnections(server.port, 2);  // the third slot is the scrape's
-      // All three slots taken: the two held and a third we hold now.
-      const third = await openConnection(server.port);
+      // All three slots taken: the two held and a third we hold now, once the scrape's
+      // connection has given its slot back (the server answered the third with 200).
+      const third = await openAdmittedConnection(server.port);
       const raw = await exchangeUntilClose(server.port, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
       const r = parseResponse(raw);
       assert.equal(r.status, 503);

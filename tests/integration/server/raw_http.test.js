@@ -47,7 +47,13 @@ describe('health and readiness', () => {
 describe('metrics', () => {
   test('exposes every series the spec lists', async () => {
     await postJson(server.url, '/v1/completions', { model, prompt: 'metrics please', max_tokens: 3, temperature: 0, stream: true });
-    const r = await request(server.url, { path: '/metrics' });
+    // The request counter moves once the last byte is written, which may trail the response
+    // the client already has (so the next test starts from a settled count).
+    let r;
+    assert.ok(await eventually(async () => {
+      r = await request(server.url, { path: '/metrics' });
+      return r.body.includes('hotswap_requests_total{route="/v1/completions",status="200"}');
+    }, { timeoutMs: 30_000 }), 'the completion is counted');
     assert.equal(r.status, 200);
     assert.match(r.headers['content-type'], /^text\/plain; version=0\.0\.4/);
     for (const series of [
