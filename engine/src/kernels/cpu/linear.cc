@@ -8,22 +8,22 @@
 
 #include "core/check.h"
 #include "kernels/cpu/linear_kernels.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/isa.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace hotswap::kernels {
 namespace {
 
+using detail::barrier;
 using detail::LinearKernels;
+using detail::parallel_run;
+using detail::Range;
 using detail::ScratchSlot;
+using detail::split;
+using detail::thread_count;
 using detail::WeightMatrix;
 
-// Below this many multiply-adds a parallel region costs more than it saves.
-constexpr int64_t kMinParallelMacs = int64_t{1} << 16;
 // From this many rows of x the packed form beats the dot form (see bench/kernels_bench.cc).
 constexpr int64_t kMinPackedRows = 8;
 // Dot-form column ranges are multiples of this, so threads split whole GEMV tiles.
@@ -41,44 +41,6 @@ const LinearKernels& kernels_for(Isa isa) {
       break;
   }
   return detail::scalar_linear_kernels();
-}
-
-int thread_count(int64_t macs) {
-#ifdef _OPENMP
-  if (macs >= kMinParallelMacs) return omp_get_max_threads();
-#endif
-  return 1;
-}
-
-// Runs body(index, count) on `threads` threads (fewer if OpenMP grants fewer).
-template <typename Body>
-void parallel_run(int threads, const Body& body) {
-#ifdef _OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    body(omp_get_thread_num(), omp_get_num_threads());
-    return;
-  }
-#endif
-  body(0, 1);
-}
-
-void barrier() {
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-}
-
-// The index-th of `count` nearly equal contiguous parts of [0, units), scaled by `unit` and
-// clamped to `limit`.
-struct Range {
-  int64_t begin, end;
-};
-Range split(int64_t units, int count, int index, int64_t unit, int64_t limit) {
-  const int64_t base = units / count, extra = units % count;
-  const int64_t b = index * base + std::min<int64_t>(index, extra);
-  const int64_t e = b + base + (index < extra ? 1 : 0);
-  return {std::min(b * unit, limit), std::min(e * unit, limit)};
 }
 
 void run_dot_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
