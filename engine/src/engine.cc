@@ -21,6 +21,7 @@
 #include "core/load_error.h"
 #include "engine/request_fields.h"
 #include "kernels/linear.h"
+#include "kernels/q8.h"
 #include "kv_cache/kv_cache_manager.h"
 #include "model/model.h"
 #include "scheduler/scheduler.h"
@@ -39,7 +40,7 @@ class EngineImpl final : public Engine {
  public:
   explicit EngineImpl(const EngineConfig& config)
       : config_(config),
-        model_(Model::load(config.model_dir)),
+        model_(Model::load(config.model_dir, ModelLoadOptions{config.weights, {.cache_dir = config.cache_dir}})),
         tokenizer_(Tokenizer::load(config.model_dir)),
         kv_(KvCacheManager::plan_layout(model_->config().num_layers, model_->config().num_kv_heads,
                                         model_->config().head_dim, config.kv_block_size, config.kv_cache_tokens,
@@ -60,6 +61,10 @@ class EngineImpl final : public Engine {
     spdlog::info("event=kernels isa={} matmul_precision={} linear_precision={}", kernels::linear_isa(),
                  matmul_precision_name(config_.matmul_precision),
                  kernels::linear_precision() == kernels::LinearPrecision::kBf16Dot ? "bf16" : "f32");
+    if (const QuantizedWeights* q = model_->quantized())
+      spdlog::info("event=weights format=q8 isa={} source={} cache={} bytes={}", kernels::linear_q8_isa(),
+                   q->source() == QuantizedWeights::Source::kCache ? "cache" : "quantized",
+                   q->cache_path().empty() ? "none" : q->cache_path(), q->bytes());
     const ModelConfig& mc = model_->config();
     info_.id = std::filesystem::path(config.model_dir).filename().string();
     if (info_.id.empty()) info_.id = std::filesystem::path(config.model_dir).parent_path().filename().string();

@@ -37,8 +37,32 @@ inline bool parse_matmul_precision(const std::string& text, MatmulPrecision* out
   return true;
 }
 
+// How the projections' weights are held (engine.weights, docs/weights.md).
+enum class WeightFormat : uint8_t {
+  // As the checkpoint stores them (bf16 for a bf16 checkpoint), memory-mapped.
+  kAuto,
+  // 8-bit: int8 per block of 32 weights with an f16 scale (llama.cpp's q8_0), quantised at load
+  // and cached on disk; about half the bytes of bf16 per decode step. Activations are
+  // quantised to 8 bits per block too; matmul_precision does not apply to these projections.
+  kQ8,
+};
+
+inline const char* weight_format_name(WeightFormat f) { return f == WeightFormat::kQ8 ? "q8" : "auto"; }
+
+// "auto" / "q8"; false (and *out unchanged) for anything else.
+inline bool parse_weight_format(const std::string& text, WeightFormat* out) {
+  if (text == "auto") *out = WeightFormat::kAuto;
+  else if (text == "q8") *out = WeightFormat::kQ8;
+  else return false;
+  return true;
+}
+
 struct EngineConfig {
   std::string model_dir;
+  WeightFormat weights = WeightFormat::kAuto;
+  // Where derived files may be cached (quantised weights, when the model directory is not
+  // writable); "" = next to the model only.
+  std::string cache_dir;
   int num_threads = 0;                 // 0 = all cores
   // Process-wide (the kernels have one setting): the last engine created decides.
   MatmulPrecision matmul_precision = MatmulPrecision::kAuto;

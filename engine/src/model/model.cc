@@ -26,21 +26,26 @@ std::vector<float> to_f32(const TensorView& t) {
   return out;
 }
 
-void project(const float* x, int64_t rows, const TensorView& w, const std::vector<float>& bias, float* y) {
-  kernels::linear(x, rows, w, bias.empty() ? nullptr : bias.data(), y);
+// W as stored, or its q8 form when the model was loaded with WeightFormat::kQ8.
+void project(const float* x, int64_t rows, const TensorView& w, const kernels::Q8Matrix* q8,
+             const std::vector<float>& bias, float* y) {
+  const float* b = bias.empty() ? nullptr : bias.data();
+  if (q8 != nullptr) return kernels::linear_q8(x, rows, *q8, b, y);
+  kernels::linear(x, rows, w, b, y);
 }
 
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const std::string& model_dir) {
-  return std::unique_ptr<Model>(new Model(model_dir, load_model_config(model_dir)));
+std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelLoadOptions& options) {
+  return std::unique_ptr<Model>(new Model(model_dir, load_model_config(model_dir), options));
 }
 
-Model::Model(std::string dir, ModelConfig config)
+Model::Model(std::string dir, ModelConfig config, const ModelLoadOptions& options)
     : dir_(std::move(dir)), config_(std::move(config)), weights_(dir_, config_), rope_(config_) {
   for (const LayerWeights& w : weights_.layers)
     biases_.push_back({to_f32(w.q_bias), to_f32(w.k_bias), to_f32(w.v_bias), to_f32(w.o_bias), to_f32(w.gate_bias),
                        to_f32(w.up_bias), to_f32(w.down_bias)});
+  if (options.weights == WeightFormat::kQ8) quantized_ = QuantizedWeights::load(dir_, weights_, options.cache);
 }
 
 KvLayout Model::kv_layout(int block_size, int64_t num_blocks) const {
@@ -117,11 +122,12 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
     const LayerBiases& b = biases_[l];
+    const QuantizedLayer* q8 = quantized_ ? &quantized_->layers[l] : nullptr;
     // Attention block.
     kernels::rms_norm(ws.hidden.data(), T, D, w.input_norm, c.rms_norm_eps, ws.normed.data());
-    project(ws.normed.data(), T, w.q_proj, b.q, ws.q.data());
-    project(ws.normed.data(), T, w.k_proj, b.k, ws.k.data());
-    project(ws.normed.data(), T, w.v_proj, b.v, ws.v.data());
+    project(ws.normed.data(), T, w.q_proj, q8 ? &q8->q_proj : nullptr, b.q, ws.q.data());
+    project(ws.normed.data(), T, w.k_proj, q8 ? &q8->k_proj : nullptr, b.k, ws.k.data());
+    project(ws.normed.data(), T, w.v_proj, q8 ? &q8->v_proj : nullptr, b.v, ws.v.data());
     if (keep_unrotated) {
       std::copy_n(ws.q.data(), T * H * d, ws.q_unrotated.data());
       std::copy_n(ws.k.data(), T * Hkv * d, ws.k_unrotated.data());
@@ -177,15 +183,15 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       calls.push_back(call);
     }
     attention.attend(calls);
-    project(ws.attn.data(), T, w.o_proj, b.o, ws.proj.data());
+    project(ws.attn.data(), T, w.o_proj, q8 ? &q8->o_proj : nullptr, b.o, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
 
     // MLP block (SwiGLU).
     kernels::rms_norm(ws.hidden.data(), T, D, w.post_attention_norm, c.rms_norm_eps, ws.normed.data());
-    project(ws.normed.data(), T, w.gate_proj, b.gate, ws.gate.data());
-    project(ws.normed.data(), T, w.up_proj, b.up, ws.up.data());
+    project(ws.normed.data(), T, w.gate_proj, q8 ? &q8->gate_proj : nullptr, b.gate, ws.gate.data());
+    project(ws.normed.data(), T, w.up_proj, q8 ? &q8->up_proj : nullptr, b.up, ws.up.data());
     kernels::silu_mul(ws.gate.data(), ws.up.data(), ws.gate.data(), T * I);
-    project(ws.gate.data(), T, w.down_proj, b.down, ws.proj.data());
+    project(ws.gate.data(), T, w.down_proj, q8 ? &q8->down_proj : nullptr, b.down, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
   }
 
@@ -207,7 +213,7 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   for (int64_t r = 0; r < R; ++r) std::copy_n(&ws.hidden[rows[r] * D], D, &ws.proj[r * D]);
   kernels::rms_norm(ws.proj.data(), R, D, weights_.final_norm, c.rms_norm_eps, ws.normed.data());
   out.data.resize(static_cast<size_t>(R) * c.vocab_size);
-  kernels::linear(ws.normed.data(), R, weights_.lm_head, nullptr, out.data.data());
+  project(ws.normed.data(), R, weights_.lm_head, quantized_ ? &quantized_->lm_head : nullptr, {}, out.data.data());
   return out;
 }
 

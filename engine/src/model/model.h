@@ -12,6 +12,7 @@
 #include "kv_cache/kv_storage.h"
 #include "model/forward_batch.h"
 #include "model/model_config.h"
+#include "model/quantized_weights.h"
 #include "model/rotary_embedding.h"
 #include "model/weights.h"
 
@@ -23,15 +24,22 @@ struct Workspace {
   std::vector<float> q_unrotated, k_unrotated;  // backends that read LayerInputs
 };
 
+struct ModelLoadOptions {
+  WeightFormat weights = WeightFormat::kAuto;  // kQ8: the projections quantised (or read from the cache)
+  WeightCacheOptions cache;                    // where the q8 cache is read and written
+};
+
 class Model {
  public:
   // Loads config.json, generation_config.json and the weights of a Hugging Face model
   // directory. Throws LoadError naming what is missing or wrong.
-  static std::unique_ptr<Model> load(const std::string& model_dir);
+  static std::unique_ptr<Model> load(const std::string& model_dir, const ModelLoadOptions& options = {});
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
   const std::string& dir() const { return dir_; }
+  // The projections in q8, or null when they are used as stored (WeightFormat::kAuto).
+  const QuantizedWeights* quantized() const { return quantized_.get(); }
 
   // KV cache geometry for this model with the given block size and capacity in blocks.
   KvLayout kv_layout(int block_size, int64_t num_blocks) const;
@@ -40,7 +48,7 @@ class Model {
   Logits forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) const;
 
  private:
-  Model(std::string dir, ModelConfig config);
+  Model(std::string dir, ModelConfig config, const ModelLoadOptions& options);
 
   // Projection biases as float32, converted once at load so the kernels add them while
   // storing y (the stored tensors may be bf16/f16); empty when the model has none.
@@ -53,6 +61,7 @@ class Model {
   ModelWeights weights_;
   RotaryEmbedding rope_;
   std::vector<LayerBiases> biases_;
+  std::unique_ptr<QuantizedWeights> quantized_;
 };
 
 // The kernels' setting for a requested precision on this model (kAuto: bf16 products for BF16

@@ -36,6 +36,7 @@ class ModelWeights {
 
   size_t total_bytes() const;        // bytes of all mapped tensor data the model uses
   DType dominant_dtype() const { return embed_tokens.dtype; }
+  const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }  // the shards
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
