@@ -121,6 +121,7 @@ int Server::run() {
     EngineConfig engine_config = config_.engine;
     engine_config.model_dir = config_.model_dir.empty() ? ensure_demo_model(resolved_cache_dir(config_)) : config_.model_dir;
     engine_config.adapter_dir = config_.adapter_dir;
+    engine_config.cache_dir = resolved_cache_dir(config_);
     spdlog::info("event=model_loading model_dir={}", engine_config.model_dir);
     const auto load_started = Clock::now();
     engine = Engine::create(engine_config);

@@ -96,6 +96,11 @@ const std::map<std::string, Setter>& setters() {
          if (!v.is_string() || !parse_matmul_precision(v.get<std::string>(), &c->engine.matmul_precision))
            bad(w, "\"auto\", \"f32\" or \"bf16\"", v);
        }},
+      {"engine.weights",
+       [](const json& v, const std::string& w, ServerConfig* c) {
+         if (!v.is_string() || !parse_weight_format(v.get<std::string>(), &c->engine.weights))
+           bad(w, "\"auto\" or \"q8\"", v);
+       }},
       HS_INT("engine.kv_cache_tokens", c->engine.kv_cache_tokens, 1, kBig),
       HS_INT("engine.kv_cache_bytes", c->engine.kv_cache_bytes, 0, kBig),
       HS_INT("engine.kv_block_size", c->engine.kv_block_size, 1, 4096),
@@ -150,12 +155,14 @@ const Flag kFlags[] = {
     {"--adapter-dir", "adapter_dir", "DIR", "where uploaded adapters are persisted"},
     {"--api-key", "api_key", "KEY", "require 'Authorization: Bearer KEY' on /v1/* (also $HOTSWAP_API_KEY)"},
     {"--threads", "io_threads", "N", "HTTP I/O threads (default 2)"},
-    {"--cache-dir", "cache_dir", "DIR", "where the demo model is created"},
+    {"--cache-dir", "cache_dir", "DIR", "where the demo model and, for a read-only model directory, q8 weights are cached"},
     {"--served-model-name", "served_model_name", "NAME", "model id in responses (default: directory name)"},
     {"--log-level", "log_level", "LEVEL", "trace|debug|info|warn|error"},
     {"--default-attention", "default_attention", "A", "attention when a request says auto and has no adapter"},
     {"--engine-threads", "engine.threads", "N", "compute threads (0 = all cores)"},
     {"--matmul-precision", "engine.matmul_precision", "P", "auto | f32 | bf16 (auto: bf16 arithmetic for BF16 weights)"},
+    {"--weights", "engine.weights", "W",
+     "auto | q8 (q8: 8-bit weights quantised at load, cached next to the model or in --cache-dir)"},
     {"--kv-cache-tokens", "engine.kv_cache_tokens", "N", "KV cache capacity in tokens"},
     {"--kv-cache-bytes", "engine.kv_cache_bytes", "N", "KV cache capacity in bytes (overrides tokens)"},
     {"--kv-block-size", "engine.kv_block_size", "N", "tokens per KV block"},
@@ -189,7 +196,8 @@ constexpr const char* kServeDescription =
 
 json flag_value(const std::string& key, const std::string& text) {
   static const char* const kStringKeys[] = {"host", "model", "adapter_dir", "api_key", "cache_dir",
-                                            "served_model_name", "log_level", "engine.matmul_precision"};
+                                            "served_model_name", "log_level", "engine.matmul_precision",
+                                            "engine.weights"};
   for (const char* k : kStringKeys)
     if (key == k) return text;
   if (key == "default_attention") {

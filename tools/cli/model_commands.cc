@@ -20,13 +20,22 @@ namespace {
 
 // What generate and logits share: the model and how it attends and multiplies.
 struct ModelArgs {
-  std::string model, attention, adapter, matmul_precision = "auto";
+  std::string model, attention, adapter, matmul_precision = "auto", weights = "auto", cache_dir;
 };
 
 constexpr const char* kAttentionHelp =
     "eager | streaming | mixed | nsa | masked | auto, or a JSON object (specs: attention.md, maskers.md)";
 constexpr const char* kMatmulPrecisionHelp =
     "auto | f32 | bf16 (auto: bf16 activations and products for BF16 weights, as PyTorch computes them)";
+
+constexpr const char* kWeightsHelp =
+    "auto | q8 (q8: 8-bit weights quantised at load and cached next to the model or in --cache-dir; docs/weights.md)";
+
+WeightFormat weights_from(const ModelArgs& args) {
+  WeightFormat w = WeightFormat::kAuto;
+  if (!parse_weight_format(args.weights, &w)) throw UsageError("--weights must be auto or q8, got '" + args.weights + "'");
+  return w;
+}
 
 AttentionChoice attention_from(const CLI::App& cmd, const ModelArgs& args) {
   AttentionChoice choice;
@@ -64,6 +73,8 @@ int run_generate(const CLI::App& cmd, const GenerateArgs& args) {
   config.model_dir = args.model;
   config.num_threads = args.threads;
   config.matmul_precision = matmul_precision_from(args);
+  config.weights = weights_from(args);
+  config.cache_dir = args.cache_dir;
   auto engine = Engine::create(config);
 
   GenerateRequest request;
@@ -113,7 +124,7 @@ int run_generate(const CLI::App& cmd, const GenerateArgs& args) {
 int run_logits(const CLI::App& cmd, const LogitsArgs& args) {
   const std::vector<int32_t> ids = parse_id_list(args.prompt_ids, "prompt-ids");
   const MatmulPrecision precision = matmul_precision_from(args);
-  auto model = Model::load(args.model);
+  auto model = Model::load(args.model, ModelLoadOptions{weights_from(args), {.cache_dir = args.cache_dir}});
   kernels::set_linear_precision(linear_precision_for(precision, *model));
   const ModelConfig& c = model->config();
   for (int32_t id : ids)
@@ -154,6 +165,9 @@ void add_generate_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--adapter", args->adapter, "adapter_weight.json file or directory")->type_name("FILE_OR_DIR");
   decimal(cmd->add_option("--threads", args->threads, "worker threads (0 = all cores)")->type_name("N")->capture_default_str());
   cmd->add_option("--matmul-precision", args->matmul_precision, kMatmulPrecisionHelp)->type_name("P")->capture_default_str();
+  cmd->add_option("--weights", args->weights, kWeightsHelp)->type_name("W")->capture_default_str();
+  cmd->add_option("--cache-dir", args->cache_dir, "where q8 weights are cached when the model directory is read-only")
+      ->type_name("DIR");
   cmd->add_flag("--ignore-eos", args->ignore_eos, "do not stop at EOS");
   cmd->add_flag("--json", args->json, "print {\"prompt_ids\",\"output_ids\",\"text\"} as JSON");
   cmd->callback([cmd, args, exit_code] { *exit_code = run_generate(*cmd, *args); });
@@ -167,6 +181,9 @@ void add_logits_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--attention", args->attention, kAttentionHelp)->type_name("A");
   cmd->add_option("--adapter", args->adapter, "adapter_weight.json file or directory")->type_name("FILE_OR_DIR");
   cmd->add_option("--matmul-precision", args->matmul_precision, kMatmulPrecisionHelp)->type_name("P")->capture_default_str();
+  cmd->add_option("--weights", args->weights, kWeightsHelp)->type_name("W")->capture_default_str();
+  cmd->add_option("--cache-dir", args->cache_dir, "where q8 weights are cached when the model directory is read-only")
+      ->type_name("DIR");
   cmd->add_flag("--all-positions", args->all_positions, "logits for every position, not only the last");
   cmd->callback([cmd, args, exit_code] { *exit_code = run_logits(*cmd, *args); });
 }

@@ -26,6 +26,7 @@ TEST(ServerConfig, DefaultsMatchTheShippedConfigFile) {
   EXPECT_EQ(from_file.timeouts.drain_ms, builtin.timeouts.drain_ms);
   EXPECT_EQ(from_file.engine.kv_cache_tokens, builtin.engine.kv_cache_tokens);
   EXPECT_EQ(from_file.engine.matmul_precision, builtin.engine.matmul_precision);
+  EXPECT_EQ(from_file.engine.weights, builtin.engine.weights);
   EXPECT_EQ(from_file.engine.max_prefill_tokens_while_decoding, builtin.engine.max_prefill_tokens_while_decoding);
   EXPECT_EQ(from_file.engine.max_queue, builtin.engine.max_queue);
   EXPECT_EQ(from_file.engine.max_new_tokens, builtin.engine.max_new_tokens);
@@ -122,6 +123,22 @@ TEST(ServerConfig, MatmulPrecision) {
   }
   EXPECT_EQ(c.engine.matmul_precision, MatmulPrecision::kBf16) << "a rejected value changes nothing";
   EXPECT_THROW(parse_serve_args({"serve", "--matmul-precision", "f16"}), ConfigError);
+}
+
+TEST(ServerConfig, Weights) {
+  EXPECT_EQ(parse_serve_args({"serve"}).config.engine.weights, WeightFormat::kAuto);
+  EXPECT_EQ(parse_serve_args({"serve", "--weights", "q8"}).config.engine.weights, WeightFormat::kQ8);
+  ServerConfig c;
+  apply_config_json(R"({"engine": {"weights": "q8"}})", "f.json", &c);
+  EXPECT_EQ(c.engine.weights, WeightFormat::kQ8);
+  try {
+    apply_config_json(R"({"engine": {"weights": "q3"}})", "f.json", &c);
+    FAIL() << "q3 accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(R"(f.json: engine.weights must be "auto" or "q8")"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(c.engine.weights, WeightFormat::kQ8) << "a rejected value changes nothing";
+  EXPECT_THROW(parse_serve_args({"serve", "--weights", "int8"}), ConfigError);
 }
 
 TEST(ServerConfig, BadFlags) {
