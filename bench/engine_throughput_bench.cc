@@ -27,9 +27,10 @@
 //   engine_throughput_bench [--presets smollm2-135m,llama-3.2-1b] [--root /tmp/hotswap-bench]
 //                           [--context 128] [--batches 1,4,16,64] [--prompts 128,512]
 //                           [--min-time 1.5] [--min-rounds 12] [--max-steps 40]
-//                           [--prefill-reps 2] [--matmul-precision auto|f32|bf16]
+//                           [--prefill-reps 2] [--matmul-precision auto|f32|bf16] [--weights auto|q8]
 // --matmul-precision is the engine's setting (default auto: bf16 arithmetic for BF16 weights;
-// f32: exact float32 products); --bf16-dot is an older spelling of bf16.
+// f32: exact float32 products); --bf16-dot is an older spelling of bf16. --weights q8: 8-bit
+// weights (docs/weights.md), cached next to the generated model after the first run.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -49,6 +50,7 @@
 #include "roofline.h"
 #include "kernels/isa.h"
 #include "kernels/linear.h"
+#include "kernels/q8.h"
 #include "kv_cache/kv_storage.h"
 #include "model/forward_batch.h"
 #include "model/model.h"
@@ -106,6 +108,7 @@ struct Options {
   int prefill_reps = 2;   // timed prefills per prompt length, after one warm-up
   // As the engine's engine.matmul_precision (auto: bf16 products for BF16 weights).
   MatmulPrecision precision = MatmulPrecision::kAuto;
+  WeightFormat weights = WeightFormat::kAuto;  // --weights q8: quantised (cache next to the model)
 };
 
 bool parse_options(int argc, char** argv, Options& o) {
@@ -126,6 +129,12 @@ bool parse_options(int argc, char** argv, Options& o) {
     else if (k == "--matmul-precision") {
       if (!parse_matmul_precision(v, &o.precision)) {
         std::fprintf(stderr, "--matmul-precision: auto, f32 or bf16\n");
+        return false;
+      }
+    }
+    else if (k == "--weights") {
+      if (!parse_weight_format(v, &o.weights)) {
+        std::fprintf(stderr, "--weights: auto or q8\n");
         return false;
       }
     }
@@ -160,6 +169,12 @@ double weight_bytes_per_token(const Model& m) {
   }
   bytes += static_cast<double>(w.final_norm.nbytes() + w.lm_head.nbytes());
   bytes += static_cast<double>(w.embed_tokens.nbytes()) / static_cast<double>(w.embed_tokens.rows());
+  if (const QuantizedWeights* q = m.quantized()) {  // the q8 projections replace the stored ones
+    for (const LayerWeights& l : w.layers)
+      for (const TensorView* t : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
+        bytes -= static_cast<double>(t->nbytes());
+    bytes += static_cast<double>(q->bytes()) - static_cast<double>(w.lm_head.nbytes());
+  }
   return bytes;
 }
 
@@ -350,7 +365,12 @@ std::string ensure_model(const Options& o, const std::string& preset) {
 
 ModelSummary bench_model(const Options& o, const std::string& preset, ReadBandwidthProbe& probe) {
   const std::string dir = ensure_model(o, preset);
-  auto model = Model::load(dir);
+  const double load_t0 = now_seconds();
+  auto model = Model::load(dir, ModelLoadOptions{o.weights, {}});
+  if (const QuantizedWeights* q = model->quantized())
+    std::printf("q8 weights (%s): %s in %.1f s\n", kernels::linear_q8_isa(),
+                q->source() == QuantizedWeights::Source::kCache ? "mapped from the cache" : "quantised",
+                now_seconds() - load_t0);
   kernels::set_linear_precision(linear_precision_for(o.precision, *model));
   const ModelConfig& c = model->config();
   ModelSummary sum;
