@@ -151,6 +151,16 @@ TEST(Q8Cache, UnwritableModelDirectoryFallsBackToTheCacheDirectory) {
   EXPECT_EQ(nowhere->quantized()->cache_path(), "");
 }
 
+// The fuzz target's seed (tests/fuzz/q8_cache_fuzz.cc) must stay a valid cache, so that its
+// mutations reach the checks behind the header's.
+TEST(Q8Cache, TheFuzzSeedIsAValidCache) {
+  std::string why;
+  const Q8CacheFile f = open_q8_cache(std::string(HOTSWAP_SOURCE_DIR) + "/tests/fuzz/corpus/q8_cache/valid.cache",
+                                      "hotswap q8 fuzz key\n", 256, &why);
+  ASSERT_NE(f.file, nullptr) << why;
+  EXPECT_EQ(f.payload[1], 48);  // (i * 37 + 11) & 0xff
+}
+
 TEST(Q8Cache, Q8LogitsStayCloseToTheStoredWeights) {
   ModelCopy d("close");
   const std::vector<float> q8 = logits(*load_q8(d.path())), stored = logits(*Model::load(d.path().string()));
