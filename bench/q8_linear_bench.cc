@@ -73,7 +73,10 @@ void make_copies(Case& c) {
   }
   const TensorView src{DType::kBF16, {n, k}, first->p};
   auto q_first = std::make_unique<Aligned>(qs + sc);
+  const double t0 = now();
   quantize_q8(src, q_first->p, reinterpret_cast<uint16_t*>(q_first->p + qs));
+  std::printf("  quantize_q8 %s: %.1f ms (%.2f ns per weight)\n", c.shape.name, (now() - t0) * 1e3,
+              (now() - t0) * 1e9 / static_cast<double>(n * k));
   const size_t copies = std::max<size_t>(2, kBytesPerFormat / bf16_bytes);
   for (size_t i = 0; i < copies; ++i) {
     auto b = std::make_unique<Aligned>(bf16_bytes);
