@@ -8,10 +8,10 @@
 namespace hotswap {
 
 SequenceSession::SequenceSession(const Model& model, int max_tokens, const SequenceAttention* attention,
-                                 int block_size)
+                                 int block_size, KvDtype kv_dtype)
     : model_(model),
       attention_(attention),
-      kv_(model.kv_layout(block_size, (max_tokens + block_size - 1) / block_size)),
+      kv_(model.kv_layout(block_size, (max_tokens + block_size - 1) / block_size, kv_dtype)),
       resources_(ModelShape{model.config().num_layers, model.config().num_heads, model.config().num_kv_heads,
                             model.config().head_dim, model.config().hidden_size}) {
   if (attention != nullptr && attention->backend != nullptr) {

@@ -16,7 +16,7 @@ namespace hotswap {
 class SequenceSession {
  public:
   SequenceSession(const Model& model, int max_tokens, const SequenceAttention* attention = nullptr,
-                  int block_size = 16);
+                  int block_size = 16, KvDtype kv_dtype = KvDtype::kF32);
 
   // Appends tokens and returns logits for the last one or for all of them ([n, vocab]).
   std::vector<float> append(std::span<const int32_t> tokens, bool all_positions);

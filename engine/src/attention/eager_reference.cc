@@ -19,10 +19,11 @@ void reference_branch(const LayerAttentionCall& c, const float* q, int t, int kv
                       const StreamingRule& rule, std::vector<double>& scores, std::vector<double>& out) {
   const int d = c.head_dim;
   scores.assign(static_cast<size_t>(t) + 1, 0.0);
+  std::vector<float> key_buf(static_cast<size_t>(d));  // a bf16 row widened
   double max_score = -INFINITY;
   for (int p = 0; p <= t; ++p) {
     if (branch == Branch::kStreaming && !rule.visible(p, t)) continue;
-    const float* k = c.kv.key(p, kv_head);
+    const float* k = c.kv.key_row(p, kv_head, key_buf.data());
     double s = 0;
     for (int x = 0; x < d; ++x) s += static_cast<double>(q[x]) * k[x];
     scores[p] = s * c.scale;
@@ -37,10 +38,11 @@ void reference_branch(const LayerAttentionCall& c, const float* q, int t, int kv
     sum += (scores[p] = std::exp(scores[p] - max_score));
   }
   out.assign(static_cast<size_t>(d), 0.0);
+  std::vector<float> row(static_cast<size_t>(d));
   for (int p = 0; p <= t; ++p) {
     if (scores[p] == 0) continue;
     const double w = scores[p] / sum;
-    const float* v = c.kv.value(p, kv_head);
+    const float* v = c.kv.value_row(p, kv_head, row.data());
     for (int x = 0; x < d; ++x) out[x] += w * v[x];
   }
 }

@@ -30,8 +30,9 @@ struct ItemArgs {
   float scale = 1.0f;
   int group = 1;
   int head_dim = 0;
-  const float* k = nullptr;       // layer base, [num_blocks, num_kv_heads, block_size, head_dim]
-  const float* v = nullptr;
+  const void* k = nullptr;        // layer base, [num_blocks, num_kv_heads, block_size, head_dim] of `dtype`
+  const void* v = nullptr;
+  KvDtype dtype = KvDtype::kF32;  // the kernel is built for both; bf16 rows are widened in registers
   const int32_t* blocks = nullptr;
   int block_size = 0;
   int num_kv_heads = 0;
@@ -53,6 +54,7 @@ inline ItemArgs item_args(const LayerAttentionCall& c, int64_t token, int kv_hea
   a.head_dim = c.head_dim;
   a.k = c.kv.k;
   a.v = c.kv.v;
+  a.dtype = c.kv.dtype;
   a.blocks = c.kv.blocks;
   a.block_size = c.kv.block_size;
   a.num_kv_heads = c.num_kv_heads;
@@ -64,9 +66,10 @@ inline ItemArgs item_args(const LayerAttentionCall& c, int64_t token, int kv_hea
 // (online_softmax.h) at state + (b * group + h) * state_stride(head_dim). A branch that saw
 // no key has m = -inf, l = 0, acc = 0.
 inline size_t state_floats(int group, int head_dim) { return 2 * static_cast<size_t>(group) * state_stride(head_dim); }
-// Scratch one item needs (per thread).
+// Scratch one item needs (per thread); the last head_dim floats hold a bf16 row widened once
+// for all the heads it serves.
 inline size_t scratch_floats(int group, int head_dim) {
-  return 3 * static_cast<size_t>(group) * kTileKeys + 2 * static_cast<size_t>(group) * head_dim + 2 * group;
+  return 3 * static_cast<size_t>(group) * kTileKeys + 2 * static_cast<size_t>(group) * head_dim + 2 * group + head_dim;
 }
 
 using ItemKernel = void (*)(const ItemArgs& args, float* state, float* scratch);

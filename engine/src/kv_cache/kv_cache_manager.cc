@@ -15,7 +15,7 @@ KvCacheManager::KvCacheManager(const KvLayout& layout) : storage_(layout), pool_
 }
 
 KvLayout KvCacheManager::plan_layout(int num_layers, int num_kv_heads, int head_dim, int block_size,
-                                     int64_t capacity_tokens, int64_t capacity_bytes) {
+                                     int64_t capacity_tokens, int64_t capacity_bytes, KvDtype dtype) {
   if (num_layers < 1 || num_kv_heads < 1 || head_dim < 1) {
     throw LoadError("", "KV cache: num_layers, num_kv_heads and head_dim must be >= 1, got " +
                             std::to_string(num_layers) + ", " + std::to_string(num_kv_heads) + ", " +
@@ -27,6 +27,7 @@ KvLayout KvCacheManager::plan_layout(int num_layers, int num_kv_heads, int head_
   layout.num_kv_heads = num_kv_heads;
   layout.head_dim = head_dim;
   layout.block_size = block_size;
+  layout.dtype = dtype;
   const int64_t block_bytes = static_cast<int64_t>(layout.bytes_per_block_all_layers());
   if (capacity_bytes > 0) {
     layout.num_blocks = capacity_bytes / block_bytes;
@@ -50,13 +51,14 @@ KvLayout KvCacheManager::plan_layout(int num_layers, int num_kv_heads, int head_
 PagedKvView KvCacheManager::view(const BlockTable& table, int layer) const {
   const KvLayout& l = layout();
   PagedKvView v;
-  v.k = storage_.keys(layer);
-  v.v = storage_.values(layer);
+  v.k = storage_.key_data(layer);
+  v.v = storage_.value_data(layer);
   v.blocks = table.blocks.data();
   v.num_logical_blocks = static_cast<int>(table.blocks.size());
   v.block_size = l.block_size;
   v.num_kv_heads = l.num_kv_heads;
   v.head_dim = l.head_dim;
+  v.dtype = l.dtype;
   return v;
 }
 
@@ -71,8 +73,7 @@ void KvCacheManager::write_kv(const BlockTable& table, int layer, int first_pos,
       << "write of positions [" << first_pos << ", " << first_pos + count << ") beyond the "
       << table.num_tokens << " reserved";
   const PagedKvView view_k = view(table, layer);
-  float* k_base = storage_.keys(layer);
-  float* v_base = storage_.values(layer);
+  const bool bf16 = l.dtype == KvDtype::kBf16;
   const size_t d = static_cast<size_t>(l.head_dim);
   for (int i = 0; i < count; ++i) {
     const int pos = first_pos + i;
@@ -80,8 +81,13 @@ void KvCacheManager::write_kv(const BlockTable& table, int layer, int first_pos,
     for (int h = 0; h < l.num_kv_heads; ++h) {
       const size_t dst = view_k.offset(pos, h);
       const size_t src = (static_cast<size_t>(i) * l.num_kv_heads + h) * d;
-      std::memcpy(k_base + dst, k + src, d * sizeof(float));
-      std::memcpy(v_base + dst, v + src, d * sizeof(float));
+      if (bf16) {
+        store_kv_row_bf16(k + src, d, storage_.keys_bf16(layer) + dst);
+        store_kv_row_bf16(v + src, d, storage_.values_bf16(layer) + dst);
+      } else {
+        std::memcpy(storage_.keys(layer) + dst, k + src, d * sizeof(float));
+        std::memcpy(storage_.values(layer) + dst, v + src, d * sizeof(float));
+      }
     }
   }
 }
@@ -220,6 +226,7 @@ KvCacheStats KvCacheManager::stats() const {
   s.num_cached = pool_.num_cached();
   s.block_size = block_size();
   s.bytes_per_block = layout().bytes_per_block_all_layers();
+  s.dtype = layout().dtype;
   return s;
 }
 
@@ -238,12 +245,12 @@ int64_t KvCacheManager::peak_blocks(const std::optional<StreamingRule>& rule, in
 
 void KvCacheManager::copy_block(int32_t from, int32_t to) {
   const KvLayout& l = layout();
-  const size_t n = l.block_elems();
+  const size_t n = l.block_elems() * kv_dtype_size(l.dtype);  // bytes
   for (int layer = 0; layer < l.num_layers; ++layer) {
-    std::memcpy(storage_.keys(layer) + static_cast<size_t>(to) * n, storage_.keys(layer) + static_cast<size_t>(from) * n,
-                n * sizeof(float));
-    std::memcpy(storage_.values(layer) + static_cast<size_t>(to) * n,
-                storage_.values(layer) + static_cast<size_t>(from) * n, n * sizeof(float));
+    for (void* base : {storage_.key_data(layer), storage_.value_data(layer)}) {
+      auto* bytes = static_cast<unsigned char*>(base);
+      std::memcpy(bytes + static_cast<size_t>(to) * n, bytes + static_cast<size_t>(from) * n, n);
+    }
   }
 }
 

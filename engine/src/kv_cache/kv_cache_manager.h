@@ -40,7 +40,8 @@ struct KvCacheStats {
   int64_t num_cached_free = 0;  // free but still holding a published prefix
   int64_t num_cached = 0;       // blocks findable by prefix (in use or free)
   int block_size = 0;
-  size_t bytes_per_block = 0;   // K and V, all layers
+  size_t bytes_per_block = 0;   // K and V, all layers, at the cache's dtype
+  KvDtype dtype = KvDtype::kF32;
 };
 
 class KvCacheManager {
@@ -50,8 +51,9 @@ class KvCacheManager {
 
   // Layout for a capacity in bytes (if capacity_bytes > 0) or else tokens (rounded up to
   // whole blocks). Throws LoadError when the capacity holds no block or a dimension is < 1.
+  // Bytes per block follow `dtype` (bf16: half of f32, so a byte capacity holds twice the tokens).
   static KvLayout plan_layout(int num_layers, int num_kv_heads, int head_dim, int block_size,
-                              int64_t capacity_tokens, int64_t capacity_bytes);
+                              int64_t capacity_tokens, int64_t capacity_bytes, KvDtype dtype = KvDtype::kF32);
 
   const KvLayout& layout() const { return storage_.layout(); }
   int block_size() const { return storage_.layout().block_size; }
@@ -61,7 +63,8 @@ class KvCacheManager {
   // ---- Reading and writing KV (the forward pass) ----
   // One layer of the cache through the table; valid until the table changes.
   PagedKvView view(const BlockTable& table, int layer) const;
-  // Stores the K and V of one position, [num_kv_heads, head_dim] each, RoPE applied to k.
+  // Stores the K and V of one position, [num_kv_heads, head_dim] each, RoPE applied to k
+  // (rounded to nearest even for a bf16 cache, as Model::forward writes them).
   // The position must have been reserved by prepare_write.
   void write_kv(const BlockTable& table, int layer, int pos, const float* k, const float* v);
   // The same for `count` consecutive positions: k, v are [count, num_kv_heads, head_dim].

@@ -48,13 +48,14 @@ Model::Model(std::string dir, ModelConfig config, const ModelLoadOptions& option
   if (options.weights == WeightFormat::kQ8) quantized_ = QuantizedWeights::load(dir_, weights_, options.cache);
 }
 
-KvLayout Model::kv_layout(int block_size, int64_t num_blocks) const {
+KvLayout Model::kv_layout(int block_size, int64_t num_blocks, KvDtype dtype) const {
   KvLayout l;
   l.num_layers = config_.num_layers;
   l.num_kv_heads = config_.num_kv_heads;
   l.head_dim = config_.head_dim;
   l.block_size = block_size;
   l.num_blocks = num_blocks;
+  l.dtype = dtype;
   return l;
 }
 
@@ -132,8 +133,12 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       std::copy_n(ws.q.data(), T * H * d, ws.q_unrotated.data());
       std::copy_n(ws.k.data(), T * Hkv * d, ws.k_unrotated.data());
     }
-    float* k_store = kv.keys(l);
-    float* v_store = kv.values(l);
+    // A bf16 cache stores each element rounded to nearest even; float32 is copied as is.
+    const bool bf16_kv = kv.dtype() == KvDtype::kBf16;
+    float* k32 = bf16_kv ? nullptr : kv.keys(l);
+    float* v32 = bf16_kv ? nullptr : kv.values(l);
+    uint16_t* k16 = bf16_kv ? kv.keys_bf16(l) : nullptr;
+    uint16_t* v16 = bf16_kv ? kv.values_bf16(l) : nullptr;
     {
       int64_t t = 0;
       for (const auto& ch : batch.chunks) {
@@ -148,8 +153,15 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
           HS_CHECK(block >= 0) << "writing position " << p << " into a released block";
           for (int64_t h = 0; h < Hkv; ++h) {
             const size_t off = ((static_cast<size_t>(block) * Hkv + h) * layout.block_size + p % layout.block_size) * d;
-            std::copy_n(&ws.k[(t * Hkv + h) * d], d, k_store + off);
-            std::copy_n(&ws.v[(t * Hkv + h) * d], d, v_store + off);
+            const float* k_row = &ws.k[(t * Hkv + h) * d];
+            const float* v_row = &ws.v[(t * Hkv + h) * d];
+            if (bf16_kv) {
+              store_kv_row_bf16(k_row, static_cast<size_t>(d), k16 + off);
+              store_kv_row_bf16(v_row, static_cast<size_t>(d), v16 + off);
+            } else {
+              std::copy_n(k_row, d, k32 + off);
+              std::copy_n(v_row, d, v32 + off);
+            }
           }
         }
       }
@@ -169,8 +181,9 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       call.num_kv_heads = static_cast<int>(Hkv);
       call.head_dim = static_cast<int>(d);
       call.scale = scale;
-      call.kv = PagedKvView{k_store, v_store, ch.block_table.data(), static_cast<int>(ch.block_table.size()),
-                            layout.block_size, static_cast<int>(Hkv), static_cast<int>(d)};
+      call.kv = PagedKvView{kv.key_data(l), kv.value_data(l), ch.block_table.data(),
+                            static_cast<int>(ch.block_table.size()), layout.block_size, static_cast<int>(Hkv),
+                            static_cast<int>(d), layout.dtype};
       call.seq = ch.attention;
       call.state = ch.state;
       call.out = &ws.attn[static_cast<size_t>(chunk_offset[s]) * H * d];

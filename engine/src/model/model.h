@@ -41,8 +41,8 @@ class Model {
   // The projections in q8, or null when they are used as stored (WeightFormat::kAuto).
   const QuantizedWeights* quantized() const { return quantized_.get(); }
 
-  // KV cache geometry for this model with the given block size and capacity in blocks.
-  KvLayout kv_layout(int block_size, int64_t num_blocks) const;
+  // KV cache geometry for this model with the given block size, capacity in blocks and element type.
+  KvLayout kv_layout(int block_size, int64_t num_blocks, KvDtype dtype = KvDtype::kF32) const;
 
   // Runs one step: writes the new tokens' K/V into `kv` and returns the wanted logits.
   Logits forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) const;

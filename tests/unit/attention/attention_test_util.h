@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/isa.h"
 #include "kv_cache/kv_layout.h"
 #include "kv_cache/paged_kv_view.h"
@@ -73,6 +74,28 @@ struct PagedFixture {
     }
   }
   void release_page(int i) { release_pages(i, i + 1); }
+};
+
+// The fixture's K and V as a bf16 cache holds them: each element rounded to nearest even
+// (core/dtype.h; NaN stays NaN, so unreadable slots still poison). view() shares the fixture's
+// block table; rounded_f32 rewrites the fixture's own floats to the same bf16 values, for
+// references that take float32 input.
+struct Bf16Kv {
+  std::vector<uint16_t> k, v;
+
+  explicit Bf16Kv(const PagedFixture& f) : k(f.k.size()), v(f.v.size()) {
+    for (size_t i = 0; i < f.k.size(); ++i) k[i] = f32_to_bf16(f.k[i]), v[i] = f32_to_bf16(f.v[i]);
+  }
+  PagedKvView view(const PagedFixture& f) const {
+    PagedKvView view = f.view();
+    view.k = k.data();
+    view.v = v.data();
+    view.dtype = KvDtype::kBf16;
+    return view;
+  }
+  void round_in_place(PagedFixture& f) const {
+    for (size_t i = 0; i < k.size(); ++i) f.k[i] = bf16_to_f32(k[i]), f.v[i] = bf16_to_f32(v[i]);
+  }
 };
 
 // The largest error any relative_error() call saw, for the tests to print.

@@ -367,5 +367,48 @@ TEST_F(SparseAttentionDeathTest, BadKeysAreBrokenInvariants) {
   EXPECT_DEATH(run({1, 40}), "released KV page");
 }
 
+// A bf16 KV cache (engine.kv_cache_dtype = bf16): the kernel widens the bf16 rows in
+// registers, so it is held as tightly to the double reference of the same rows as on float32
+// rows, unsplit and split; against the float32 rows they were rounded from, to a documented
+// bound (2^-9 relative rounding of K and V; the measured worst is printed).
+TEST(SparseAttention, Bf16CacheMatchesTheReferenceOfTheRoundedRows) {
+  IsaRestorer restore;
+  std::mt19937 rng(31);
+  constexpr double kBf16VsF32Bound = 2e-2;
+  double worst_vs_f32 = 0;
+  for (kernels::Isa isa : supported_isas()) {
+    kernels::set_active_isa(isa);
+    for (int bs : {1, 16}) {
+      for (int d : {64, 40, 128}) {  // 40: the vector tails
+        PagedFixture f(2, d, bs, 5000, rng);
+        const Bf16Kv b(f);
+        const PagedKvView kv16 = b.view(f), kv32 = f.view();
+        for (int group : {1, 4}) {
+          for (int n : {1, 129, 1000, 4096}) {
+            ItemData data = make_item(f, &kv16, group, 1, n, 0.2, -1, rng);
+            const std::string what = describe(bs, d, group, n, kernels::isa_name(isa));
+            sparse_attention(&data.item, 1);
+            data.run_reference();
+            EXPECT_LT(relative_error(data.out, data.ref, d), kTolerance) << what;
+            std::vector<float> ref32(data.out.size(), kNaN);
+            SparseAttentionItem r = data.item;
+            r.kv = &kv32;
+            r.out = ref32.data();
+            sparse_attention_reference(r);
+            const double vs_f32 = relative_error(data.out, ref32, d);
+            EXPECT_LT(vs_f32, kBf16VsF32Bound) << what;
+            worst_vs_f32 = std::max(worst_vs_f32, vs_f32);
+            std::fill(data.out.begin(), data.out.end(), kNaN);
+            attention_detail::sparse_attention_run(&data.item, 1, 7, 1);
+            EXPECT_LT(relative_error(data.out, data.ref, d), kTolerance) << "split " << what;
+          }
+        }
+      }
+    }
+  }
+  std::printf("bf16 KV: worst relative error vs the f32-KV reference %.3g (bound %.3g)\n", worst_vs_f32,
+              kBf16VsF32Bound);
+}
+
 }  // namespace
 }  // namespace hotswap

@@ -117,9 +117,12 @@ void KeySummaries::write_hat(PerMasker& m, int layer, const PagedKvView& kv, int
     const int h = static_cast<int>(item % heads);
     const int64_t j0 = first + (item / heads) * kHashBatch;
     const int n = static_cast<int>(std::min<int64_t>(kHashBatch, end - j0));
+    thread_local std::vector<float> widened;  // bf16 keys as float32 rows
+    widened.resize(static_cast<size_t>(kHashBatch) * kv.head_dim);
     const float* rows[kHashBatch];
     uint64_t sigs[kHashBatch];
-    for (int b = 0; b < n; ++b) rows[b] = kv.key(static_cast<int>(j0 + b), h / group);
+    for (int b = 0; b < n; ++b)
+      rows[b] = kv.key_row(static_cast<int>(j0 + b), h / group, widened.data() + static_cast<size_t>(b) * kv.head_dim);
     if (n >= 4) {
       hash_signatures(mlp, hat_->activation, h, rows, n, sigs, scratch);
     } else {  // decode: a key or two per step
@@ -148,10 +151,12 @@ void KeySummaries::write_quest(PerMasker& m, int layer, const PagedKvView& kv, i
   // Per KV head: the keys in order, each folded into its page's min and max.
 #pragma omp parallel for schedule(static) if (parallel_for((end - first) * hkv / 8))
   for (int g = 0; g < hkv; ++g) {
+    thread_local std::vector<float> row;  // a bf16 key widened
+    row.resize(static_cast<size_t>(d));
     for (int64_t j = first; j < end; ++j) {
       float* mn = ql.pages.record<float>(j / ps) + static_cast<size_t>(g) * 2 * d;
       float* mx = mn + d;
-      const float* k = kv.key(static_cast<int>(j), g);
+      const float* k = kv.key_row(static_cast<int>(j), g, row.data());
       if (j % ps == 0) {
         std::copy(k, k + d, mn);
         std::copy(k, k + d, mx);
@@ -180,10 +185,11 @@ void KeySummaries::prepare_pig(size_t index, int layer, const PagedKvView& kv, i
     pl.mean.assign(static_cast<size_t>(hkv) * d, 0.0f);
     if (m.spec.center) {
       std::vector<double> sum(static_cast<size_t>(d));
+      std::vector<float> row(static_cast<size_t>(d));  // a bf16 key widened
       for (int g = 0; g < hkv; ++g) {
         std::fill(sum.begin(), sum.end(), 0.0);
         for (int j = 0; j <= start; ++j) {
-          const float* k = kv.key(j, g);
+          const float* k = kv.key_row(j, g, row.data());
           for (int c = 0; c < d; ++c) sum[static_cast<size_t>(c)] += k[c];
         }
         for (int c = 0; c < d; ++c)
@@ -205,9 +211,10 @@ void KeySummaries::prepare_pig(size_t index, int layer, const PagedKvView& kv, i
   const int64_t from = pl.done;
   std::vector<float> norms(static_cast<size_t>(last - from + 1), 0.0f);
   std::vector<float> centred(static_cast<size_t>(d));
+  std::vector<float> row(static_cast<size_t>(d));  // a bf16 key widened
   for (int64_t j = from; j <= last; ++j) {
     for (int g = 0; g < hkv; ++g) {
-      const float* k = kv.key(static_cast<int>(j), g);
+      const float* k = kv.key_row(static_cast<int>(j), g, row.data());
       const float* mu = pl.mean.data() + static_cast<size_t>(g) * d;
       for (int c = 0; c < d; ++c) centred[static_cast<size_t>(c)] = k[c] - mu[c];
       norms[static_cast<size_t>(j - from)] = std::max(norms[static_cast<size_t>(j - from)], lsh_norm(centred.data(), d));
@@ -229,9 +236,10 @@ void KeySummaries::prepare_pig(size_t index, int layer, const PagedKvView& kv, i
   for (int64_t item = 0; item < items; ++item) {
     const int64_t j = from + item / hkv;
     const int g = static_cast<int>(item % hkv);
-    thread_local std::vector<float> v;
+    thread_local std::vector<float> v, row;
     v.resize(static_cast<size_t>(d) + 1);
-    const float* k = kv.key(static_cast<int>(j), g);
+    row.resize(static_cast<size_t>(d));  // a bf16 key widened
+    const float* k = kv.key_row(static_cast<int>(j), g, row.data());
     const float* mu = pl.mean.data() + static_cast<size_t>(g) * d;
     for (int c = 0; c < d; ++c) v[static_cast<size_t>(c)] = k[c] - mu[c];
     const float n = lsh_norm(v.data(), d);

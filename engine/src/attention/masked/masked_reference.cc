@@ -22,11 +22,12 @@ void attend(const float* q, const PagedKvView& kv, int kv_head, double scale, in
   const int d = kv.head_dim;
   const size_t n = keys ? keys->size() : static_cast<size_t>(t) + 1;
   std::vector<double> logits(n);
+  std::vector<float> row(static_cast<size_t>(d));  // a bf16 row widened
   double row_max = -std::numeric_limits<double>::infinity();
   for (size_t i = 0; i < n; ++i) {
     const int j = keys ? (*keys)[i] : static_cast<int>(i);
     HS_CHECK(j >= 0 && j <= t) << "selected key " << j << " outside [0, " << t << "]";
-    double l = scale * dot_double(q, kv.key(j, kv_head), d);
+    double l = scale * dot_double(q, kv.key_row(j, kv_head, row.data()), d);
     if (weights) l -= std::log(static_cast<double>((*weights)[i]) + 1e-6);
     logits[i] = l;
     row_max = std::max(row_max, l);
@@ -37,7 +38,7 @@ void attend(const float* q, const PagedKvView& kv, int kv_head, double scale, in
     const int j = keys ? (*keys)[i] : static_cast<int>(i);
     const double p = std::exp(logits[i] - row_max);
     den += p;
-    const float* v = kv.value(j, kv_head);
+    const float* v = kv.value_row(j, kv_head, row.data());
     for (int c = 0; c < d; ++c) acc[c] += p * static_cast<double>(v[c]);
   }
   for (int c = 0; c < d; ++c) out[c] = static_cast<float>(acc[c] / den);

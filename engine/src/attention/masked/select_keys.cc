@@ -246,8 +246,10 @@ void select_keys(const MaskedConfig& config, const QueryContext& ctx, const floa
     // Every key is read once per KV head; the KV heads' rows of dots are disjoint.
 #pragma omp parallel for schedule(static) if (sk * num_heads >= kMinParallelWork && attention_detail::kernel_threads() > 1)
     for (int g = 0; g < kv.num_kv_heads; ++g) {
+      thread_local std::vector<float> row;  // a bf16 key widened
+      row.resize(static_cast<size_t>(d));
       for (int j = 0; j <= t; ++j) {
-        const float* k = kv.key(j, g);
+        const float* k = kv.key_row(j, g, row.data());
         for (int a = 0; a < group; ++a) {
           const int h = g * group + a;
           scratch.dots[static_cast<size_t>(h) * sk + j] = dot(q + static_cast<size_t>(h) * d, k, d);

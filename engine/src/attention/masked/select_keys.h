@@ -58,6 +58,7 @@ struct SelectionScratch {
   std::vector<float> bounds;    // quest's page scores; then a page's bounds when recomputed
   std::vector<float> vec;       // per-head vectors of the summarising maskers (hash MLP, centred q)
   std::vector<uint64_t> codes;  // magic_pig's query codes
+  std::vector<float> row;       // one bf16 key row widened to float32 (PagedKvView::key_row)
   std::vector<int32_t> dedupe;  // adaptive_budget's distinct base-sample keys
   std::vector<uint32_t> stamp;  // [sk] stamp[j] == epoch: key j already drawn in this sample
   uint32_t epoch = 0;

@@ -84,6 +84,7 @@ void apply_magic_pig(const MaskerSpec& m, size_t index, const QueryContext& ctx,
   float* qt = s.vec.data();           // [d + 1]
   float* q_unit = qt + d + 1;         // [d]
   float* kc = q_unit + d;             // [d]
+  s.row.resize(static_cast<size_t>(d));  // a bf16 key widened
   const float* mean = pl.mean.data() + static_cast<size_t>(g) * d;
   for (int c = 0; c < d; ++c) qt[c] = hq.q[c] - mean[c];
   const float qn = lsh_norm(qt, d);
@@ -107,7 +108,7 @@ void apply_magic_pig(const MaskerSpec& m, size_t index, const QueryContext& ctx,
       for (int t = 0; t < tables; ++t) match |= codes[t] == qc[t];
       if (!match) continue;
       const int64_t j = b0 + i;
-      const float* k = kv.key(static_cast<int>(j), g);
+      const float* k = kv.key_row(static_cast<int>(j), g, s.row.data());
       for (int c = 0; c < d; ++c) kc[c] = k[c] - mean[c];
       const float p = lsh_collision_probability(q_unit, kc, d, max_norm, tables, bits);
       if (p > 0.0f) hw.add(j, p);  // clamp-add: sink/local keys stay at 1
@@ -129,6 +130,7 @@ void apply_quest_top_k(const MaskerSpec& m, size_t index, const QueryContext& ct
   const int d = kv.head_dim, g = hq.head / hq.group;
   SelectionScratch& s = hw.s;
   s.bounds.resize(static_cast<size_t>(pages) + 2 * static_cast<size_t>(d));
+  s.row.resize(static_cast<size_t>(d));  // a bf16 key widened
   float* own = s.bounds.data() + pages;  // [2d]: a page's bounds recomputed or quantised
   const int64_t last = pages - 1;
   for (int64_t p = 0; p < pages; ++p) {
@@ -136,11 +138,11 @@ void apply_quest_top_k(const MaskerSpec& m, size_t index, const QueryContext& ct
     if (p == last && ql.done > sk) {
       // The cache already folded keys beyond this query into the page: the bounds over the
       // page's keys up to the query (a multi-query chunk; decode never gets here).
-      const float* k0 = kv.key(static_cast<int>(p * ps), g);
+      const float* k0 = kv.key_row(static_cast<int>(p * ps), g, s.row.data());
       std::copy(k0, k0 + d, own);
       std::copy(k0, k0 + d, own + d);
       for (int64_t j = p * ps + 1; j < sk; ++j) {
-        const float* k = kv.key(static_cast<int>(j), g);
+        const float* k = kv.key_row(static_cast<int>(j), g, s.row.data());
         for (int c = 0; c < d; ++c) own[c] = std::min(own[c], k[c]), own[d + c] = std::max(own[d + c], k[c]);
       }
       b = own;

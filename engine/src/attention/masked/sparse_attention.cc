@@ -56,8 +56,10 @@ SparseItemArgs args_of(const SparseAttentionItem& it, int begin, int end) {
   a.scale = it.scale;
   a.group = it.group;
   a.head_dim = kv.head_dim;
-  a.k = kv.k + it.kv_head * head_stride;
-  a.v = kv.v + it.kv_head * head_stride;
+  const size_t head_bytes = it.kv_head * head_stride * kv_dtype_size(kv.dtype);
+  a.k = static_cast<const char*>(kv.k) + head_bytes;
+  a.v = static_cast<const char*>(kv.v) + head_bytes;
+  a.dtype = kv.dtype;
   a.blocks = kv.blocks;
   a.num_logical_blocks = kv.num_logical_blocks;
   a.block_size = kv.block_size;
@@ -147,6 +149,7 @@ void sparse_attention_reference(const SparseAttentionItem& item) {
   }
   std::vector<double> s(static_cast<size_t>(item.num_keys));
   std::vector<double> acc(static_cast<size_t>(d));
+  std::vector<float> row(static_cast<size_t>(d));  // a bf16 row widened
   for (int h = 0; h < item.group; ++h) {
     const float* q = item.q + static_cast<size_t>(h) * d;
     const float* bias = item.bias + static_cast<size_t>(h) * item.num_keys;
@@ -156,7 +159,7 @@ void sparse_attention_reference(const SparseAttentionItem& item) {
         s[j] = -INFINITY;
         continue;
       }
-      const float* k = kv.key(item.keys[j], item.kv_head);
+      const float* k = kv.key_row(item.keys[j], item.kv_head, row.data());
       double dot = 0;
       for (int x = 0; x < d; ++x) dot += static_cast<double>(q[x]) * k[x];
       s[j] = static_cast<double>(item.scale) * dot + bias[j];
@@ -173,7 +176,7 @@ void sparse_attention_reference(const SparseAttentionItem& item) {
       if (s[j] == -INFINITY) continue;
       const double w = std::exp(s[j] - m);
       total += w;
-      const float* v = kv.value(item.keys[j], item.kv_head);
+      const float* v = kv.value_row(item.keys[j], item.kv_head, row.data());
       for (int x = 0; x < d; ++x) acc[x] += w * v[x];
     }
     for (int x = 0; x < d; ++x) out[x] = static_cast<float>(acc[x] / total);

@@ -24,12 +24,13 @@ struct SparseItemArgs {
   float scale = 1.0f;
   int group = 1;
   int head_dim = 0;
-  const float* k = nullptr;  // the KV head's rows in block 0: layer base + kv_head * block_size * head_dim
-  const float* v = nullptr;
+  const void* k = nullptr;  // the KV head's rows in block 0: layer base + kv_head * block_size * head_dim elements
+  const void* v = nullptr;
+  KvDtype dtype = KvDtype::kF32;  // element type of k and v (bf16 rows are widened in registers)
   const int32_t* blocks = nullptr;
   int num_logical_blocks = 0;
   int block_size = 0;
-  size_t block_stride = 0;   // floats per physical block (all KV heads)
+  size_t block_stride = 0;   // elements per physical block (all KV heads)
   const int32_t* keys = nullptr;  // this split's keys
   int num_keys = 0;
   const float* bias = nullptr;    // bias of keys[0] for head 0; head h's at bias + h * bias_stride
@@ -44,8 +45,9 @@ inline size_t sparse_state_floats(int group, int head_dim) {
   return static_cast<size_t>(group) * sparse_state_stride(head_dim);
 }
 // Scratch one work item needs (per thread).
+// The last head_dim floats hold a bf16 row widened once for all the heads it serves.
 inline size_t sparse_scratch_floats(int group, int head_dim) {
-  return 2 * static_cast<size_t>(group) * kSparseTileKeys + static_cast<size_t>(group) * head_dim + group;
+  return 2 * static_cast<size_t>(group) * kSparseTileKeys + static_cast<size_t>(group) * head_dim + group + head_dim;
 }
 
 using SparseItemKernel = void (*)(const SparseItemArgs& args, float* state, float* scratch);

@@ -49,6 +49,7 @@ T* grow(std::vector<T>& v, int64_t n) {
 struct CompressScratch {
   std::vector<const float*> rows;
   std::vector<float> x, hidden, out;
+  std::vector<float> widened;  // [l, d]: a block's bf16 K or V rows as float32
 };
 struct ItemScratch {
   std::vector<float> importance, kernel_state, kernel_scratch;
@@ -72,8 +73,9 @@ struct KeySource {
   int64_t first = 0;
   int num_kv_heads = 0, head_dim = 0, l = 0;
 
-  const float* key(int64_t p, int h) const {
-    if (!pre) return kv->key(static_cast<int>(p), h);
+  // buf[head_dim] receives a bf16 cache row widened (PagedKvView::key_row).
+  const float* key(int64_t p, int h, float* buf) const {
+    if (!pre) return kv->key_row(static_cast<int>(p), h, buf);
     if (p >= first) return new_keys + ((p - first) * num_kv_heads + h) * head_dim;
     return recent + (static_cast<int64_t>(h) * l + p % l) * head_dim;
   }
@@ -103,6 +105,7 @@ void compress_new_blocks(const LayerAttentionCall& call, const NsaAdapter& adapt
     const NsaCompressor& side = values ? w.v : w.k;
     CompressScratch& cs = compress_scratch();
     const float** rows = grow(cs.rows, l);
+    float* widened = grow(cs.widened, static_cast<int64_t>(l) * d);
     float* x = grow(cs.x, static_cast<int64_t>(nb) * l * d);
     float* hid = grow(cs.hidden, nsa_detail::compress_scratch_floats(nb, std::max(hidden, 1)));
     float* out = grow(cs.out, static_cast<int64_t>(nb) * d);
@@ -110,7 +113,8 @@ void compress_new_blocks(const LayerAttentionCall& call, const NsaAdapter& adapt
     for (int b = 0; b < nb; ++b) {
       const int64_t start = (j0 + b) * s;
       for (int i = 0; i < l; ++i) {
-        rows[i] = values ? call.kv.value(static_cast<int>(start + i), h) : keys.key(start + i, h);
+        float* buf = widened + static_cast<int64_t>(i) * d;
+        rows[i] = values ? call.kv.value_row(static_cast<int>(start + i), h, buf) : keys.key(start + i, h, buf);
       }
       nsa_detail::add_position_embedding(rows, pos_emb, l, d, x + static_cast<int64_t>(b) * l * d);
     }

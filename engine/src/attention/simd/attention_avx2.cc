@@ -6,9 +6,11 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "attention/masked/sparse_attention_kernel.h"
 #include "attention/paged_attention_kernel.h"
+#include "core/dtype.h"
 #include "kernels/cpu/vec_math.h"
 
 #pragma GCC push_options
@@ -52,6 +54,41 @@ struct Simd {
     float s = hsum(_mm256_add_ps(acc0, acc1));
     for (; i < d; ++i) s += a[i] * b[i];
     return s;
+  }
+
+  // bf16 K/V rows: 8 elements widened to float32 in registers (bf16 is float32's upper half).
+  static HS_INLINE __m256 load(const uint16_t* p) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+
+  static HS_INLINE void widen(const uint16_t* src, float* dst, int d) {
+    int i = 0;
+    for (; i + 8 <= d; i += 8) _mm256_storeu_ps(dst + i, load(src + i));
+    for (; i < d; ++i) dst[i] = bf16_to_f32(src[i]);
+  }
+
+  static HS_INLINE float dot(const float* a, const uint16_t* b, int d) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= d; i += 16) {
+      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load(b + i), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load(b + i + 8), acc1);
+    }
+    if (i + 8 <= d) {
+      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load(b + i), acc0);
+      i += 8;
+    }
+    float s = hsum(_mm256_add_ps(acc0, acc1));
+    for (; i < d; ++i) s += a[i] * bf16_to_f32(b[i]);
+    return s;
+  }
+
+  static HS_INLINE void axpy(float s, const uint16_t* x, float* y, int d) {
+    const __m256 vs = _mm256_set1_ps(s);
+    int i = 0;
+    for (; i + 8 <= d; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vs, load(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < d; ++i) y[i] += s * bf16_to_f32(x[i]);
   }
 
   static HS_INLINE void axpy(float s, const float* x, float* y, int d) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "attention/masked/sparse_attention_kernel.h"
 #include "attention/paged_attention_kernel.h"
@@ -51,6 +52,45 @@ struct Simd {
       acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  }
+
+  // bf16 K/V rows: 16 elements widened to float32 in registers (bf16 is float32's upper half).
+  static HS_INLINE __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  static HS_INLINE __m512 load(const uint16_t* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static HS_INLINE __m512 maskz_load(__mmask16 m, const uint16_t* p) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
+
+  static HS_INLINE void widen(const uint16_t* src, float* dst, int d) {
+    int i = 0;
+    for (; i + 16 <= d; i += 16) _mm512_storeu_ps(dst + i, load(src + i));
+    if (i < d) _mm512_mask_storeu_ps(dst + i, mask(d - i), maskz_load(mask(d - i), src + i));
+  }
+
+  static HS_INLINE float dot(const float* a, const uint16_t* b, int d) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= d; i += 32) {
+      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load(b + i), acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), load(b + i + 16), acc1);
+    }
+    if (i + 16 <= d) {
+      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load(b + i), acc0);
+      i += 16;
+    }
+    if (i < d) {
+      const __mmask16 m = mask(d - i);
+      acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), maskz_load(m, b + i), acc1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  }
+
+  static HS_INLINE void axpy(float s, const uint16_t* x, float* y, int d) {
+    const __m512 vs = _mm512_set1_ps(s);
+    int i = 0;
+    for (; i + 16 <= d; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(vs, load(x + i), _mm512_loadu_ps(y + i)));
+    if (i < d) {
+      const __mmask16 m = mask(d - i);
+      _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(vs, maskz_load(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
   }
 
   static HS_INLINE void axpy(float s, const float* x, float* y, int d) {

@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "attention/masked/sparse_attention_kernel.h"
 #include "attention/paged_attention_kernel.h"
+#include "core/dtype.h"
 
 #define HS_INLINE inline __attribute__((always_inline))
 
@@ -21,6 +23,18 @@ struct Simd {
   }
   static HS_INLINE void axpy(float s, const float* x, float* y, int d) {
     for (int i = 0; i < d; ++i) y[i] += s * x[i];
+  }
+  // bf16 K/V rows, widened element by element.
+  static HS_INLINE void widen(const uint16_t* src, float* dst, int d) {
+    for (int i = 0; i < d; ++i) dst[i] = bf16_to_f32(src[i]);
+  }
+  static HS_INLINE float dot(const float* a, const uint16_t* b, int d) {
+    float s = 0.0f;
+    for (int i = 0; i < d; ++i) s += a[i] * bf16_to_f32(b[i]);
+    return s;
+  }
+  static HS_INLINE void axpy(float s, const uint16_t* x, float* y, int d) {
+    for (int i = 0; i < d; ++i) y[i] += s * bf16_to_f32(x[i]);
   }
   static HS_INLINE void scale_add(float* acc, float c, const float* t, int d) {
     for (int i = 0; i < d; ++i) acc[i] = acc[i] * c + t[i];
