@@ -101,6 +101,11 @@ const std::map<std::string, Setter>& setters() {
          if (!v.is_string() || !parse_weight_format(v.get<std::string>(), &c->engine.weights))
            bad(w, "\"auto\" or \"q8\"", v);
        }},
+      {"engine.kv_cache_dtype",
+       [](const json& v, const std::string& w, ServerConfig* c) {
+         if (!v.is_string() || !parse_kv_cache_dtype(v.get<std::string>(), &c->engine.kv_cache_dtype))
+           bad(w, "\"f32\" or \"bf16\"", v);
+       }},
       HS_INT("engine.kv_cache_tokens", c->engine.kv_cache_tokens, 1, kBig),
       HS_INT("engine.kv_cache_bytes", c->engine.kv_cache_bytes, 0, kBig),
       HS_INT("engine.kv_block_size", c->engine.kv_block_size, 1, 4096),
@@ -163,6 +168,7 @@ const Flag kFlags[] = {
     {"--matmul-precision", "engine.matmul_precision", "P", "auto | f32 | bf16 (auto: bf16 arithmetic for BF16 weights)"},
     {"--weights", "engine.weights", "W",
      "auto | q8 (q8: 8-bit weights quantised at load, cached next to the model or in --cache-dir)"},
+    {"--kv-cache-dtype", "engine.kv_cache_dtype", "T", "f32 | bf16: KV cache element type (bf16: half the bytes per token)"},
     {"--kv-cache-tokens", "engine.kv_cache_tokens", "N", "KV cache capacity in tokens"},
     {"--kv-cache-bytes", "engine.kv_cache_bytes", "N", "KV cache capacity in bytes (overrides tokens)"},
     {"--kv-block-size", "engine.kv_block_size", "N", "tokens per KV block"},
@@ -197,7 +203,7 @@ constexpr const char* kServeDescription =
 json flag_value(const std::string& key, const std::string& text) {
   static const char* const kStringKeys[] = {"host", "model", "adapter_dir", "api_key", "cache_dir",
                                             "served_model_name", "log_level", "engine.matmul_precision",
-                                            "engine.weights"};
+                                            "engine.weights", "engine.kv_cache_dtype"};
   for (const char* k : kStringKeys)
     if (key == k) return text;
   if (key == "default_attention") {

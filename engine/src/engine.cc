@@ -44,7 +44,8 @@ class EngineImpl final : public Engine {
         tokenizer_(Tokenizer::load(config.model_dir)),
         kv_(KvCacheManager::plan_layout(model_->config().num_layers, model_->config().num_kv_heads,
                                         model_->config().head_dim, config.kv_block_size, config.kv_cache_tokens,
-                                        config.kv_cache_bytes)),
+                                        config.kv_cache_bytes,
+                                        config.kv_cache_dtype == KvCacheDtype::kBf16 ? KvDtype::kBf16 : KvDtype::kF32)),
         attention_resources_(model_shape()),
         scheduler_(kv_, SchedulerLimits{config.max_batch_tokens, config.max_running_sequences,
                                          config.max_prefill_tokens_while_decoding}),
@@ -56,6 +57,12 @@ class EngineImpl final : public Engine {
     stats_.max_running = config_.max_running_sequences;
     stats_.kv_block_size = config_.kv_block_size;
     stats_.kv_blocks_total = kv_.num_blocks();
+    stats_.kv_bytes_per_block = static_cast<int64_t>(kv_.layout().bytes_per_block_all_layers());
+    stats_.kv_cache_dtype = config_.kv_cache_dtype;
+    spdlog::info("event=kv_cache dtype={} blocks={} block_size={} bytes_per_block={} tokens={} bytes={}",
+                 kv_cache_dtype_name(config_.kv_cache_dtype), kv_.num_blocks(), kv_.block_size(),
+                 stats_.kv_bytes_per_block, kv_.num_blocks() * kv_.block_size(),
+                 kv_.num_blocks() * stats_.kv_bytes_per_block);
     if (config_.num_threads > 0) omp_set_num_threads(config_.num_threads);
     kernels::set_linear_precision(linear_precision_for(config_.matmul_precision, *model_));
     spdlog::info("event=kernels isa={} matmul_precision={} linear_precision={}", kernels::linear_isa(),

@@ -180,6 +180,14 @@ std::string Metrics::render(const std::optional<EngineStats>& engine, const Serv
   scalar(&out, "hotswap_kv_blocks_total", "gauge", "KV cache blocks in the pool.", stats.kv_blocks_total);
   scalar(&out, "hotswap_kv_blocks_used", "gauge", "KV cache blocks held by sequences.", stats.kv_blocks_used);
   scalar(&out, "hotswap_kv_blocks_free", "gauge", "KV cache blocks free.", stats.kv_blocks_total - stats.kv_blocks_used);
+  scalar(&out, "hotswap_kv_cache_bytes_total", "gauge", "Bytes of the KV cache pool (K and V, all layers, at its dtype).",
+         stats.kv_blocks_total * stats.kv_bytes_per_block);
+  scalar(&out, "hotswap_kv_cache_bytes_used", "gauge", "KV cache bytes held by sequences.",
+         stats.kv_blocks_used * stats.kv_bytes_per_block);
+  header(&out, "hotswap_kv_cache_info", "gauge", "The KV cache's element type and geometry.");
+  out += "hotswap_kv_cache_info{dtype=\"" + std::string(kv_cache_dtype_name(stats.kv_cache_dtype)) +
+         "\",block_size=\"" + std::to_string(stats.kv_block_size) + "\",bytes_per_block=\"" +
+         std::to_string(stats.kv_bytes_per_block) + "\"} 1\n";
   scalar(&out, "hotswap_attention_state_bytes", "gauge",
          "Bytes held beside the KV cache by attention backends (NSA compressed blocks, masker key summaries).",
          stats.attention_state_bytes);

@@ -20,7 +20,7 @@ namespace {
 
 // What generate and logits share: the model and how it attends and multiplies.
 struct ModelArgs {
-  std::string model, attention, adapter, matmul_precision = "auto", weights = "auto", cache_dir;
+  std::string model, attention, adapter, matmul_precision = "auto", weights = "auto", cache_dir, kv_cache_dtype = "f32";
 };
 
 constexpr const char* kAttentionHelp =
@@ -52,6 +52,15 @@ MatmulPrecision matmul_precision_from(const ModelArgs& args) {
   return p;
 }
 
+constexpr const char* kKvCacheDtypeHelp = "f32 | bf16 (bf16: K/V stored rounded to bf16, half the bytes)";
+
+KvCacheDtype kv_cache_dtype_from(const ModelArgs& args) {
+  KvCacheDtype t = KvCacheDtype::kF32;
+  if (!parse_kv_cache_dtype(args.kv_cache_dtype, &t))
+    throw UsageError("--kv-cache-dtype must be f32 or bf16, got '" + args.kv_cache_dtype + "'");
+  return t;
+}
+
 struct GenerateArgs : ModelArgs {
   std::string prompt, prompt_ids, stop;
   int max_tokens = 64, top_k = 0, threads = 0;
@@ -75,6 +84,7 @@ int run_generate(const CLI::App& cmd, const GenerateArgs& args) {
   config.matmul_precision = matmul_precision_from(args);
   config.weights = weights_from(args);
   config.cache_dir = args.cache_dir;
+  config.kv_cache_dtype = kv_cache_dtype_from(args);
   auto engine = Engine::create(config);
 
   GenerateRequest request;
@@ -136,7 +146,8 @@ int run_logits(const CLI::App& cmd, const LogitsArgs& args) {
     std::fprintf(stderr, "error: %s\n", attention.status().message().c_str());
     return 1;
   }
-  SequenceSession session(*model, static_cast<int>(ids.size()), &attention.value());
+  const KvDtype kv_dtype = kv_cache_dtype_from(args) == KvCacheDtype::kBf16 ? KvDtype::kBf16 : KvDtype::kF32;
+  SequenceSession session(*model, static_cast<int>(ids.size()), &attention.value(), 16, kv_dtype);
   const bool all = args.all_positions;
   const std::vector<float> logits = session.append(ids, all);
   print_logits_json(logits, c.vocab_size);
@@ -168,6 +179,7 @@ void add_generate_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--weights", args->weights, kWeightsHelp)->type_name("W")->capture_default_str();
   cmd->add_option("--cache-dir", args->cache_dir, "where q8 weights are cached when the model directory is read-only")
       ->type_name("DIR");
+  cmd->add_option("--kv-cache-dtype", args->kv_cache_dtype, kKvCacheDtypeHelp)->type_name("T")->capture_default_str();
   cmd->add_flag("--ignore-eos", args->ignore_eos, "do not stop at EOS");
   cmd->add_flag("--json", args->json, "print {\"prompt_ids\",\"output_ids\",\"text\"} as JSON");
   cmd->callback([cmd, args, exit_code] { *exit_code = run_generate(*cmd, *args); });
@@ -184,6 +196,7 @@ void add_logits_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--weights", args->weights, kWeightsHelp)->type_name("W")->capture_default_str();
   cmd->add_option("--cache-dir", args->cache_dir, "where q8 weights are cached when the model directory is read-only")
       ->type_name("DIR");
+  cmd->add_option("--kv-cache-dtype", args->kv_cache_dtype, kKvCacheDtypeHelp)->type_name("T")->capture_default_str();
   cmd->add_flag("--all-positions", args->all_positions, "logits for every position, not only the last");
   cmd->callback([cmd, args, exit_code] { *exit_code = run_logits(*cmd, *args); });
 }

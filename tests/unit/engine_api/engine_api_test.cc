@@ -466,5 +466,29 @@ TEST_F(EngineApi, DrainRefusesNewRequestsAndLetsRunningAndQueuedOnesFinish) {
   EXPECT_EQ(engine->submit(requests[1]).status().code(), StatusCode::kUnavailable);
 }
 
+// ---- KV cache precision
+
+// engine.kv_cache_dtype = bf16: the same kv_cache_bytes holds twice the blocks (the stats the
+// /metrics gauges read), and a greedy request runs on the bf16 cache to its end. On the demo
+// model its tokens are the float32 cache's (measured; bf16 K/V move logits by ~1e-3 relative).
+TEST_F(EngineApi, ABf16KvCacheHoldsTwiceTheTokensForTheSameBytes) {
+  EngineConfig f32 = small_engine();
+  f32.kv_cache_bytes = 8 << 20;
+  EngineConfig bf16 = f32;
+  bf16.kv_cache_dtype = KvCacheDtype::kBf16;
+  std::unique_ptr<Engine> e32 = make_engine(f32), e16 = make_engine(bf16);
+  const EngineStats s32 = e32->stats(), s16 = e16->stats();
+  EXPECT_EQ(s16.kv_blocks_total, 2 * s32.kv_blocks_total);
+  EXPECT_EQ(2 * s16.kv_bytes_per_block, s32.kv_bytes_per_block);
+  EXPECT_LE(s16.kv_blocks_total * s16.kv_bytes_per_block, f32.kv_cache_bytes);
+  EXPECT_EQ(s16.kv_cache_dtype, KvCacheDtype::kBf16);
+  EXPECT_EQ(s32.kv_cache_dtype, KvCacheDtype::kF32);
+  const GenerateRequest r = greedy(encode(*e32, kPrompts[3]), 24);
+  const Outcome a = run_alone(f32, r), b = run_alone(bf16, r);
+  EXPECT_EQ(b.finish, FinishReason::kLength);
+  ASSERT_EQ(b.tokens.size(), 24u);
+  EXPECT_EQ(b.tokens, a.tokens);
+}
+
 }  // namespace
 }  // namespace hotswap

@@ -27,6 +27,9 @@ TEST(Metrics, EngineGaugesIncludeFreeKvBlocks) {
   stats.running = 5;
   stats.kv_blocks_total = 100;
   stats.kv_blocks_used = 30;
+  stats.kv_block_size = 16;
+  stats.kv_bytes_per_block = 4096;
+  stats.kv_cache_dtype = KvCacheDtype::kBf16;
   stats.prompt_tokens_total = 1234;
   stats.generated_tokens_total = 567;
   const std::string text = m.render(stats, {.ready = true});
@@ -34,6 +37,9 @@ TEST(Metrics, EngineGaugesIncludeFreeKvBlocks) {
   EXPECT_TRUE(has_line(text, "hotswap_running_sequences 5"));
   EXPECT_TRUE(has_line(text, "hotswap_kv_blocks_used 30"));
   EXPECT_TRUE(has_line(text, "hotswap_kv_blocks_free 70"));
+  EXPECT_TRUE(has_line(text, "hotswap_kv_cache_bytes_total 409600")) << text;
+  EXPECT_TRUE(has_line(text, "hotswap_kv_cache_bytes_used 122880")) << text;
+  EXPECT_TRUE(has_line(text, "hotswap_kv_cache_info{dtype=\"bf16\",block_size=\"16\",bytes_per_block=\"4096\"} 1")) << text;
   EXPECT_TRUE(has_line(text, "hotswap_prompt_tokens_total 1234"));
   EXPECT_TRUE(has_line(text, "hotswap_generation_tokens_total 567"));
   EXPECT_TRUE(has_line(text, "hotswap_ready 1"));

@@ -27,6 +27,7 @@ TEST(ServerConfig, DefaultsMatchTheShippedConfigFile) {
   EXPECT_EQ(from_file.engine.kv_cache_tokens, builtin.engine.kv_cache_tokens);
   EXPECT_EQ(from_file.engine.matmul_precision, builtin.engine.matmul_precision);
   EXPECT_EQ(from_file.engine.weights, builtin.engine.weights);
+  EXPECT_EQ(from_file.engine.kv_cache_dtype, builtin.engine.kv_cache_dtype);
   EXPECT_EQ(from_file.engine.max_prefill_tokens_while_decoding, builtin.engine.max_prefill_tokens_while_decoding);
   EXPECT_EQ(from_file.engine.max_queue, builtin.engine.max_queue);
   EXPECT_EQ(from_file.engine.max_new_tokens, builtin.engine.max_new_tokens);
@@ -139,6 +140,24 @@ TEST(ServerConfig, Weights) {
   }
   EXPECT_EQ(c.engine.weights, WeightFormat::kQ8) << "a rejected value changes nothing";
   EXPECT_THROW(parse_serve_args({"serve", "--weights", "int8"}), ConfigError);
+}
+
+TEST(ServerConfig, KvCacheDtype) {
+  EXPECT_EQ(parse_serve_args({"serve"}).config.engine.kv_cache_dtype, KvCacheDtype::kF32);
+  EXPECT_EQ(parse_serve_args({"serve", "--kv-cache-dtype", "bf16"}).config.engine.kv_cache_dtype, KvCacheDtype::kBf16);
+  EXPECT_EQ(parse_serve_args({"serve", "--kv-cache-dtype", "f32"}).config.engine.kv_cache_dtype, KvCacheDtype::kF32);
+  ServerConfig c;
+  apply_config_json(R"({"engine": {"kv_cache_dtype": "bf16"}})", "f.json", &c);
+  EXPECT_EQ(c.engine.kv_cache_dtype, KvCacheDtype::kBf16);
+  try {
+    apply_config_json(R"({"engine": {"kv_cache_dtype": "q4"}})", "f.json", &c);
+    FAIL() << "q4 accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(R"(f.json: engine.kv_cache_dtype must be "f32" or "bf16")"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(c.engine.kv_cache_dtype, KvCacheDtype::kBf16) << "a rejected value changes nothing";
+  EXPECT_THROW(parse_serve_args({"serve", "--kv-cache-dtype", "f16"}), ConfigError);
 }
 
 TEST(ServerConfig, BadFlags) {
