@@ -1,35 +1,32 @@
 #include "kv_cache/kv_storage.h"
 
+#include <cstring>
+#include <new>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
 namespace hotswap {
 
+KvStorage::Buffer KvStorage::allocate(size_t bytes) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;  // aligned_alloc wants a multiple
+  void* p = std::aligned_alloc(kHuge, rounded > 0 ? rounded : kHuge);
+  if (p == nullptr) throw std::bad_alloc();
+#ifdef __linux__
+  madvise(p, rounded, MADV_HUGEPAGE);  // advice only: without THP the pages stay 4 KiB
+#endif
+  std::memset(p, 0, bytes);
+  return Buffer(p);
+}
+
 KvStorage::KvStorage(const KvLayout& layout) : layout_(layout) {
-  const bool bf16 = layout.dtype == KvDtype::kBf16;
-  if (bf16) {
-    k16_.resize(layout.num_layers);
-    v16_.resize(layout.num_layers);
-  } else {
-    k_.resize(layout.num_layers);
-    v_.resize(layout.num_layers);
-  }
+  const size_t bytes = layout.layer_elems() * kv_dtype_size(layout.dtype);
   for (int l = 0; l < layout.num_layers; ++l) {
-    if (bf16) {
-      k16_[l].assign(layout.layer_elems(), 0);
-      v16_[l].assign(layout.layer_elems(), 0);
-    } else {
-      k_[l].assign(layout.layer_elems(), 0.0f);
-      v_[l].assign(layout.layer_elems(), 0.0f);
-    }
+    k_.push_back(allocate(bytes));
+    v_.push_back(allocate(bytes));
   }
-}
-
-const void* KvStorage::key_data(int layer) const {
-  const size_t l = static_cast<size_t>(layer);
-  return layout_.dtype == KvDtype::kBf16 ? static_cast<const void*>(k16_[l].data()) : k_[l].data();
-}
-
-const void* KvStorage::value_data(int layer) const {
-  const size_t l = static_cast<size_t>(layer);
-  return layout_.dtype == KvDtype::kBf16 ? static_cast<const void*>(v16_[l].data()) : v_[l].data();
 }
 
 }  // namespace hotswap

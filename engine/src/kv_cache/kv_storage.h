@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "core/check.h"
@@ -26,33 +28,40 @@ class KvStorage {
   KvDtype dtype() const { return layout_.dtype; }
 
   // float32 storage only.
-  float* keys(int layer) { return f32(k_, layer); }
-  float* values(int layer) { return f32(v_, layer); }
+  float* keys(int layer) { return f32(k_[static_cast<size_t>(layer)].get()); }
+  float* values(int layer) { return f32(v_[static_cast<size_t>(layer)].get()); }
   const float* keys(int layer) const { return const_cast<KvStorage*>(this)->keys(layer); }
   const float* values(int layer) const { return const_cast<KvStorage*>(this)->values(layer); }
   // bf16 storage only: the raw 16-bit patterns.
-  uint16_t* keys_bf16(int layer) { return bf16(k16_, layer); }
-  uint16_t* values_bf16(int layer) { return bf16(v16_, layer); }
+  uint16_t* keys_bf16(int layer) { return bf16(k_[static_cast<size_t>(layer)].get()); }
+  uint16_t* values_bf16(int layer) { return bf16(v_[static_cast<size_t>(layer)].get()); }
   // Either type: the layer's base address (what a PagedKvView points at).
-  const void* key_data(int layer) const;
-  const void* value_data(int layer) const;
-  void* key_data(int layer) { return const_cast<void*>(static_cast<const KvStorage*>(this)->key_data(layer)); }
-  void* value_data(int layer) { return const_cast<void*>(static_cast<const KvStorage*>(this)->value_data(layer)); }
+  const void* key_data(int layer) const { return k_[static_cast<size_t>(layer)].get(); }
+  const void* value_data(int layer) const { return v_[static_cast<size_t>(layer)].get(); }
+  void* key_data(int layer) { return k_[static_cast<size_t>(layer)].get(); }
+  void* value_data(int layer) { return v_[static_cast<size_t>(layer)].get(); }
 
  private:
-  float* f32(std::vector<std::vector<float>>& s, int layer) {
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  using Buffer = std::unique_ptr<void, Free>;
+  // A zeroed layer array, 2 MiB aligned and (on Linux) asked to live in huge pages: decode
+  // walks each KV head's rows page by page across the whole array, and with 4 KiB pages
+  // nearly every KV page costs a TLB miss.
+  static Buffer allocate(size_t bytes);
+
+  float* f32(void* p) {
     HS_CHECK(layout_.dtype == KvDtype::kF32) << "float32 access to a " << kv_dtype_name(layout_.dtype) << " KV cache";
-    return s[static_cast<size_t>(layer)].data();
+    return static_cast<float*>(p);
   }
-  uint16_t* bf16(std::vector<std::vector<uint16_t>>& s, int layer) {
+  uint16_t* bf16(void* p) {
     HS_CHECK(layout_.dtype == KvDtype::kBf16) << "bf16 access to a " << kv_dtype_name(layout_.dtype) << " KV cache";
-    return s[static_cast<size_t>(layer)].data();
+    return static_cast<uint16_t*>(p);
   }
 
   KvLayout layout_;
-  // [layer] -> [num_blocks, Hkv, block_size, d]; only the pair of the layout's dtype is filled.
-  std::vector<std::vector<float>> k_, v_;
-  std::vector<std::vector<uint16_t>> k16_, v16_;
+  std::vector<Buffer> k_, v_;  // [layer] -> [num_blocks, Hkv, block_size, d] of layout_.dtype
 };
 
 }  // namespace hotswap

@@ -100,6 +100,11 @@ struct Simd {
     for (; i < d; ++i) y[i] += s * x[i];
   }
 
+  // y += sum_r p[r] * rows[r] over n consecutive rows: n axpy calls in row order.
+  template <class T>
+  static HS_INLINE void axpy_rows(const float* p, const T* rows, int n, int d, float* y) {
+    for (int r = 0; r < n; ++r) axpy(p[r], rows + static_cast<size_t>(r) * d, y, d);
+  }
   static HS_INLINE void scale_add(float* acc, float c, const float* t, int d) {
     const __m256 vc = _mm256_set1_ps(c);
     int i = 0;

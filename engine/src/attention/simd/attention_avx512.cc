@@ -105,6 +105,28 @@ struct Simd {
     }
   }
 
+  // y += sum_r p[r] * rows[r] over n consecutive rows of d elements (float or bf16), each
+  // element's products added in row order as n axpy calls would: the same FMAs, but y stays in
+  // registers across the rows instead of a load and store per row.
+  static HS_INLINE __m512 ld(const float* x) { return _mm512_loadu_ps(x); }
+  static HS_INLINE __m512 ld(const uint16_t* x) { return load(x); }
+  template <int N, class T>
+  static HS_INLINE void axpy_rows_n(const float* p, const T* rows, int n, int d, float* y) {
+    __m512 acc[N];
+    for (int k = 0; k < N; ++k) acc[k] = _mm512_loadu_ps(y + 16 * k);
+    for (int r = 0; r < n; ++r, rows += d) {
+      const __m512 vs = _mm512_set1_ps(p[r]);
+      for (int k = 0; k < N; ++k) acc[k] = _mm512_fmadd_ps(vs, ld(rows + 16 * k), acc[k]);
+    }
+    for (int k = 0; k < N; ++k) _mm512_storeu_ps(y + 16 * k, acc[k]);
+  }
+  template <class T>
+  static HS_INLINE void axpy_rows(const float* p, const T* rows, int n, int d, float* y) {
+    if (d == 64) return axpy_rows_n<4>(p, rows, n, d, y);
+    if (d == 128) return axpy_rows_n<8>(p, rows, n, d, y);
+    for (int r = 0; r < n; ++r) axpy(p[r], rows + static_cast<size_t>(r) * d, y, d);
+  }
+
   // acc = acc * c + t
   static HS_INLINE void scale_add(float* acc, float c, const float* t, int d) {
     const __m512 vc = _mm512_set1_ps(c);

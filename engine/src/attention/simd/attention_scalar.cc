@@ -36,6 +36,11 @@ struct Simd {
   static HS_INLINE void axpy(float s, const uint16_t* x, float* y, int d) {
     for (int i = 0; i < d; ++i) y[i] += s * bf16_to_f32(x[i]);
   }
+  // y += sum_r p[r] * rows[r] over n consecutive rows: n axpy calls in row order.
+  template <class T>
+  static HS_INLINE void axpy_rows(const float* p, const T* rows, int n, int d, float* y) {
+    for (int r = 0; r < n; ++r) axpy(p[r], rows + static_cast<size_t>(r) * d, y, d);
+  }
   static HS_INLINE void scale_add(float* acc, float c, const float* t, int d) {
     for (int i = 0; i < d; ++i) acc[i] = acc[i] * c + t[i];
   }
