@@ -8,8 +8,8 @@
 // (initializer range 0.2) amplify rounding, and like bf16 matmuls (matmul_precision_test.cc)
 // the bf16 cache makes their 40-token continuations drift apart after 5 to 40 tokens
 // (measured on AVX-512: first divergence at token 5 for qwen2's 300-token prompt, 17-18 for the
-// 5-token prompts of llama_bf16 and phi3, none in 7 of the 14 cases). Only the first token,
-// which the prompt's own logits decide, must agree.
+// 5-token prompts of llama_bf16 and phi3; all 40 tokens identical in 5 of the 14 cases). Only
+// the first token, which the prompt's own logits decide, must agree.
 #include <gtest/gtest.h>
 
 #include <algorithm>
