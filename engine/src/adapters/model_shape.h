@@ -14,7 +14,7 @@ struct ModelShape {
   int hidden_size = 0;   // D
   // Optional: the base model's name. When set, an adapter whose model_name differs gets a
   // note in its description (spec: informational, never a rejection).
-  std::string model_name;
+  std::string model_name{};
 };
 
 }  // namespace hotswap

@@ -35,7 +35,7 @@ struct LayerAttentionCall {
   PagedKvView kv;
   const SequenceAttention* seq = nullptr;  // backend + its configuration; nullptr means eager
   BackendSequenceState* state = nullptr;   // the sequence's backend state (may be null)
-  LayerInputs inputs;                      // set when the backend needs them
+  LayerInputs inputs{};                    // set when the backend needs them
   float* out = nullptr;        // [num_tokens, H, d]
 };
 
