@@ -119,34 +119,7 @@ void tile(const Q8Activations& xa, int64_t i0, const Q8Matrix& w, int64_t p, int
   }
 }
 
-// tile<kR, kV> for mr <= kR rows and pv <= kV panels.
-template <int kR, int kV>
-void tile_upto(int64_t mr, int64_t pv, const Q8Activations& xa, int64_t i0, const Q8Matrix& w, int64_t p, int64_t b0,
-               int64_t b1, bool first, const float* bias, float* y) {
-  if constexpr (kR > 1) {
-    if (mr < kR) return tile_upto<kR - 1, kV>(mr, pv, xa, i0, w, p, b0, b1, first, bias, y);
-  }
-  if constexpr (kV > 1) {
-    if (pv < kV) return tile_upto<kR, kV - 1>(mr, pv, xa, i0, w, p, b0, b1, first, bias, y);
-  }
-  tile<kR, kV>(xa, i0, w, p, b0, b1, first, bias, y);
-}
-
-// Per group of kV panels, per chunk of blocks (W's chunk stays in L1), every group of kR rows.
-template <int kR, int kV>
-void gemm_groups(const Q8Activations& xa, int64_t m, const Q8Matrix& w, const float* bias, int64_t p0, int64_t p1,
-                 float* y) {
-  const int64_t blocks = xa.blocks;
-  for (int64_t p = p0; p < p1; p += kV) {
-    const int64_t pv = std::min<int64_t>(kV, p1 - p);
-    for (int64_t b0 = 0; b0 < blocks; b0 += kQ8ChunkBlocks) {
-      const int64_t b1 = std::min(b0 + kQ8ChunkBlocks, blocks);
-      const float* b = b1 == blocks ? bias : nullptr;
-      for (int64_t i0 = 0; i0 < m; i0 += kR)
-        tile_upto<kR, kV>(std::min<int64_t>(kR, m - i0), pv, xa, i0, w, p, b0, b1, b0 == 0, b, y);
-    }
-  }
-}
+#include "kernels/cpu/q8_tiling.inc"
 
 void avx512_gemm(const Q8Activations& xa, int64_t m, const Q8Matrix& w, const float* bias, int64_t p0, int64_t p1,
                  float* y) {
