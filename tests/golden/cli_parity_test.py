@@ -18,8 +18,10 @@ def run(binary, *args):
     # The references compute in float32 (bf16 checkpoints included), so the comparison asks
     # for float32 products; `auto` (the default) would compute a bf16 checkpoint in bf16, as
     # PyTorch's own bf16 inference does (tests/golden/matmul_precision_test.cc bounds that).
+    # The KV cache likewise: float32, where the default bf16 rounds every stored K/V
+    # (tests/golden/kv_cache_dtype_test.cc bounds that).
     if args[0] in ("logits", "generate"):
-        args = (*args, "--matmul-precision", "f32")
+        args = (*args, "--matmul-precision", "f32", "--kv-cache-dtype", "f32")
     out = subprocess.run([binary, *args], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 

@@ -20,7 +20,8 @@ namespace {
 
 // What generate and logits share: the model and how it attends and multiplies.
 struct ModelArgs {
-  std::string model, attention, adapter, matmul_precision = "auto", weights = "auto", cache_dir, kv_cache_dtype = "f32";
+  std::string model, attention, adapter, matmul_precision = "auto", weights = "auto", cache_dir,
+      kv_cache_dtype = kv_cache_dtype_name(EngineConfig{}.kv_cache_dtype);
 };
 
 constexpr const char* kAttentionHelp =

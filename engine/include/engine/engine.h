@@ -48,7 +48,7 @@ struct EngineStats {
   int max_running = 0;          // engine.max_running_sequences: also the most adapters one batch can serve
   int kv_block_size = 0;        // positions per KV block
   int64_t kv_bytes_per_block = 0;  // K and V of all layers at the cache's dtype
-  KvCacheDtype kv_cache_dtype = KvCacheDtype::kF32;
+  KvCacheDtype kv_cache_dtype = EngineConfig{}.kv_cache_dtype;
   double sampled_at_unix_s = 0; // wall-clock time stats() took this snapshot
 };
 

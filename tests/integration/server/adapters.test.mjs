@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { baseModel, CACHE_DIR, metrics, postJson, randomTensor, request, rng, safetensorsImage, startServer, streamCompletion } from './helpers.js';
+import { baseModel, CACHE_DIR, CROSS_BATCH_ARGS, metrics, postJson, randomTensor, request, rng, safetensorsImage, startServer, streamCompletion } from './helpers.js';
 
 const adapterDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hotswap-adapters-test-'));
 let server;
@@ -102,7 +102,7 @@ const textOf = async (body) => (await complete(body)).choices[0].text;
 const stream = (body) => streamCompletion(server.url, { model, temperature: 0, ...body });
 
 before(async () => {
-  server = await startServer(['--adapter-dir', adapterDir]);
+  server = await startServer(['--adapter-dir', adapterDir, ...CROSS_BATCH_ARGS]);
   model = (await baseModel(server)).id;
   const cfg = JSON.parse(fs.readFileSync(path.join(CACHE_DIR, 'demo-model', 'config.json'), 'utf8'));
   L = cfg.num_hidden_layers;
@@ -391,7 +391,7 @@ describe('adapters', { concurrency: false }, () => {
     assert.equal(loads, 1, 'the base model was loaded once, never again for adapter changes');
     const { code } = await server.stop('SIGTERM');
     assert.equal(code, 0, `exit code after SIGTERM; logs:\n${server.logs().slice(-3000)}`);
-    server = await startServer(['--adapter-dir', adapterDir]);
+    server = await startServer(['--adapter-dir', adapterDir, ...CROSS_BATCH_ARGS]);
     assert.deepEqual(await list(), before, 'adapter list and sha256 after restart');
     for (const a of before) {
       const r = await request(server.url, { path: `/v1/adapters/${a.name}` });

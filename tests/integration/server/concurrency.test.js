@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { baseModel, client, metrics, postJson, startServer, waitFor } from './helpers.js';
+import { baseModel, client, CROSS_BATCH_ARGS, metrics, postJson, startServer, waitFor } from './helpers.js';
 
 let server;
 let openai;
@@ -12,7 +12,7 @@ let model;
 let contextLength;
 
 before(async () => {
-  server = await startServer();
+  server = await startServer([...CROSS_BATCH_ARGS]);
   openai = client(server);
   const card = await baseModel(server);
   model = card.id;

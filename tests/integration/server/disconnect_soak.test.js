@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BIN, CACHE_DIR, baseModel, busy, idle, metrics, request, rng, sleep, sseData, startServer } from './helpers.js';
+import { BIN, CACHE_DIR, CROSS_BATCH_ARGS, baseModel, busy, idle, metrics, request, rng, sleep, sseData, startServer } from './helpers.js';
 import {
   endOfChunkedResponse, fullExchange, parseResponse, partialRequestThenHangUp, readThenHangUp, requestBytes, sendThenHangUp,
 } from './rude_clients.js';
@@ -259,7 +259,7 @@ async function run(label, count, random, refs) {
 before(async () => {
   // The idle, header and body timeouts are 10 minutes: a connection whose client has hung
   // up must be closed because the server noticed, never by a timer within the deadlines here.
-  server = await startServer(['--adapter-dir', adapterDir, '--idle-timeout-ms', '600000', '--header-timeout-ms', '600000', '--body-timeout-ms', '600000']);
+  server = await startServer(['--adapter-dir', adapterDir, ...CROSS_BATCH_ARGS, '--idle-timeout-ms', '600000', '--header-timeout-ms', '600000', '--body-timeout-ms', '600000']);
   model = (await baseModel(server)).id;
   cfg = JSON.parse(fs.readFileSync(path.join(CACHE_DIR, 'demo-model', 'config.json'), 'utf8'));
   for (const [name, doc] of [['soak-mixed', mixedAdapter(11)], ['soak-mixed-b', mixedAdapter(12)], ['soak-nsa', nsaAdapter(13)]]) {

@@ -36,7 +36,7 @@ function referenceLogprobs() {
 let server;
 let model;
 before(async () => {
-  server = await startServer(['--model', modelDir, '--matmul-precision', 'f32']);
+  server = await startServer(['--model', modelDir, '--matmul-precision', 'f32', '--kv-cache-dtype', 'f32']);
   model = (await (await fetch(`${server.url}/v1/models`)).json()).data[0].id;
 });
 after(async () => {

@@ -13,6 +13,14 @@ const here = path.dirname(new URL(import.meta.url).pathname);
 export const BIN = process.env.HOTSWAP_BIN ?? path.resolve(here, '../../../build/bin/hotswap');
 export const CACHE_DIR = process.env.HOTSWAP_TEST_CACHE_DIR ?? path.join(os.tmpdir(), 'hotswap-integration-cache');
 
+// Server arguments for suites that compare greedy text across batch shapes (a request alone
+// against the same request among others, or prefilled in other chunks): float32 KV. The f32
+// projections' last bit depends on the step's row count on AVX-512 (the dot form below 8 rows,
+// the packed form from 8: ARCHITECTURE.md, "Arithmetic"); in a float32 cache such a difference
+// stays in the last bits, far below the greedy margins of these prompts, but the default bf16
+// cache rounds each K/V to 8 bits of mantissa and can turn it into another token.
+export const CROSS_BATCH_ARGS = Object.freeze(['--kv-cache-dtype', 'f32']);
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Starts `hotswap serve --port 0 ...`, reads the port from the "listening on" line and waits

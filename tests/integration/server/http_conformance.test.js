@@ -56,10 +56,11 @@ function parseResponse(raw) {
 // cap on 127.0.0.1 does not refuse the scrape).
 // A connection the server has admitted and holds (keep-alive, idle): it answered a request on
 // it with 200. A refused one (503: the slot of a connection that just closed may not be free
-// yet on a slow server) is closed and the connection retried.
+// yet on a slow server) is closed and the connection retried. Returns the socket and how
+// many refusals it took (the server counts them in hotswap_connections_refused_total).
 async function openAdmittedConnection(port, { deadlineMs = 10_000 } = {}) {
   const deadline = Date.now() + deadlineMs;
-  for (;;) {
+  for (let refused = 0; ; ++refused) {
     const socket = await openConnection(port);
     const status = await new Promise((resolve, reject) => {
       let raw = '';
@@ -76,7 +77,7 @@ async function openAdmittedConnection(port, { deadlineMs = 10_000 } = {}) {
       socket.once('error', reject);
       socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
     });
-    if (status === 200) return socket;
+    if (status === 200) return { socket, refused };
     socket.destroy();
     assert.ok(Date.now() < deadline, `no connection admitted within ${deadlineMs} ms (last status ${status})`);
     await new Promise((r) => setTimeout(r, 20));
@@ -214,7 +215,7 @@ describe('connection slots', () => {
       await waitForOpenConnections(server.port, 2);  // the third slot is the scrape's
       // All three slots taken: the two held and a third we hold now, once the scrape's
       // connection has given its slot back (the server answered the third with 200).
-      const third = await openAdmittedConnection(server.port);
+      const { socket: third, refused: retried } = await openAdmittedConnection(server.port);
       const raw = await exchangeUntilClose(server.port, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
       const r = parseResponse(raw);
       assert.equal(r.status, 503);
@@ -231,7 +232,7 @@ describe('connection slots', () => {
       for (const s of [...held, third]) s.destroy();
       await waitForOpenConnections(server.port, 0);
       const m = await metrics(server.url);
-      assert.equal(m.get('hotswap_connections_refused_total{reason="max_connections"}'), 2);
+      assert.equal(m.get('hotswap_connections_refused_total{reason="max_connections"}'), 2 + retried);
       assert.equal((await request(server.url, { path: '/health' })).status, 200);
     } finally {
       await server.stop();

@@ -11,7 +11,7 @@
 // sequence runs and is all returned after.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { baseModel, client, demoModelShape, eventually, metrics, postJson, randomTensor, request, rng, safetensorsImage, startServer, streamCompletion } from './helpers.js';
+import { baseModel, client, CROSS_BATCH_ARGS, demoModelShape, eventually, metrics, postJson, randomTensor, request, rng, safetensorsImage, startServer, streamCompletion } from './helpers.js';
 
 const PROMPT = 'The lighthouse keeper climbed the stairs every evening and counted them';
 const TOPK = { impl: 'masked', maskers: [{ type: 'sink', sink_size: 4 }, { type: 'local', window_size: 8 }, { type: 'oracle_top_k', heavy_size: 0.1 }] };
@@ -27,7 +27,7 @@ let model;
 let openai;
 
 before(async () => {
-  server = await startServer();
+  server = await startServer([...CROSS_BATCH_ARGS]);
   model = (await baseModel(server)).id;
   openai = client(server);
 });
@@ -153,7 +153,7 @@ describe('seeded sampling maskers', () => {
   });
 
   test('the prompt chunked 5 tokens at a time gives the same tokens (sparse_prefill: every query is its own step)', async () => {
-    const chunked = await startServer(['--max-batch-tokens', '5']);
+    const chunked = await startServer(['--max-batch-tokens', '5', ...CROSS_BATCH_ARGS]);
     try {
       const a = await complete(server.url, { attention: SAMPLED, seed: 11 });
       const b = await complete(chunked.url, { attention: SAMPLED, seed: 11 });

@@ -20,7 +20,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { baseModel, CACHE_DIR, postJson, request, rng, startServer, streamCompletion, waitFor } from './helpers.js';
+import { baseModel, CACHE_DIR, CROSS_BATCH_ARGS, postJson, request, rng, startServer, streamCompletion, waitFor } from './helpers.js';
 
 const RESCAN_MS = 2000;
 // One rescan period plus a second for the rescan itself and the polling on a loaded machine
@@ -34,7 +34,7 @@ const BOUND_MS = Number(process.env.HOTSWAP_REPLICA_BOUND_MS ?? RESCAN_MS + 1000
 process.env.OMP_NUM_THREADS ??= '1';
 
 const adapterDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hotswap-replicas-test-'));
-const serverArgs = ['--adapter-dir', adapterDir, '--adapter-rescan-ms', String(RESCAN_MS), '--engine-threads', '1'];
+const serverArgs = ['--adapter-dir', adapterDir, ...CROSS_BATCH_ARGS, '--adapter-rescan-ms', String(RESCAN_MS), '--engine-threads', '1'];
 const replicas = []; // [A, B, C]
 const names = ['A', 'B', 'C'];
 let model;

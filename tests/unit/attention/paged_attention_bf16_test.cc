@@ -22,6 +22,7 @@
 #include "kernels/isa.h"
 
 #include "attention_test_util.h"
+#include "paged_patterns_util.h"
 
 namespace hotswap {
 namespace {
@@ -35,15 +36,6 @@ constexpr double kTolerance = 1e-5;
 // scores by ~2^-9 * |q||k| * scale and the outputs by a few 2^-9 of their size (measured worst
 // on these random N(0,1) caches: see the printout, 1.04e-2 over all ISAs).
 constexpr double kBf16VsF32Bound = 2e-2;
-
-SequenceAttention resolve(const std::string& json, const ModelShape& shape) {
-  AttentionChoice choice;
-  std::string error;
-  EXPECT_TRUE(parse_attention_choice(json, &choice, &error)) << json << ": " << error;
-  Result<SequenceAttention> r = resolve_attention(choice, nullptr, shape);
-  EXPECT_TRUE(r.is_ok()) << r.status().message();
-  return r.value();
-}
 
 struct Outputs {
   double vs_bf16_reference = 0, vs_f32_reference = 0;
@@ -92,25 +84,78 @@ TEST(PagedAttentionBf16, MatchesTheReferenceOfTheRoundedRowsOnEveryIsa) {
       const int ctx = trial % 8 == 0 ? 3000 + static_cast<int>(rng() % 1000) : 1 + static_cast<int>(rng() % 600);
       const int tokens = trial % 3 == 0 ? 1 : 1 + static_cast<int>(rng() % std::min(ctx, ctx > 1000 ? 3 : 24));
       const ModelShape shape{2, h, hkv, d, h * d, ""};
-      const SequenceAttention streaming = resolve(
-          "{\"impl\":\"streaming\",\"sink_window_size\":" + std::to_string(rng() % 30) +
-              ",\"recent_window_size\":" + std::to_string(1 + rng() % 90) + ",\"block_size\":" +
-              std::to_string(std::vector<int>{1, 4, 16}[rng() % 3]) + "}",
-          shape);
+      const int sink = static_cast<int>(rng() % 30), recent = 1 + static_cast<int>(rng() % 90);
+      const int window_block = std::vector<int>{1, 4, 16}[rng() % 3];
+      const SequenceAttention stream = streaming(sink, recent, window_block, shape);
+      // Random gates with exact 0s and 1s, per query head: the heads of a group need different
+      // branches, so segments score one head (its row widened in registers) or several (widened
+      // once for all).
+      const SequenceAttention mix = mixed(random_mixed_adapter(shape, true, sink, recent, window_block, rng), shape);
       const std::string what = "H=" + std::to_string(h) + " Hkv=" + std::to_string(hkv) + " d=" + std::to_string(d) +
                                " B=" + std::to_string(bs) + " ctx=" + std::to_string(ctx) + " tokens=" +
                                std::to_string(tokens) + " isa " + kernels::isa_name(isa);
-      for (const SequenceAttention* seq : {static_cast<const SequenceAttention*>(nullptr), &streaming}) {
+      const std::pair<const SequenceAttention*, const char*> patterns[] = {
+          {nullptr, " eager"}, {&stream, " streaming"}, {&mix, " mixed"}};
+      for (const auto& [seq, name] : patterns) {
         PagedFixture f(hkv, d, bs, ctx, rng);
         const Outputs o = compare(f, h, tokens, seq, rng);
-        EXPECT_LT(o.vs_bf16_reference, kTolerance) << what << (seq ? " streaming" : " eager");
-        EXPECT_LT(o.vs_f32_reference, kBf16VsF32Bound) << what << (seq ? " streaming" : " eager");
+        EXPECT_LT(o.vs_bf16_reference, kTolerance) << what << name;
+        EXPECT_LT(o.vs_f32_reference, kBf16VsF32Bound) << what << name;
         worst_vs_f32 = std::max(worst_vs_f32, o.vs_f32_reference);
       }
     }
   }
   std::printf("bf16 KV: worst relative error vs the f32-KV reference %.3g (bound %.3g)\n", worst_vs_f32,
               kBf16VsF32Bound);
+}
+
+// A sequence's output may not depend on how its prompt was cut into steps (the scheduler
+// cuts it by the batch's token budget): the tokens of one call equal, bitwise, the same tokens
+// attended one call each, on both KV element types, for every pattern and ISA.
+TEST(PagedAttentionBf16, AChunkEqualsItsTokensOneAtATimeBitwise) {
+  IsaRestorer restore;
+  std::mt19937 rng(24);
+  const ModelShape shape{2, 8, 4, 32, 256, ""};
+  const SequenceAttention stream = streaming(4, 8, 4, shape);
+  const SequenceAttention mix = mixed(random_mixed_adapter(shape, true, 4, 8, 4, rng), shape);
+  const int ctx = 40, tokens = 17;
+  for (kernels::Isa isa : supported_isas()) {
+    kernels::set_active_isa(isa);
+    for (const SequenceAttention* seq : {static_cast<const SequenceAttention*>(nullptr), &stream, &mix}) {
+      for (bool bf16 : {false, true}) {
+        PagedFixture f(shape.num_kv_heads, shape.head_dim, 4, ctx, rng);
+        const Bf16Kv b(f);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        const size_t row = static_cast<size_t>(shape.num_heads) * shape.head_dim;
+        std::vector<float> q(tokens * row);
+        for (float& x : q) x = normal(rng);
+        std::vector<float> whole(q.size(), kNaN), single(q.size(), kNaN);
+        LayerAttentionCall call;
+        call.num_heads = shape.num_heads;
+        call.num_kv_heads = shape.num_kv_heads;
+        call.head_dim = shape.head_dim;
+        call.scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+        call.seq = seq;
+        call.kv = bf16 ? b.view(f) : f.view();
+        call.q = q.data();
+        call.num_tokens = tokens;
+        call.first_position = ctx - tokens;
+        call.out = whole.data();
+        attend(call);
+        for (int t = 0; t < tokens; ++t) {
+          call.q = q.data() + t * row;
+          call.num_tokens = 1;
+          call.first_position = ctx - tokens + t;
+          call.out = single.data() + t * row;
+          attend(call);
+        }
+        for (size_t i = 0; i < q.size(); ++i) {
+          ASSERT_EQ(whole[i], single[i]) << (bf16 ? "bf16 " : "f32 ") << (seq ? (seq == &mix ? "mixed" : "streaming") : "eager")
+                                         << " isa " << kernels::isa_name(isa) << " token " << i / row << " element " << i % row;
+        }
+      }
+    }
+  }
 }
 
 // A lone decode token over a long context is split across threads (flash-decoding); the
@@ -141,8 +186,7 @@ TEST(PagedAttentionBf16, StreamingNeverReadsReleasedPages) {
   std::mt19937 rng(23);
   const int ctx = 2000, bs = 16;
   const ModelShape shape{1, 8, 2, 32, 256, ""};
-  const SequenceAttention s =
-      resolve("{\"impl\":\"streaming\",\"sink_window_size\":20,\"recent_window_size\":100,\"block_size\":16}", shape);
+  const SequenceAttention s = streaming(20, 100, 16, shape);
   PagedFixture f(2, 32, bs, ctx, rng);
   const StreamingRule& rule = static_cast<const PagedPattern&>(*s.config).rule;
   f.release_pages((rule.sink_end + bs - 1) / bs, rule.local_start(ctx - 1) / bs);

@@ -473,6 +473,7 @@ TEST_F(EngineApi, DrainRefusesNewRequestsAndLetsRunningAndQueuedOnesFinish) {
 // model its tokens are the float32 cache's (measured; bf16 K/V move logits by ~1e-3 relative).
 TEST_F(EngineApi, ABf16KvCacheHoldsTwiceTheTokensForTheSameBytes) {
   EngineConfig f32 = small_engine();
+  f32.kv_cache_dtype = KvCacheDtype::kF32;
   f32.kv_cache_bytes = 8 << 20;
   EngineConfig bf16 = f32;
   bf16.kv_cache_dtype = KvCacheDtype::kBf16;

@@ -143,7 +143,7 @@ TEST(ServerConfig, Weights) {
 }
 
 TEST(ServerConfig, KvCacheDtype) {
-  EXPECT_EQ(parse_serve_args({"serve"}).config.engine.kv_cache_dtype, KvCacheDtype::kF32);
+  EXPECT_EQ(parse_serve_args({"serve"}).config.engine.kv_cache_dtype, KvCacheDtype::kBf16) << "bf16 by default";
   EXPECT_EQ(parse_serve_args({"serve", "--kv-cache-dtype", "bf16"}).config.engine.kv_cache_dtype, KvCacheDtype::kBf16);
   EXPECT_EQ(parse_serve_args({"serve", "--kv-cache-dtype", "f32"}).config.engine.kv_cache_dtype, KvCacheDtype::kF32);
   ServerConfig c;

@@ -14,7 +14,9 @@ class EngineTarget final : public EvalTarget {
     EngineConfig config;
     config.model_dir = model_dir;
     config.num_threads = threads;
-    config.matmul_precision = MatmulPrecision::kF32;  // perplexity parity with PyTorch in float32
+    // Perplexity parity with PyTorch in float32: products and the KV cache alike.
+    config.matmul_precision = MatmulPrecision::kF32;
+    config.kv_cache_dtype = KvCacheDtype::kF32;
     engine_ = Engine::create(config);
   }
 
