@@ -47,8 +47,10 @@ class EngineImpl final : public Engine {
                                         config.kv_cache_bytes,
                                         config.kv_cache_dtype == KvCacheDtype::kBf16 ? KvDtype::kBf16 : KvDtype::kF32)),
         attention_resources_(model_shape()),
-        scheduler_(kv_, SchedulerLimits{config.max_batch_tokens, config.max_running_sequences,
-                                         config.max_prefill_tokens_while_decoding}),
+        scheduler_(kv_,
+                   SchedulerLimits{config.max_batch_tokens, config.max_running_sequences,
+                                   config.max_prefill_tokens_while_decoding},
+                   model_shape()),
         adapters_(shape_of(model_->config()), std::filesystem::path(config.model_dir).filename().string(),
                   config.adapter_dir, config.adapter_resident_bytes,
                   AdapterSyncOptions{.rescan_ms = config.adapter_rescan_ms}) {
@@ -239,14 +241,23 @@ class EngineImpl final : public Engine {
     return check_sampling_params(r.sampling);
   }
 
-  // A request whose KV footprint exceeds the whole cache would wait forever: refuse it now.
+  // A request whose KV footprint (with its attention state's, which the scheduler charges to
+  // the same pool) exceeds the whole cache would wait forever: refuse it now.
   Status check_fits(const GenerateRequest& r, const SequenceAttention& attention) const {
     const int64_t positions = static_cast<int64_t>(r.prompt_ids.size()) + r.stop.max_tokens;
-    const int64_t peak = kv_.peak_blocks(attention.release_rule, positions, config_.max_batch_tokens);
-    if (peak > kv_.num_blocks())
-      return Status::invalid_argument("the request needs up to " + std::to_string(peak) + " KV blocks (" +
-                                        std::to_string(positions) + " positions) but the cache holds " +
-                                        std::to_string(kv_.num_blocks()) + "; shorten the prompt or max_tokens");
+    const int64_t kv = kv_.peak_blocks(attention.release_rule, positions, config_.max_batch_tokens);
+    const int64_t state =
+        attention.backend ? kv_.blocks_for_bytes(attention.backend->state_bytes(attention, model_shape(), positions)) : 0;
+    if (kv + state > kv_.num_blocks()) {
+      const std::string with_state =
+          state > 0 ? " and " + std::to_string(state) + " more for its attention state (" +
+                          attention.backend->name() + ": key summaries / compressed caches)"
+                    : std::string();
+      return Status::invalid_argument("the request needs up to " + std::to_string(kv) + " KV blocks (" +
+                                      std::to_string(positions) + " positions)" + with_state +
+                                      " but the cache holds " + std::to_string(kv_.num_blocks()) +
+                                      "; shorten the prompt or max_tokens");
+    }
     return Status::ok();
   }
 

@@ -121,6 +121,15 @@ class AttentionBackend {
     (void)attention, (void)facts, (void)resources;
     return nullptr;
   }
+  // Bytes of this backend's shared pools (key summaries, compressed caches) that one sequence
+  // with this attention holds once it covers positions [0, num_positions), at most. The
+  // scheduler charges them against the KV pool (KvCacheManager::hold_state_bytes), so memory
+  // beside the KV cache is admitted, preempted and refused like the KV itself.
+  virtual int64_t state_bytes(const SequenceAttention& attention, const ModelShape& shape,
+                              int64_t num_positions) const {
+    (void)attention, (void)shape, (void)num_positions;
+    return 0;
+  }
   // True when attend() reads LayerAttentionCall::inputs (the un-rotated q/k, the layer input).
   virtual bool needs_layer_inputs(const SequenceAttention& attention) const {
     (void)attention;

@@ -21,10 +21,14 @@ struct BlockTable {
   std::vector<PrefixKey> prefix_keys;
   // Logical blocks below this index were already considered for streaming release.
   int release_cursor = 0;
+  // Blocks taken from the pool on behalf of the sequence's attention state (key summaries,
+  // compressed caches kept in pools of their own): never read or written as KV, they make
+  // that memory count against the KV cache's capacity (KvCacheManager::hold_state_bytes).
+  std::vector<int32_t> state_blocks;
 
-  bool empty() const { return blocks.empty() && num_tokens == 0; }
+  bool empty() const { return blocks.empty() && num_tokens == 0 && state_blocks.empty(); }
   int num_held() const {
-    int n = 0;
+    int n = static_cast<int>(state_blocks.size());
     for (int32_t b : blocks) n += b != kNoBlock;
     return n;
   }

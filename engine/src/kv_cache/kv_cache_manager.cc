@@ -154,7 +154,21 @@ void KvCacheManager::free(BlockTable& table) {
   for (auto it = table.blocks.rbegin(); it != table.blocks.rend(); ++it) {
     if (*it != kNoBlock) pool_.release(*it);
   }
+  for (int32_t b : table.state_blocks) pool_.release(b);
   table = BlockTable{};
+}
+
+Status KvCacheManager::hold_state_bytes(BlockTable& table, int64_t bytes) {
+  const int64_t more = blocks_for_bytes(bytes) - static_cast<int64_t>(table.state_blocks.size());
+  if (more <= 0) return Status::ok();
+  if (more > pool_.num_free()) {
+    return Status::resource_exhausted("KV cache full: the attention state's " + std::to_string(bytes) +
+                                      " bytes need " + std::to_string(more) + " more blocks, " +
+                                      std::to_string(pool_.num_free()) + " of " + std::to_string(pool_.num_blocks()) +
+                                      " are free");
+  }
+  for (int64_t i = 0; i < more; ++i) table.state_blocks.push_back(*pool_.allocate());
+  return Status::ok();
 }
 
 void KvCacheManager::fork(const BlockTable& parent, BlockTable& child) {
@@ -163,6 +177,7 @@ void KvCacheManager::fork(const BlockTable& parent, BlockTable& child) {
     if (b != kNoBlock) pool_.retain(b);
   }
   child = parent;
+  child.state_blocks.clear();
 }
 
 int KvCacheManager::release_invisible(BlockTable& table, const StreamingRule& rule, int next_query_pos) {

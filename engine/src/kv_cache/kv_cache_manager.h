@@ -80,9 +80,18 @@ class KvCacheManager {
   // be <= table.num_tokens (no holes). On success num_tokens >= first_pos + count. On
   // ResourceExhausted nothing changed.
   Status prepare_write(BlockTable& table, int first_pos, int count);
-  // Returns every block of the table to the pool and resets the table.
+  // Returns every block of the table (its state blocks too) to the pool and resets the table.
   void free(BlockTable& table);
-  // `child` (empty) shares all of `parent`'s blocks. Either side's next write into a shared
+  // Makes the table's state blocks cover `bytes` of attention state (whole blocks of
+  // bytes_per_block), taking more from the pool when needed; never gives any back (state
+  // grows with the sequence). On ResourceExhausted nothing changed.
+  Status hold_state_bytes(BlockTable& table, int64_t bytes);
+  int64_t blocks_for_bytes(int64_t bytes) const {
+    const auto per_block = static_cast<int64_t>(layout().bytes_per_block_all_layers());
+    return (bytes + per_block - 1) / per_block;
+  }
+  // `child` (empty) shares all of `parent`'s KV blocks (not its state blocks: the state is the
+  // parent's). Either side's next write into a shared
   // partially filled block copies it first. Unused by the engine (see the top of this file).
   void fork(const BlockTable& parent, BlockTable& child);
 

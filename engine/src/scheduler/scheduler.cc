@@ -9,7 +9,12 @@ namespace hotswap {
 bool ScheduledChunk::samples() const { return seq->num_computed + num_tokens == static_cast<int>(seq->tokens.size()); }
 
 bool Scheduler::reserve(Sequence& seq, int num_tokens) {
-  return kv_.prepare_write(seq.blocks, seq.num_computed, num_tokens).is_ok();
+  if (!kv_.prepare_write(seq.blocks, seq.num_computed, num_tokens).is_ok()) return false;
+  // The state the step will grow to, beside the KV. On failure the KV just reserved stays in
+  // the table; the caller frees or preempts the sequence, or keeps it for the next step.
+  const int64_t state = seq.attention.backend == nullptr ? 0
+                        : seq.attention.backend->state_bytes(seq.attention, shape_, seq.num_computed + num_tokens);
+  return state == 0 || kv_.hold_state_bytes(seq.blocks, state).is_ok();
 }
 
 void Scheduler::preempt(std::unique_ptr<Sequence>& victim, StepPlan& plan) {

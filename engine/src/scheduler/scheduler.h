@@ -8,7 +8,9 @@
 // it takes (on a CPU, a 512-token chunk of a 1B model is seconds). When the pool
 // cannot hold a running sequence's next tokens, the most recently admitted sequence is
 // preempted: its blocks are freed and it is recomputed later from its tokens, so nothing is
-// lost or corrupted.
+// lost or corrupted. A sequence's attention state outside the KV cache (key summaries,
+// compressed caches: AttentionBackend::state_bytes) is charged against the same pool, so it
+// is admitted, preempted and refused exactly like the KV.
 #pragma once
 
 #include <deque>
@@ -29,7 +31,9 @@ struct SchedulerLimits {
 
 class Scheduler {
  public:
-  Scheduler(KvCacheManager& kv, SchedulerLimits limits) : kv_(kv), limits_(limits) {}
+  // `shape`: the model's, for the backends' state sizes.
+  Scheduler(KvCacheManager& kv, SchedulerLimits limits, const ModelShape& shape = {})
+      : kv_(kv), limits_(limits), shape_(shape) {}
 
   void add(std::unique_ptr<Sequence> seq) { waiting_.push_back(std::move(seq)); }
   StepPlan schedule();
@@ -52,6 +56,7 @@ class Scheduler {
 
   KvCacheManager& kv_;
   SchedulerLimits limits_;
+  ModelShape shape_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
 };

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/attention_choice.h"
 #include "engine/demo_model.h"
 #include "engine/engine.h"
 #include "engine/engine_config.h"
@@ -489,6 +490,52 @@ TEST_F(EngineApi, ABf16KvCacheHoldsTwiceTheTokensForTheSameBytes) {
   EXPECT_EQ(b.finish, FinishReason::kLength);
   ASSERT_EQ(b.tokens.size(), 24u);
   EXPECT_EQ(b.tokens, a.tokens);
+}
+
+// ---- attention state beside the KV
+
+// quest_top_k keeps per-page key bounds in the maskers' summary pool; the scheduler charges
+// them to the KV pool in whole blocks. So a request that fits the cache as eager attention is
+// refused with quest when its KV plus its summaries exceed the cache, one that fits holds more
+// blocks while it runs than its KV needs, and every block comes back when it ends.
+TEST_F(EngineApi, KeySummariesAreChargedToTheKvCache) {
+  const EngineConfig config = small_engine(/*kv_cache_tokens=*/256);
+  std::unique_ptr<Engine> engine = make_engine(config);
+  const int64_t total = engine->stats().kv_blocks_total;
+  ASSERT_EQ(total, 16);
+  const std::vector<int32_t> prompt = encode(*engine, kPrompts[0]);
+  const int whole_cache = static_cast<int>(total) * config.kv_block_size - static_cast<int>(prompt.size());
+  auto quest = [](GenerateRequest r) {
+    std::string error;
+    EXPECT_TRUE(parse_attention_choice(
+        R"({"impl":"masked","maskers":[{"type":"quest_top_k","heavy_size":32,"page_size":8}]})", &r.attention, &error))
+        << error;
+    return r;
+  };
+
+  Streams s(*engine);
+  // Eager: KV for every position of the cache, nothing beside it.
+  const size_t eager = s.submit(greedy(prompt, whole_cache));
+  ASSERT_TRUE(s.wait_finished(eager));
+  EXPECT_EQ(s.out(eager).tokens.size(), static_cast<size_t>(whole_cache));
+  // Quest: the same positions and its bounds do not fit.
+  const Result<std::shared_ptr<TokenStream>> refused = engine->submit(quest(greedy(prompt, whole_cache)));
+  ASSERT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("for its attention state (masked"), std::string::npos)
+      << refused.status().message();
+
+  // A quest request that fits: its KV needs kv_blocks; more are held while it decodes.
+  constexpr int kMaxTokens = 48;
+  const int64_t kv_blocks = (static_cast<int64_t>(prompt.size()) + kMaxTokens + 15) / 16;
+  int64_t most_used = 0;
+  const size_t fits = s.submit(quest(greedy(prompt, kMaxTokens)));
+  ASSERT_TRUE(s.wait_until([&] { return s.out(fits).finish.has_value(); },
+                           [&] { most_used = std::max(most_used, engine->stats().kv_blocks_used); }));
+  EXPECT_EQ(s.out(fits).tokens.size(), static_cast<size_t>(kMaxTokens));
+  EXPECT_GT(most_used, kv_blocks) << "the summaries' blocks are not charged to the KV cache";
+  EXPECT_LE(most_used, total);
+  expect_idle_and_empty(*engine);
+  EXPECT_EQ(engine->stats().attention_state_bytes, 0);
 }
 
 }  // namespace

@@ -128,6 +128,39 @@ TEST(KvCacheManager, PrepareWriteAllocatesAndAFullPoolChangesNothing) {
   EXPECT_EQ(stats.block_size, 16);
 }
 
+// Attention state beside the KV (key summaries, compressed caches) holds whole blocks of the
+// pool: only ever more, all or nothing, returned with the table, never forked.
+TEST(KvCacheManager, StateBytesHoldWholeBlocksUntilTheTableIsFreed) {
+  KvCacheManager kv(layout(16, 6));
+  const int64_t block = static_cast<int64_t>(kv.layout().bytes_per_block_all_layers());
+  BlockTable a;
+  ASSERT_TRUE(kv.prepare_write(a, 0, 20).is_ok());  // 2 KV blocks
+  ASSERT_TRUE(kv.hold_state_bytes(a, 1).is_ok());
+  EXPECT_EQ(a.state_blocks.size(), 1u);
+  ASSERT_TRUE(kv.hold_state_bytes(a, 2 * block).is_ok());
+  EXPECT_EQ(a.state_blocks.size(), 2u);
+  ASSERT_TRUE(kv.hold_state_bytes(a, block).is_ok());  // less than held: nothing given back
+  EXPECT_EQ(a.state_blocks.size(), 2u);
+  EXPECT_EQ(a.num_held(), 4);
+  EXPECT_EQ(kv.num_used_blocks(), 4);
+
+  const Status s = kv.hold_state_bytes(a, 5 * block);  // 3 more, 2 free
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(s.message(), "KV cache full: the attention state's " + std::to_string(5 * block) +
+                             " bytes need 3 more blocks, 2 of 6 are free");
+  EXPECT_EQ(a.state_blocks.size(), 2u);
+  EXPECT_EQ(kv.num_used_blocks(), 4);
+
+  BlockTable child;
+  kv.fork(a, child);
+  EXPECT_TRUE(child.state_blocks.empty());
+  EXPECT_EQ(kv.num_used_blocks(), 4);  // the KV blocks are shared, the state blocks are a's
+  kv.free(child);
+  kv.free(a);
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(kv.num_free_blocks(), 6);
+}
+
 TEST(KvCacheManager, ForkSharesBlocksAndCopyOnWriteKeepsSequencesApart) {
   KvCacheManager kv(layout(16, 16));
   std::vector<int32_t> prompt(20);

@@ -146,6 +146,34 @@ TEST(KeySummaries, IncrementalEqualsRecomputedFromScratchUpTo4096Keys) {
   }
 }
 
+// summary_bytes() is what the scheduler charges to the KV pool before a step: the pages the
+// summaries take once every key up to n is summarised.
+TEST(KeySummaries, SummaryBytesAreThePagesTheSummariesTake) {
+  constexpr int kPositions = 4096;
+  TestCache cache(kPositions, kKvHeads, kDim, 16, /*shuffled=*/true);
+  cache.fill_random(6);
+  const PagedKvView kv = cache.view();
+  for (const char* text : kConfigs) {
+    SCOPED_TRACE(text);
+    Fixture f;
+    const MaskedConfig c = config_of(text);
+    for (int n : {100, 257, 1000, kPositions}) {
+      auto state = f.make(c);
+      for (int l = 0; l < kLayers; ++l) {
+        state->write_keys(l, kv, n);
+        state->prepare_queries(l, kv, n - 1, n - 1, reached(c));
+      }
+      // At most; exactly once every masker runs (a local window of 300 keeps magic_pig idle
+      // below 300 keys).
+      if (n > 300)
+        EXPECT_EQ(f.pool.bytes_in_use(), summary_bytes(c, f.shape, f.hat->bits, n)) << n << " keys";
+      else
+        EXPECT_LE(f.pool.bytes_in_use(), summary_bytes(c, f.shape, f.hat->bits, n)) << n << " keys";
+    }
+    EXPECT_EQ(f.pool.num_pages_in_use(), 0);
+  }
+}
+
 TEST(KeySummaries, AChunkOfQueriesSeesOnlyItsOwnPrefix) {
   // A multi-query chunk brings the caches to its last key first; each query must still see
   // the bounds and the running max of keys 0..t only, as when decoded one by one.

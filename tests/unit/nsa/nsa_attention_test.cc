@@ -343,6 +343,9 @@ TEST_P(NsaServing, MatchesAnIndependentDoublePrecisionOracle) {
       }
     }
   });
+  // What the scheduler charges to the KV cache for the sequence is what its cache holds (per
+  // layer: serve() runs layer 1 alone).
+  EXPECT_EQ(pool.bytes_in_use() * m.num_layers, NsaSequenceState::bytes_for(*adapter, m, T));
   // The cached compressed keys are the spec's compression of the right keys.
   for (int64_t j = 0; j < state.num_compressed(1); ++j) {
     for (int h = 0; h < m.num_kv_heads; ++h) {

@@ -24,7 +24,41 @@ constexpr int64_t kMinParallelItems = 256;
 
 bool parallel_for(int64_t items) { return items >= kMinParallelItems && attention_detail::kernel_threads() > 1; }
 
+int hat_word_bytes_for(int bits) { return bits <= 32 ? 4 : 8; }
+
 }  // namespace
+
+std::optional<SummaryArrayLayout> summary_array_layout(const MaskerSpec& spec, const SummaryShape& shape, int hat_bits) {
+  switch (spec.type) {
+    case MaskerType::kHashAttentionTopK: {
+      const size_t word = static_cast<size_t>(hat_word_bytes_for(hat_bits));
+      const int n = block_keys_for(static_cast<size_t>(shape.num_heads) * word);
+      return SummaryArrayLayout{round8(static_cast<size_t>(shape.num_heads) * n * word), n};
+    }
+    case MaskerType::kMagicPig: {
+      const size_t per_key = static_cast<size_t>(shape.num_kv_heads) * spec.lsh_l * sizeof(uint64_t);
+      const int n = block_keys_for(per_key);
+      return SummaryArrayLayout{per_key * n, n};
+    }
+    case MaskerType::kQuestTopK:
+      return SummaryArrayLayout{static_cast<size_t>(shape.num_kv_heads) * 2 * shape.head_dim * sizeof(float),
+                                spec.page_size};
+    default:
+      return std::nullopt;
+  }
+}
+
+int64_t summary_bytes(const MaskedConfig& config, const SummaryShape& shape, int hat_bits, int64_t num_keys) {
+  int64_t pages = 0;
+  for (const MaskerSpec& spec : config.maskers) {
+    const std::optional<SummaryArrayLayout> a = summary_array_layout(spec, shape, hat_bits);
+    if (!a) continue;
+    const int64_t records = (num_keys + a->keys_per_record - 1) / a->keys_per_record;
+    const auto per_page = static_cast<int64_t>(SummaryPool::kPageBytes / a->record_bytes);
+    pages += shape.num_layers * ((records + per_page - 1) / per_page);
+  }
+  return pages * static_cast<int64_t>(SummaryPool::kPageBytes);
+}
 
 KeySummaries::KeySummaries(const MaskedConfig& config, const SummaryShape& shape, SummaryPool& pool,
                            std::shared_ptr<const HashAttentionAdapter> hat, std::shared_ptr<const LshAdapter> lsh)
@@ -34,29 +68,25 @@ KeySummaries::KeySummaries(const MaskedConfig& config, const SummaryShape& shape
   for (size_t i = 0; i < config.maskers.size(); ++i) {
     PerMasker& m = per_masker_[i];
     m.spec = config.maskers[i];
+    if (m.spec.type == MaskerType::kHashAttentionTopK) {
+      HS_CHECK(hat_ != nullptr) << "hashattention_top_k without its adapter";
+      hat_word_bytes_ = hat_word_bytes_for(hat_->bits);
+    }
+    const std::optional<SummaryArrayLayout> a = summary_array_layout(m.spec, shape, hat_ ? hat_->bits : 0);
+    if (!a) continue;
     switch (m.spec.type) {
-      case MaskerType::kHashAttentionTopK: {
-        HS_CHECK(hat_ != nullptr) << "hashattention_top_k without its adapter";
-        hat_word_bytes_ = hat_->bits <= 32 ? 4 : 8;
-        m.keys_per_block = block_keys_for(static_cast<size_t>(shape.num_heads) * hat_word_bytes_);
-        const size_t record = round8(static_cast<size_t>(shape.num_heads) * m.keys_per_block * hat_word_bytes_);
-        for (size_t l = 0; l < layers; ++l) m.hat.push_back({SummaryArray(pool_, record), 0});
+      case MaskerType::kHashAttentionTopK:
+        m.keys_per_block = a->keys_per_record;
+        for (size_t l = 0; l < layers; ++l) m.hat.push_back({SummaryArray(pool_, a->record_bytes), 0});
         break;
-      }
-      case MaskerType::kMagicPig: {
-        const size_t per_key = static_cast<size_t>(shape.num_kv_heads) * m.spec.lsh_l * sizeof(uint64_t);
-        m.keys_per_block = block_keys_for(per_key);
+      case MaskerType::kMagicPig:
+        m.keys_per_block = a->keys_per_record;
         m.pig.resize(layers);
-        for (PigLayer& p : m.pig) p.blocks = SummaryArray(pool_, per_key * m.keys_per_block);
+        for (PigLayer& p : m.pig) p.blocks = SummaryArray(pool_, a->record_bytes);
         m.projections.resize(layers);
         break;
-      }
-      case MaskerType::kQuestTopK: {
-        const size_t record = static_cast<size_t>(shape.num_kv_heads) * 2 * shape.head_dim * sizeof(float);
-        for (size_t l = 0; l < layers; ++l) m.quest.push_back({SummaryArray(pool_, record), 0});
-        break;
-      }
-      default:
+      default:  // quest_top_k: one record per page of page_size keys
+        for (size_t l = 0; l < layers; ++l) m.quest.push_back({SummaryArray(pool_, a->record_bytes), 0});
         break;
     }
   }

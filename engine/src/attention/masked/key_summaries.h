@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "adapters/hashattention_adapter.h"
@@ -29,6 +30,19 @@ namespace hotswap::masked {
 struct SummaryShape {
   int num_layers = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
 };
+
+// One summarising masker's array per layer: records of `record_bytes` (SummaryArray), each
+// covering `keys_per_record` consecutive keys.
+struct SummaryArrayLayout {
+  size_t record_bytes = 0;
+  int keys_per_record = 1;
+};
+// The layout of masker `spec`'s arrays (nullopt: the masker keeps no summaries); `hat_bits` is
+// the hashattention adapter's signature width (hashattention_top_k only).
+std::optional<SummaryArrayLayout> summary_array_layout(const MaskerSpec& spec, const SummaryShape& shape, int hat_bits);
+// Pool bytes (whole pages) the summaries of `config`'s maskers hold for keys [0, num_keys),
+// at most: what KeySummaries reserves once every key up to num_keys is summarised.
+int64_t summary_bytes(const MaskedConfig& config, const SummaryShape& shape, int hat_bits, int64_t num_keys);
 
 class KeySummaries {
  public:

@@ -221,6 +221,15 @@ class MaskedBackend final : public AttentionBackend {
     return std::make_unique<MaskedState>(facts, cfg.seeded, cfg.key, std::move(summaries));
   }
 
+  int64_t state_bytes(const SequenceAttention& attention, const ModelShape& shape,
+                      int64_t num_positions) const override {
+    const MaskedBackendConfig& cfg = config_of(attention);
+    if (!cfg.summaries) return 0;
+    return masked::summary_bytes(cfg.config,
+                                 masked::SummaryShape{shape.num_layers, shape.num_heads, shape.num_kv_heads, shape.head_dim},
+                                 cfg.hat ? cfg.hat->bits : 0, num_positions);
+  }
+
   std::unique_ptr<StepMetadata> plan_step(std::span<const StepChunk> chunks) const override {
     auto plan = std::make_unique<MaskedStepPlan>();
     for (const StepChunk& c : chunks) {

@@ -48,7 +48,10 @@ class CompressedBlockPool final : public BackendResource {
   int64_t max_pages() const { return max_pages_; }
   int64_t num_pages_in_use() const { return num_in_use_; }
   int64_t num_pages_created() const { return static_cast<int64_t>(in_use_.size()); }
-  size_t page_bytes() const { return 2 * half_floats() * sizeof(float); }
+  size_t page_bytes() const { return page_bytes_for(num_kv_heads_, head_dim_, entries_per_page_); }
+  static size_t page_bytes_for(int num_kv_heads, int head_dim, int entries_per_page) {
+    return 2 * static_cast<size_t>(num_kv_heads) * entries_per_page * head_dim * sizeof(float);
+  }
   int64_t bytes_in_use() const override { return num_in_use_ * static_cast<int64_t>(page_bytes()); }
 
  private:

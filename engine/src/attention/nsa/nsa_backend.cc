@@ -63,6 +63,12 @@ class NsaBackend final : public AttentionBackend {
     return state;
   }
 
+  // The compressed-block cache, in pages of the pool new_state() makes (default entries).
+  int64_t state_bytes(const SequenceAttention& attention, const ModelShape& shape,
+                      int64_t num_positions) const override {
+    return NsaSequenceState::bytes_for(*config_of(attention).adapter, shape, num_positions);
+  }
+
   bool needs_layer_inputs(const SequenceAttention& attention) const override {
     (void)attention;
     return true;

@@ -65,6 +65,14 @@ Status NsaSequenceState::grow(int layer, int64_t num_entries) {
   return Status::ok();
 }
 
+int64_t NsaSequenceState::bytes_for(const NsaAdapter& adapter, const ModelShape& shape, int64_t num_positions,
+                                    int entries_per_page) {
+  const int64_t e = entries_per_page;
+  const int64_t pages = (adapter.config.num_compressed_blocks(num_positions) + e - 1) / e;
+  return shape.num_layers * pages *
+         static_cast<int64_t>(CompressedBlockPool::page_bytes_for(shape.num_kv_heads, shape.head_dim, entries_per_page));
+}
+
 Status NsaSequenceState::reserve(int64_t num_positions) {
   const int64_t entries = adapter_->config.num_compressed_blocks(num_positions);
   for (int layer = 0; layer < num_layers(); ++layer) {

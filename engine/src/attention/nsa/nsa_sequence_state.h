@@ -53,6 +53,10 @@ class NsaSequenceState final : public BackendSequenceState {
   // which is all the engine relies on: its pool is uncapped (nsa_backend.cc) and nothing in
   // the engine calls this; a caller that caps the pool must, before the forward pass.
   Status reserve(int64_t num_positions);
+  // The pool bytes reserve(num_positions) takes on a fresh state: what the scheduler charges
+  // to the KV cache for an NSA sequence (AttentionBackend::state_bytes).
+  static int64_t bytes_for(const NsaAdapter& adapter, const ModelShape& shape, int64_t num_positions,
+                           int entries_per_page = CompressedBlockPool::kDefaultEntriesPerPage);
 
   // Releases every page and forgets every position (preemption, recompute).
   void reset();
