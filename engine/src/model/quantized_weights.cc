@@ -114,7 +114,7 @@ std::unique_ptr<QuantizedWeights> QuantizedWeights::load(const std::string& mode
     const int64_t n = e.source->shape[0], k = e.source->shape[1];
     uint8_t* qs = q->owned_ + offset;
     auto* scales = reinterpret_cast<uint16_t*>(qs + kernels::q8_qs_bytes(n, k));
-    const std::string error = kernels::quantize_q8(*e.source, qs, scales);
+    const std::string error = kernels::quantize_weights(*e.source, kernels::QuantFormat::kQ8, qs, scales);
     if (!error.empty()) throw LoadError(model_dir, "cannot quantise " + e.name + " to q8: " + error);
     // The padding between entries: deterministic bytes, so the checksum is reproducible.
     const uint64_t used = static_cast<uint64_t>(kernels::q8_qs_bytes(n, k) + kernels::q8_scale_count(n, k) * 2);

@@ -3,7 +3,9 @@
 // its 16-bit pair sums, so the usual sign trick keeps both operands within ±127: |x| as the
 // unsigned operand, w with x's sign as the signed one (w = stored byte ^ 0x80: offset binary
 // back to two's complement); vpmaddwd with ones then sums each row's 4 products into an int32
-// lane, giving the exact sum q_w·q_x that the VNNI and scalar forms compute.
+// lane, giving the exact sum q_w·q_x that the VNNI and scalar forms compute. q4 needs no sign
+// trick: its unpacked codes q + 8 <= 15 are the unsigned operand (pair sums <= 2·15·127), and
+// 8·sum q_x is subtracted per block as in the VNNI form.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -39,7 +41,7 @@ HS_INLINE int32_t hsum(__m256i v) {
 }
 
 // quantize_row_q8 (kernels/q8.h), 8 lanes at a time; the same float operations, so the same q.
-void avx2_quantize_x(const float* x, int64_t k, int64_t r0, int64_t r1, int8_t* q, float* d, int32_t* corr) {
+void avx2_quantize_x(const float* x, int64_t k, int64_t r0, int64_t r1, int8_t* q, float* d, int32_t* sum) {
   const int64_t blocks = q8_blocks(k);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
@@ -57,27 +59,29 @@ void avx2_quantize_x(const float* x, int64_t k, int64_t r0, int64_t r1, int8_t* 
       const float amax = hmax(amax8);
       const __m256 inv = _mm256_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
       __m256i qi[4];
-      __m256i sum = _mm256_setzero_si256();
+      __m256i qsum = _mm256_setzero_si256();
       for (int t = 0; t < 4; ++t) {
         qi[t] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v[t], inv)), lo), hi);
-        sum = _mm256_add_epi32(sum, qi[t]);
+        qsum = _mm256_add_epi32(qsum, qi[t]);
       }
       const __m256i q16a = _mm256_packs_epi32(qi[0], qi[1]), q16b = _mm256_packs_epi32(qi[2], qi[3]);
       const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), order);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + (i * blocks + b) * kQ8Block), q8);
       d[i * blocks + b] = amax / 127.0f;
-      corr[i * blocks + b] = 128 * hsum(sum);
+      sum[i * blocks + b] = hsum(qsum);
     }
   }
 }
 
 // y rows [i0, i0 + kR) x W panels [p, p + kV) over blocks [b0, b1); 2·kV vectors per row.
-template <int kR, int kV>
+template <QuantFormat F, int kR, int kV>
 void tile(const Q8Activations& xa, int64_t i0, const Q8Matrix& w, int64_t p, int64_t b0, int64_t b1, bool first,
           const float* bias, float* y) {
   constexpr int kH = 2 * kV;  // 8-row halves
+  constexpr int kLoads = F == QuantFormat::kQ4 ? 4 : 8, kQuadsPerLoad = 8 / kLoads;
   const int64_t blocks = xa.blocks;
-  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80)), ones = _mm256_set1_epi16(1);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80)), nibble = _mm256_set1_epi8(0x0f);
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[kR][kH];
   for (int r = 0; r < kR; ++r)
     for (int h = 0; h < kH; ++h) acc[r][h] = _mm256_setzero_ps();
@@ -85,20 +89,34 @@ void tile(const Q8Activations& xa, int64_t i0, const Q8Matrix& w, int64_t p, int
     __m256i s[kR][kH];
     for (int r = 0; r < kR; ++r)
       for (int h = 0; h < kH; ++h) s[r][h] = _mm256_setzero_si256();
-    for (int quad = 0; quad < 8; ++quad) {
-      __m256i wv[kH];
-      for (int h = 0; h < kH; ++h) {
-        const uint8_t* src = w.qs + ((p + h / 2) * blocks + b) * kQ8PanelBlockBytes + quad * 64 + (h % 2) * 32;
-        wv[h] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)), flip);
-      }
-      for (int r = 0; r < kR; ++r) {
-        int32_t x4;
-        std::memcpy(&x4, xa.q + ((i0 + r) * blocks + b) * kQ8Block + quad * 4, sizeof x4);
-        const __m256i xv = _mm256_set1_epi32(x4), ax = _mm256_abs_epi8(xv);
-        for (int h = 0; h < kH; ++h) {
-          const __m256i prod = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv[h], xv));
-          s[r][h] = _mm256_add_epi32(s[r][h], _mm256_madd_epi16(prod, ones));
+    for (int load = 0; load < kLoads; ++load) {
+      __m256i raw[kH];
+      for (int h = 0; h < kH; ++h)
+        raw[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+            w.qs + ((p + h / 2) * blocks + b) * panel_block_bytes(F) + load * 64 + (h % 2) * 32));
+      for (int half = 0; half < kQuadsPerLoad; ++half) {
+        const int quad = load + 4 * half;  // q8: half is 0
+        __m256i wv[kH];
+        for (int h = 0; h < kH; ++h)
+          wv[h] = F == QuantFormat::kQ8 ? _mm256_xor_si256(raw[h], flip)
+                  : half == 0           ? _mm256_and_si256(raw[h], nibble)
+                                        : _mm256_and_si256(_mm256_srli_epi16(raw[h], 4), nibble);
+        for (int r = 0; r < kR; ++r) {
+          int32_t x4;
+          std::memcpy(&x4, xa.q + ((i0 + r) * blocks + b) * kQ8Block + quad * 4, sizeof x4);
+          const __m256i xv = _mm256_set1_epi32(x4), ax = _mm256_abs_epi8(xv);
+          for (int h = 0; h < kH; ++h) {
+            const __m256i prod = F == QuantFormat::kQ8 ? _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv[h], xv))
+                                                       : _mm256_maddubs_epi16(wv[h], xv);
+            s[r][h] = _mm256_add_epi32(s[r][h], _mm256_madd_epi16(prod, ones));
+          }
         }
+      }
+    }
+    if constexpr (F == QuantFormat::kQ4) {
+      for (int r = 0; r < kR; ++r) {
+        const __m256i corr = _mm256_set1_epi32(code_offset(F) * xa.sum[(i0 + r) * blocks + b]);
+        for (int h = 0; h < kH; ++h) s[r][h] = _mm256_sub_epi32(s[r][h], corr);
       }
     }
     __m256 dw[kH];
@@ -129,8 +147,12 @@ void tile(const Q8Activations& xa, int64_t i0, const Q8Matrix& w, int64_t p, int
 void avx2_gemm(const Q8Activations& xa, int64_t m, const Q8Matrix& w, const float* bias, int64_t p0, int64_t p1,
                float* y) {
   // 16 registers: 1 row x 2 panels (4 sums, 4 accumulators) or 2 rows x 1 panel.
-  if (m == 1) return gemm_groups<1, 2>(xa, m, w, bias, p0, p1, y);
-  gemm_groups<2, 1>(xa, m, w, bias, p0, p1, y);
+  if (w.format == QuantFormat::kQ4) {
+    if (m == 1) return gemm_groups<QuantFormat::kQ4, 1, 2>(xa, m, w, bias, p0, p1, y);
+    return gemm_groups<QuantFormat::kQ4, 2, 1>(xa, m, w, bias, p0, p1, y);
+  }
+  if (m == 1) return gemm_groups<QuantFormat::kQ8, 1, 2>(xa, m, w, bias, p0, p1, y);
+  gemm_groups<QuantFormat::kQ8, 2, 1>(xa, m, w, bias, p0, p1, y);
 }
 
 }  // namespace

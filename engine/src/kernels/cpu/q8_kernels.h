@@ -1,4 +1,4 @@
-// The per-ISA building blocks of linear_q8 (kernels/q8.h); cpu/q8_linear.cc quantises x,
+// The per-ISA building blocks of linear_q8 (kernels/q8.h; q8 and q4 weights); cpu/q8_linear.cc quantises x,
 // splits W's panels over threads and calls these. Internal to kernels/.
 //
 // Every table computes, for each (x row i, W row j), per block b the exact integer
@@ -18,15 +18,15 @@ namespace hotswap::kernels::detail {
 struct Q8Activations {
   const int8_t* q = nullptr;      // [m][blocks * 32], zero past k
   const float* d = nullptr;       // [m][blocks]
-  const int32_t* corr = nullptr;  // [m][blocks]: 128 · sum of the block's q (the u8 offset)
+  const int32_t* sum = nullptr;   // [m][blocks]: sum of the block's q (times the codes' offset: the correction)
   int64_t blocks = 0;
 };
 
 struct Q8Kernels {
   const char* name;
   // Rows [r0, r1) of x[., k] into xa's buffers (which the caller sized for every row).
-  void (*quantize_x)(const float* x, int64_t k, int64_t r0, int64_t r1, int8_t* q, float* d, int32_t* corr);
-  // y[i][j] for i < m and j in rows [16·p0, min(16·p1, n)) of W.
+  void (*quantize_x)(const float* x, int64_t k, int64_t r0, int64_t r1, int8_t* q, float* d, int32_t* sum);
+  // y[i][j] for i < m and j in rows [16·p0, min(16·p1, n)) of W, in W's format.
   void (*gemm)(const Q8Activations& xa, int64_t m, const Q8Matrix& w, const float* bias, int64_t p0, int64_t p1,
                float* y);
 };

@@ -50,12 +50,12 @@ void linear_q8(const float* x, int64_t m, const Q8Matrix& w, const float* bias, 
       detail::thread_scratch(detail::ScratchSlot::kLinearX, q_bytes + d_bytes + static_cast<size_t>(m * blocks) * 4));
   auto* xq = reinterpret_cast<int8_t*>(scratch);
   auto* xd = reinterpret_cast<float*>(scratch + q_bytes);
-  auto* corr = reinterpret_cast<int32_t*>(scratch + q_bytes + d_bytes);
-  const detail::Q8Activations xa{xq, xd, corr, blocks};
+  auto* xsum = reinterpret_cast<int32_t*>(scratch + q_bytes + d_bytes);
+  const detail::Q8Activations xa{xq, xd, xsum, blocks};
   const int64_t panels = q8_panels(w.n);
   detail::parallel_run(detail::thread_count(m * w.n * w.k), [&](int index, int count) {
     const detail::Range rows = detail::split(m, count, index, 1, m);
-    if (rows.begin < rows.end) kern.quantize_x(x, w.k, rows.begin, rows.end, xq, xd, corr);
+    if (rows.begin < rows.end) kern.quantize_x(x, w.k, rows.begin, rows.end, xq, xd, xsum);
     detail::barrier();  // every thread reads every row
     const detail::Range own = detail::split(panels, count, index, 1, panels);
     if (own.begin < own.end) kern.gemm(xa, m, w, bias, own.begin, own.end, y);

@@ -1,4 +1,4 @@
-// q8 quantisation: weights at load time (quantize_q8) and the scalar form of the activations'
+// q8 / q4 quantisation: weights at load time (quantize_weights) and the scalar form of the activations'
 // quantisation, which every ISA's quantize_x reproduces bit for bit (see kernels/q8.h).
 #include <algorithm>
 #include <atomic>
@@ -13,47 +13,71 @@
 namespace hotswap::kernels {
 namespace {
 
-// The largest weight an f16 scale can represent: 127 · 65504.
-constexpr float kMaxAbsWeight = 127.0f * 65504.0f;
+// The largest weight an f16 scale can represent: 127 · 65504 (q8), 7 · 65504 (q4).
+float max_abs_weight(QuantFormat f) {
+  return (f == QuantFormat::kQ4 ? 7.0f : 127.0f) * 65504.0f;
+}
 
-// The smallest f16 scale d with amax / d <= 127, so no weight needs clamping.
-uint16_t scale_rounded_up(float amax) {
-  const float target = amax / 127.0f;
+// The smallest f16 scale d >= target, so no weight needs clamping.
+uint16_t half_rounded_up(float target) {
   uint16_t h = f32_to_f16(target);
   if (f16_to_f32(h) < target) ++h;  // positive halves are ordered like their bit patterns
   return h;
 }
 
-size_t qs_index(int64_t panel, int64_t blocks, int64_t b, int64_t row_in_panel, int64_t col_in_block) {
-  return static_cast<size_t>(((panel * blocks + b) * 8 + col_in_block / 4) * 64 + row_in_panel * 4 + col_in_block % 4);
+// Where the code of (panel, block b, row r, column c) lives: q8 byte, or q4 byte and nibble.
+size_t qs_index(QuantFormat f, int64_t panel, int64_t blocks, int64_t b, int64_t r, int64_t c, int* shift) {
+  const int64_t base = (panel * blocks + b) * panel_block_bytes(f);
+  if (f == QuantFormat::kQ8) return static_cast<size_t>(base + (c / 4) * 64 + r * 4 + c % 4);
+  *shift = c < 16 ? 0 : 4;
+  return static_cast<size_t>(base + ((c % 16) / 4) * 64 + r * 4 + c % 4);
 }
 
-// One row of W: returns false (and the bad column) for a weight q8 cannot represent.
-bool quantize_row(const float* row, int64_t k, int64_t panel, int64_t r, int64_t blocks, uint8_t* qs,
+// A block's scale (as an f16 with its sign) and its codes in offset form (q8: q + 128;
+// q4: q + 8), from `len` <= 32 finite weights; the codes past len are the offset (zero).
+uint16_t quantize_block(QuantFormat f, const float* w, int64_t len, uint8_t* codes) {
+  float pos = 0, neg = 0;  // the largest weight and the largest -weight (both >= 0)
+  for (int64_t c = 0; c < len; ++c) pos = std::max(pos, w[c]), neg = std::max(neg, -w[c]);
+  uint16_t h;
+  if (f == QuantFormat::kQ8) {
+    h = half_rounded_up(std::max(pos, neg) / 127.0f);
+  } else {
+    // -8 steps for one side, 7 for the other: the sign whose |d| is smaller (d > 0 on a tie).
+    const float up = std::max(neg / 8.0f, pos / 7.0f), down = std::max(pos / 8.0f, neg / 7.0f);
+    h = down < up ? static_cast<uint16_t>(half_rounded_up(down) | 0x8000) : half_rounded_up(up);
+  }
+  const float d = f16_to_f32(h);
+  const float lo = f == QuantFormat::kQ8 ? -127.0f : -8.0f, hi = f == QuantFormat::kQ8 ? 127.0f : 7.0f;
+  // The clamp never binds (|d| is rounded up); it only keeps the cast defined.
+  for (int64_t c = 0; c < kQ8Block; ++c) {
+    const float q = c < len && d != 0 ? std::rint(w[c] / d) : 0.0f;
+    codes[c] = static_cast<uint8_t>(static_cast<int>(std::clamp(q, lo, hi)) + code_offset(f));
+  }
+  return h;
+}
+
+// One row of W: returns false (and the bad column) for a weight the format cannot represent.
+bool quantize_row(QuantFormat f, const float* row, int64_t k, int64_t panel, int64_t r, int64_t blocks, uint8_t* qs,
                   uint16_t* scales, int64_t* bad_col) {
+  const float max_abs = max_abs_weight(f);
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t c0 = b * kQ8Block, len = std::min(kQ8Block, k - c0);
-    float amax = 0;
     for (int64_t c = 0; c < len; ++c) {
-      const float a = std::fabs(row[c0 + c]);
-      if (!(a <= kMaxAbsWeight)) {  // also catches NaN and infinities
+      if (!(std::fabs(row[c0 + c]) <= max_abs)) {  // also catches NaN and infinities
         *bad_col = c0 + c;
         return false;
       }
-      amax = std::max(amax, a);
     }
-    const uint16_t h = scale_rounded_up(amax);
-    const float d = f16_to_f32(h);
-    scales[(panel * blocks + b) * kQ8PanelRows + r] = h;
-    // The block in a contiguous buffer first (a loop the compiler vectorises), then its 8
-    // quads of 4 bytes to their places in the panel.
-    uint8_t block[kQ8Block];
-    for (int64_t c = 0; c < kQ8Block; ++c) {
-      const float q = c < len && d > 0 ? std::rint(row[c0 + c] / d) : 0.0f;
-      block[c] = static_cast<uint8_t>(static_cast<int>(std::clamp(q, -127.0f, 127.0f)) + 128);
+    uint8_t codes[kQ8Block];
+    scales[(panel * blocks + b) * kQ8PanelRows + r] = quantize_block(f, row + c0, len, codes);
+    if (f == QuantFormat::kQ8) {  // 8 quads of 4 bytes to their places in the panel
+      for (int64_t quad = 0; quad < kQ8Block / 4; ++quad)
+        std::memcpy(qs + qs_index(f, panel, blocks, b, r, quad * 4, nullptr), codes + quad * 4, 4);
+    } else {  // columns c and c + 16 share a byte
+      int shift = 0;
+      for (int64_t c = 0; c < kQ8Block / 2; ++c)
+        qs[qs_index(f, panel, blocks, b, r, c, &shift)] = static_cast<uint8_t>(codes[c] | codes[c + 16] << 4);
     }
-    for (int64_t quad = 0; quad < kQ8Block / 4; ++quad)
-      std::memcpy(qs + qs_index(panel, blocks, b, r, quad * 4), block + quad * 4, 4);
   }
   return true;
 }
@@ -74,13 +98,13 @@ void widen_row(const TensorView& w, int64_t j, int64_t k, float* out) {
 
 }  // namespace
 
-std::string quantize_q8(const TensorView& w, uint8_t* qs, uint16_t* scales) {
-  HS_CHECK(w.shape.size() == 2) << "quantize_q8: weight must be 2-D, got " << shape_string(w.shape);
+std::string quantize_weights(const TensorView& w, QuantFormat format, uint8_t* qs, uint16_t* scales) {
+  HS_CHECK(w.shape.size() == 2) << "quantize_weights: weight must be 2-D, got " << shape_string(w.shape);
   HS_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16)
-      << "quantize_q8: dtype " << dtype_name(w.dtype) << " unsupported";
+      << "quantize_weights: dtype " << dtype_name(w.dtype) << " unsupported";
   const int64_t n = w.shape[0], k = w.shape[1], panels = q8_panels(n), blocks = q8_blocks(k);
-  // Padding: q = 0 (offset 128) and scale 0 wherever no weight lands.
-  std::memset(qs, 128, static_cast<size_t>(q8_qs_bytes(n, k)));
+  // Padding: code 0 (offset 128, or 8 in both nibbles) and scale 0 wherever no weight lands.
+  std::memset(qs, format == QuantFormat::kQ4 ? 0x88 : 128, static_cast<size_t>(quant_qs_bytes(format, n, k)));
   std::memset(scales, 0, static_cast<size_t>(q8_scale_count(n, k)) * sizeof(uint16_t));
   std::atomic<bool> failed{false};
   std::mutex error_mu;
@@ -95,11 +119,12 @@ std::string quantize_q8(const TensorView& w, uint8_t* qs, uint16_t* scales) {
         if (j >= n) break;
         widen_row(w, j, k, row.data());
         int64_t bad = 0;
-        if (!quantize_row(row.data(), k, p, r, blocks, qs, scales, &bad)) {
+        if (!quantize_row(format, row.data(), k, p, r, blocks, qs, scales, &bad)) {
           std::lock_guard lock(error_mu);
           if (!failed.exchange(true))
-            error = "weight [" + std::to_string(j) + ", " + std::to_string(bad) + "] = " +
-                    std::to_string(row[static_cast<size_t>(bad)]) + " cannot be stored as q8";
+            error = "weight [" + std::to_string(j) + ", " + std::to_string(bad) +
+                    "] = " + std::to_string(row[static_cast<size_t>(bad)]) + " cannot be stored as " +
+                    quant_format_name(format);
         }
       }
     }
@@ -107,10 +132,18 @@ std::string quantize_q8(const TensorView& w, uint8_t* qs, uint16_t* scales) {
   return error;
 }
 
-float q8_weight(const Q8Matrix& w, int64_t j, int64_t c) {
+int quant_code(const Q8Matrix& w, int64_t j, int64_t c) {
   const int64_t blocks = q8_blocks(w.k), panel = j / kQ8PanelRows, r = j % kQ8PanelRows, b = c / kQ8Block;
-  const int q = static_cast<int>(w.qs[qs_index(panel, blocks, b, r, c % kQ8Block)]) - 128;
-  return static_cast<float>(q) * f16_to_f32(w.scales[(panel * blocks + b) * kQ8PanelRows + r]);
+  int shift = 0;
+  const uint8_t byte = w.qs[qs_index(w.format, panel, blocks, b, r, c % kQ8Block, &shift)];
+  const int code = w.format == QuantFormat::kQ4 ? (byte >> shift) & 15 : byte;
+  return code - code_offset(w.format);
+}
+
+float q8_weight(const Q8Matrix& w, int64_t j, int64_t c) {
+  const int64_t blocks = q8_blocks(w.k), b = c / kQ8Block;
+  const uint16_t h = w.scales[((j / kQ8PanelRows) * blocks + b) * kQ8PanelRows + j % kQ8PanelRows];
+  return static_cast<float>(quant_code(w, j, c)) * f16_to_f32(h);
 }
 
 void quantize_row_q8(const float* x, int64_t k, int8_t* xq, float* xd, int32_t* xsum) {
