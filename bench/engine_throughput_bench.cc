@@ -27,10 +27,10 @@
 //   engine_throughput_bench [--presets smollm2-135m,llama-3.2-1b] [--root /tmp/hotswap-bench]
 //                           [--context 128] [--batches 1,4,16,64] [--prompts 128,512]
 //                           [--min-time 1.5] [--min-rounds 12] [--max-steps 40]
-//                           [--prefill-reps 2] [--matmul-precision auto|f32|bf16] [--weights auto|q8]
+//                           [--prefill-reps 2] [--matmul-precision auto|f32|bf16] [--weights auto|q8|q4]
 // --matmul-precision is the engine's setting (default auto: bf16 arithmetic for BF16 weights;
-// f32: exact float32 products); --bf16-dot is an older spelling of bf16. --weights q8: 8-bit
-// weights (docs/weights.md), cached next to the generated model after the first run.
+// f32: exact float32 products); --bf16-dot is an older spelling of bf16. --weights q8 / q4: 8- or
+// 4-bit weights (docs/weights.md), cached next to the generated model after the first run.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -134,7 +134,7 @@ bool parse_options(int argc, char** argv, Options& o) {
     }
     else if (k == "--weights") {
       if (!parse_weight_format(v, &o.weights)) {
-        std::fprintf(stderr, "--weights: auto or q8\n");
+        std::fprintf(stderr, "--weights: %s\n", kWeightFormatChoices);
         return false;
       }
     }
@@ -169,7 +169,7 @@ double weight_bytes_per_token(const Model& m) {
   }
   bytes += static_cast<double>(w.final_norm.nbytes() + w.lm_head.nbytes());
   bytes += static_cast<double>(w.embed_tokens.nbytes()) / static_cast<double>(w.embed_tokens.rows());
-  if (const QuantizedWeights* q = m.quantized()) {  // the q8 projections replace the stored ones
+  if (const QuantizedWeights* q = m.quantized()) {  // the quantised projections replace the stored ones
     for (const LayerWeights& l : w.layers)
       for (const TensorView* t : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
         bytes -= static_cast<double>(t->nbytes());
@@ -368,7 +368,7 @@ ModelSummary bench_model(const Options& o, const std::string& preset, ReadBandwi
   const double load_t0 = now_seconds();
   auto model = Model::load(dir, ModelLoadOptions{o.weights, {}});
   if (const QuantizedWeights* q = model->quantized())
-    std::printf("q8 weights (%s): %s in %.1f s\n", kernels::linear_q8_isa(),
+    std::printf("%s weights (%s): %s in %.1f s\n", kernels::quant_format_name(q->format()), kernels::linear_q8_isa(),
                 q->source() == QuantizedWeights::Source::kCache ? "mapped from the cache" : "quantised",
                 now_seconds() - load_t0);
   kernels::set_linear_precision(linear_precision_for(o.precision, *model));

@@ -56,7 +56,7 @@ enum Form { kBf16, kQ8, kQ4, kForms };
 const char* const kFormNames[kForms] = {"bf16", "q8", "q4"};
 
 struct Case {
-  Shape shape;
+  Shape shape{};
   std::vector<std::unique_ptr<Aligned>> buffers;
   std::vector<TensorView> bf16;
   std::vector<Q8Matrix> quantized[kForms];  // [kQ8], [kQ4]
@@ -128,7 +128,8 @@ int main(int argc, char** argv) {
               threads, rounds);
   std::vector<Case> cases;
   for (const Shape& s : kShapes) {
-    cases.push_back(Case{s});
+    cases.emplace_back();
+    cases.back().shape = s;
     make_copies(cases.back());
   }
   for (int64_t m : ms) {

@@ -99,7 +99,7 @@ const std::map<std::string, Setter>& setters() {
       {"engine.weights",
        [](const json& v, const std::string& w, ServerConfig* c) {
          if (!v.is_string() || !parse_weight_format(v.get<std::string>(), &c->engine.weights))
-           bad(w, "\"auto\" or \"q8\"", v);
+           bad(w, "\"auto\", \"q8\" or \"q4\"", v);
        }},
       {"engine.kv_cache_dtype",
        [](const json& v, const std::string& w, ServerConfig* c) {
@@ -160,14 +160,14 @@ const Flag kFlags[] = {
     {"--adapter-dir", "adapter_dir", "DIR", "where uploaded adapters are persisted"},
     {"--api-key", "api_key", "KEY", "require 'Authorization: Bearer KEY' on /v1/* (also $HOTSWAP_API_KEY)"},
     {"--threads", "io_threads", "N", "HTTP I/O threads (default 2)"},
-    {"--cache-dir", "cache_dir", "DIR", "where the demo model and, for a read-only model directory, q8 weights are cached"},
+    {"--cache-dir", "cache_dir", "DIR", "where the demo model and, for a read-only model directory, q8/q4 weights are cached"},
     {"--served-model-name", "served_model_name", "NAME", "model id in responses (default: directory name)"},
     {"--log-level", "log_level", "LEVEL", "trace|debug|info|warn|error"},
     {"--default-attention", "default_attention", "A", "attention when a request says auto and has no adapter"},
     {"--engine-threads", "engine.threads", "N", "compute threads (0 = all cores)"},
     {"--matmul-precision", "engine.matmul_precision", "P", "auto | f32 | bf16 (auto: bf16 arithmetic for BF16 weights)"},
     {"--weights", "engine.weights", "W",
-     "auto | q8 (q8: 8-bit weights quantised at load, cached next to the model or in --cache-dir)"},
+     "auto | q8 | q4 (8- or 4-bit weights quantised at load, cached next to the model or in --cache-dir)"},
     {"--kv-cache-dtype", "engine.kv_cache_dtype", "T", "f32 | bf16: KV cache element type (bf16: half the bytes per token)"},
     {"--kv-cache-tokens", "engine.kv_cache_tokens", "N", "KV cache capacity in tokens"},
     {"--kv-cache-bytes", "engine.kv_cache_bytes", "N", "KV cache capacity in bytes (overrides tokens)"},

@@ -51,7 +51,7 @@ struct ServerConfig {
   int port = 8080;                 // 0 = any free port; the chosen one is printed
   int io_threads = 2;
   std::string model_dir;           // "" = the built-in demo model
-  std::string cache_dir;           // the demo model; q8 weights of read-only models; "" = see resolved_cache_dir()
+  std::string cache_dir;           // the demo model; q8/q4 weights of read-only models; "" = see resolved_cache_dir()
   std::string adapter_dir;
   std::string api_key;             // "" = no authentication
   std::string served_model_name;   // "" = the model's id (its directory's name), filled in at load
@@ -99,7 +99,7 @@ ServeOptions parse_serve_args(const std::vector<std::string>& args);
 // What `hotswap serve --help` prints (with CLI11's default formatter).
 std::string serve_usage();
 
-// The cache (demo model, q8 weights of read-only model directories): --cache-dir, else $HOTSWAP_CACHE_DIR, else $XDG_CACHE_HOME/hotswap,
+// The cache (demo model, q8/q4 weights of read-only model directories): --cache-dir, else $HOTSWAP_CACHE_DIR, else $XDG_CACHE_HOME/hotswap,
 // else $HOME/.cache/hotswap, else ./.hotswap-cache.
 std::string resolved_cache_dir(const ServerConfig& config);
 

@@ -71,7 +71,8 @@ class EngineImpl final : public Engine {
                  matmul_precision_name(config_.matmul_precision),
                  kernels::linear_precision() == kernels::LinearPrecision::kBf16Dot ? "bf16" : "f32");
     if (const QuantizedWeights* q = model_->quantized())
-      spdlog::info("event=weights format=q8 isa={} source={} cache={} bytes={}", kernels::linear_q8_isa(),
+      spdlog::info("event=weights format={} isa={} source={} cache={} bytes={}", kernels::quant_format_name(q->format()),
+                   kernels::linear_q8_isa(),
                    q->source() == QuantizedWeights::Source::kCache ? "cache" : "quantized",
                    q->cache_path().empty() ? "none" : q->cache_path(), q->bytes());
     const ModelConfig& mc = model_->config();

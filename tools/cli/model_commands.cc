@@ -30,11 +30,12 @@ constexpr const char* kMatmulPrecisionHelp =
     "auto | f32 | bf16 (auto: bf16 activations and products for BF16 weights, as PyTorch computes them)";
 
 constexpr const char* kWeightsHelp =
-    "auto | q8 (q8: 8-bit weights quantised at load and cached next to the model or in --cache-dir; docs/weights.md)";
+    "auto | q8 | q4 (8- or 4-bit weights quantised at load and cached next to the model or in --cache-dir; "
+    "docs/weights.md)";
 
 WeightFormat weights_from(const ModelArgs& args) {
   WeightFormat w = WeightFormat::kAuto;
-  if (!parse_weight_format(args.weights, &w)) throw UsageError("--weights must be auto or q8, got '" + args.weights + "'");
+  if (!parse_weight_format(args.weights, &w)) throw UsageError(std::string("--weights must be ") + kWeightFormatChoices + ", got '" + args.weights + "'");
   return w;
 }
 
@@ -178,7 +179,7 @@ void add_generate_command(CLI::App& app, int* exit_code) {
   decimal(cmd->add_option("--threads", args->threads, "worker threads (0 = all cores)")->type_name("N")->capture_default_str());
   cmd->add_option("--matmul-precision", args->matmul_precision, kMatmulPrecisionHelp)->type_name("P")->capture_default_str();
   cmd->add_option("--weights", args->weights, kWeightsHelp)->type_name("W")->capture_default_str();
-  cmd->add_option("--cache-dir", args->cache_dir, "where q8 weights are cached when the model directory is read-only")
+  cmd->add_option("--cache-dir", args->cache_dir, "where q8/q4 weights are cached when the model directory is read-only")
       ->type_name("DIR");
   cmd->add_option("--kv-cache-dtype", args->kv_cache_dtype, kKvCacheDtypeHelp)->type_name("T")->capture_default_str();
   cmd->add_flag("--ignore-eos", args->ignore_eos, "do not stop at EOS");
@@ -195,7 +196,7 @@ void add_logits_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--adapter", args->adapter, "adapter_weight.json file or directory")->type_name("FILE_OR_DIR");
   cmd->add_option("--matmul-precision", args->matmul_precision, kMatmulPrecisionHelp)->type_name("P")->capture_default_str();
   cmd->add_option("--weights", args->weights, kWeightsHelp)->type_name("W")->capture_default_str();
-  cmd->add_option("--cache-dir", args->cache_dir, "where q8 weights are cached when the model directory is read-only")
+  cmd->add_option("--cache-dir", args->cache_dir, "where q8/q4 weights are cached when the model directory is read-only")
       ->type_name("DIR");
   cmd->add_option("--kv-cache-dtype", args->kv_cache_dtype, kKvCacheDtypeHelp)->type_name("T")->capture_default_str();
   cmd->add_flag("--all-positions", args->all_positions, "logits for every position, not only the last");

@@ -45,14 +45,23 @@ enum class WeightFormat : uint8_t {
   // and cached on disk; about half the bytes of bf16 per decode step. Activations are
   // quantised to 8 bits per block too; matmul_precision does not apply to these projections.
   kQ8,
+  // 4-bit: 4-bit codes per block of 32 weights with an f16 scale (llama.cpp's q4_0), otherwise
+  // as kQ8 (same activations, arithmetic and cache); about a quarter of bf16's bytes.
+  kQ4,
 };
 
-inline const char* weight_format_name(WeightFormat f) { return f == WeightFormat::kQ8 ? "q8" : "auto"; }
+inline const char* weight_format_name(WeightFormat f) {
+  return f == WeightFormat::kQ8 ? "q8" : f == WeightFormat::kQ4 ? "q4" : "auto";
+}
 
-// "auto" / "q8"; false (and *out unchanged) for anything else.
+// The accepted spellings, for error messages.
+inline constexpr const char* kWeightFormatChoices = "auto, q8 or q4";
+
+// "auto" / "q8" / "q4"; false (and *out unchanged) for anything else.
 inline bool parse_weight_format(const std::string& text, WeightFormat* out) {
   if (text == "auto") *out = WeightFormat::kAuto;
   else if (text == "q8") *out = WeightFormat::kQ8;
+  else if (text == "q4") *out = WeightFormat::kQ4;
   else return false;
   return true;
 }

@@ -26,7 +26,7 @@ std::vector<float> to_f32(const TensorView& t) {
   return out;
 }
 
-// W as stored, or its q8 form when the model was loaded with WeightFormat::kQ8.
+// W as stored, or its q8 / q4 form when the model was loaded with WeightFormat::kQ8 / kQ4.
 void project(const float* x, int64_t rows, const TensorView& w, const kernels::Q8Matrix* q8,
              const std::vector<float>& bias, float* y) {
   const float* b = bias.empty() ? nullptr : bias.data();
@@ -45,7 +45,10 @@ Model::Model(std::string dir, ModelConfig config, const ModelLoadOptions& option
   for (const LayerWeights& w : weights_.layers)
     biases_.push_back({to_f32(w.q_bias), to_f32(w.k_bias), to_f32(w.v_bias), to_f32(w.o_bias), to_f32(w.gate_bias),
                        to_f32(w.up_bias), to_f32(w.down_bias)});
-  if (options.weights == WeightFormat::kQ8) quantized_ = QuantizedWeights::load(dir_, weights_, options.cache);
+  if (options.weights != WeightFormat::kAuto) {
+    const auto format = options.weights == WeightFormat::kQ4 ? kernels::QuantFormat::kQ4 : kernels::QuantFormat::kQ8;
+    quantized_ = QuantizedWeights::load(dir_, weights_, format, options.cache);
+  }
 }
 
 KvLayout Model::kv_layout(int block_size, int64_t num_blocks, KvDtype dtype) const {

@@ -25,8 +25,8 @@ struct Workspace {
 };
 
 struct ModelLoadOptions {
-  WeightFormat weights = WeightFormat::kAuto;  // kQ8: the projections quantised (or read from the cache)
-  WeightCacheOptions cache;                    // where the q8 cache is read and written
+  WeightFormat weights = WeightFormat::kAuto;  // kQ8 / kQ4: the projections quantised (or read from the cache)
+  WeightCacheOptions cache;                    // where the q8 / q4 cache is read and written
 };
 
 class Model {
@@ -38,7 +38,7 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
   const std::string& dir() const { return dir_; }
-  // The projections in q8, or null when they are used as stored (WeightFormat::kAuto).
+  // The projections in q8 or q4, or null when they are used as stored (WeightFormat::kAuto).
   const QuantizedWeights* quantized() const { return quantized_.get(); }
 
   // KV cache geometry for this model with the given block size, capacity in blocks and element type.

@@ -54,8 +54,10 @@ bool write_all(int fd, const uint8_t* p, uint64_t n) {
 
 }  // namespace
 
-std::string q8_cache_key(const std::vector<const SafetensorsFile*>& shards, const std::string& layout) {
-  std::string key = "hotswap q8 v" + std::to_string(kQ8CacheVersion) + " block=" + std::to_string(kernels::kQ8Block) +
+std::string q8_cache_key(const std::vector<const SafetensorsFile*>& shards, const std::string& layout,
+                         kernels::QuantFormat format) {
+  std::string key = std::string("hotswap ") + kernels::quant_format_name(format) + " v" +
+                    std::to_string(kQ8CacheVersion) + " block=" + std::to_string(kernels::kQ8Block) +
                     " panel=" + std::to_string(kernels::kQ8PanelRows) + " scale=f16\n";
   for (const SafetensorsFile* shard : shards) {
     const MappedFile& f = shard->file();

@@ -1,4 +1,4 @@
-// The on-disk cache of a model's quantised weights, so that a restart maps them instead of
+// The on-disk cache of a model's quantised weights (q8 or q4: the key names the format), so that a restart maps them instead of
 // quantising again (docs/weights.md). One file:
 //   bytes [0, 32)        magic "HSWQ8CCH", format version (u32), key length (u32),
 //                        payload offset (u64), payload bytes (u64)
@@ -19,16 +19,18 @@
 
 #include "core/mapped_file.h"
 #include "core/safetensors_file.h"
+#include "kernels/q8.h"
 
 namespace hotswap {
 
 inline constexpr uint32_t kQ8CacheVersion = 1;
 
-// Identifies the source weights: format version and layout, then per shard its file name,
-// size, modification time (ns) and a hash of its safetensors header, then `layout` (what the
-// payload holds, e.g. the tensor list). Another checkpoint, an edited one or another binary
-// version gives another key.
-std::string q8_cache_key(const std::vector<const SafetensorsFile*>& shards, const std::string& layout);
+// Identifies the source weights: the weight format (q8 / q4), file version and layout, then per
+// shard its file name, size, modification time (ns) and a hash of its safetensors header, then
+// `layout` (what the payload holds, e.g. the tensor list). Another checkpoint, an edited one,
+// another weight format or another binary version gives another key.
+std::string q8_cache_key(const std::vector<const SafetensorsFile*>& shards, const std::string& layout,
+                         kernels::QuantFormat format = kernels::QuantFormat::kQ8);
 
 // 64-bit checksum of the payload (four interleaved multiply-rotate lanes, several GB/s).
 uint64_t q8_cache_checksum(const uint8_t* data, size_t bytes);

@@ -14,7 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// One projection: where it comes from, where its q8 view goes, and its name in the layout.
+// One projection: where it comes from, where its quantised view goes, and its name in the layout.
 struct Entry {
   std::string name;
   const TensorView* source;
@@ -23,21 +23,24 @@ struct Entry {
 
 uint64_t align64(uint64_t v) { return (v + 63) / 64 * 64; }
 
-uint64_t entry_bytes(const TensorView& t) {
-  const int64_t n = t.shape[0], k = t.shape[1];
-  return static_cast<uint64_t>(kernels::q8_qs_bytes(n, k)) + align64(static_cast<uint64_t>(kernels::q8_scale_count(n, k)) * 2);
+uint64_t qs_bytes(kernels::QuantFormat f, const TensorView& t) {
+  return static_cast<uint64_t>(kernels::quant_qs_bytes(f, t.shape[0], t.shape[1]));
+}
+
+uint64_t entry_bytes(kernels::QuantFormat f, const TensorView& t) {
+  return qs_bytes(f, t) + align64(static_cast<uint64_t>(kernels::q8_scale_count(t.shape[0], t.shape[1])) * 2);
 }
 
 // Points every entry's view into `payload` (entries back to back, each 64-byte aligned).
-void place(const std::vector<Entry>& entries, const uint8_t* payload) {
+void place(kernels::QuantFormat f, const std::vector<Entry>& entries, const uint8_t* payload) {
   uint64_t offset = 0;
   for (const Entry& e : entries) {
-    const int64_t n = e.source->shape[0], k = e.source->shape[1];
     e.target->qs = payload + offset;
-    e.target->scales = reinterpret_cast<const uint16_t*>(payload + offset + kernels::q8_qs_bytes(n, k));
-    e.target->n = n;
-    e.target->k = k;
-    offset += entry_bytes(*e.source);
+    e.target->scales = reinterpret_cast<const uint16_t*>(payload + offset + qs_bytes(f, *e.source));
+    e.target->n = e.source->shape[0];
+    e.target->k = e.source->shape[1];
+    e.target->format = f;
+    offset += entry_bytes(f, *e.source);
   }
 }
 
@@ -49,9 +52,11 @@ std::string hex64(uint64_t v) {
 
 }  // namespace
 
-std::vector<std::string> q8_cache_paths(const std::string& model_dir, const WeightCacheOptions& options) {
+std::vector<std::string> q8_cache_paths(const std::string& model_dir, const WeightCacheOptions& options,
+                                        kernels::QuantFormat format) {
+  const std::string suffix = std::string("-") + kernels::quant_format_name(format) + ".cache";
   std::vector<std::string> paths;
-  if (options.next_to_model) paths.push_back((fs::path(model_dir) / "hotswap-q8.cache").string());
+  if (options.next_to_model) paths.push_back((fs::path(model_dir) / ("hotswap" + suffix)).string());
   if (!options.cache_dir.empty()) {
     std::error_code ec;
     fs::path canonical = fs::weakly_canonical(model_dir, ec);
@@ -59,14 +64,16 @@ std::vector<std::string> q8_cache_paths(const std::string& model_dir, const Weig
     const std::string text = canonical.string();
     uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a of the model path: one cache file per model
     for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ull;
-    paths.push_back((fs::path(options.cache_dir) / "weights" / (hex64(h) + "-q8.cache")).string());
+    paths.push_back((fs::path(options.cache_dir) / "weights" / (hex64(h) + suffix)).string());
   }
   return paths;
 }
 
 std::unique_ptr<QuantizedWeights> QuantizedWeights::load(const std::string& model_dir, const ModelWeights& weights,
+                                                         kernels::QuantFormat format,
                                                          const WeightCacheOptions& options) {
   std::unique_ptr<QuantizedWeights> q(new QuantizedWeights());
+  q->format_ = format;
   q->layers.resize(weights.layers.size());
   std::vector<Entry> entries;
   for (size_t l = 0; l < weights.layers.size(); ++l) {
@@ -86,13 +93,13 @@ std::unique_ptr<QuantizedWeights> QuantizedWeights::load(const std::string& mode
   uint64_t payload_bytes = 0;
   for (const Entry& e : entries) {
     layout += e.name + " " + shape_string(e.source->shape) + " " + std::string(dtype_name(e.source->dtype)) + "\n";
-    payload_bytes += entry_bytes(*e.source);
+    payload_bytes += entry_bytes(format, *e.source);
   }
   q->bytes_ = payload_bytes;
   std::vector<const SafetensorsFile*> shards;
   for (const auto& f : weights.files()) shards.push_back(f.get());
-  const std::string key = q8_cache_key(shards, layout);
-  const std::vector<std::string> paths = q8_cache_paths(model_dir, options);
+  const std::string key = q8_cache_key(shards, layout, format);
+  const std::vector<std::string> paths = q8_cache_paths(model_dir, options, format);
 
   for (const std::string& path : paths) {
     std::string why;
@@ -102,7 +109,7 @@ std::unique_ptr<QuantizedWeights> QuantizedWeights::load(const std::string& mode
       continue;
     }
     q->mapped_ = std::move(cached);
-    place(entries, q->mapped_.payload);
+    place(format, entries, q->mapped_.payload);
     q->source_ = Source::kCache;
     q->cache_path_ = path;
     return q;
@@ -111,17 +118,18 @@ std::unique_ptr<QuantizedWeights> QuantizedWeights::load(const std::string& mode
   q->owned_ = static_cast<uint8_t*>(::operator new(payload_bytes, std::align_val_t{64}));
   uint64_t offset = 0;
   for (const Entry& e : entries) {
-    const int64_t n = e.source->shape[0], k = e.source->shape[1];
     uint8_t* qs = q->owned_ + offset;
-    auto* scales = reinterpret_cast<uint16_t*>(qs + kernels::q8_qs_bytes(n, k));
-    const std::string error = kernels::quantize_weights(*e.source, kernels::QuantFormat::kQ8, qs, scales);
-    if (!error.empty()) throw LoadError(model_dir, "cannot quantise " + e.name + " to q8: " + error);
+    auto* scales = reinterpret_cast<uint16_t*>(qs + qs_bytes(format, *e.source));
+    const std::string error = kernels::quantize_weights(*e.source, format, qs, scales);
+    if (!error.empty())
+      throw LoadError(model_dir, "cannot quantise " + e.name + " to " + kernels::quant_format_name(format) + ": " + error);
     // The padding between entries: deterministic bytes, so the checksum is reproducible.
-    const uint64_t used = static_cast<uint64_t>(kernels::q8_qs_bytes(n, k) + kernels::q8_scale_count(n, k) * 2);
-    std::fill(qs + used, qs + entry_bytes(*e.source), uint8_t{0});
-    offset += entry_bytes(*e.source);
+    const uint64_t used =
+        qs_bytes(format, *e.source) + static_cast<uint64_t>(kernels::q8_scale_count(e.source->shape[0], e.source->shape[1])) * 2;
+    std::fill(qs + used, qs + entry_bytes(format, *e.source), uint8_t{0});
+    offset += entry_bytes(format, *e.source);
   }
-  place(entries, q->owned_);
+  place(format, entries, q->owned_);
   std::string reasons;
   for (const std::string& path : paths) {
     std::error_code ec;

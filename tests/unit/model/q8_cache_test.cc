@@ -1,8 +1,8 @@
-// The q8 weight cache (model/q8_cache.h, model/quantized_weights.h): the first q8 load
+// The q8 / q4 weight cache (model/q8_cache.h, model/quantized_weights.h): the first q8 load
 // quantises and writes the cache next to the model, the next one maps it and quantises nothing
 // (QuantizedWeights::source() says which happened), and a cache that is corrupt, truncated,
-// of another format version, hostile or made from other weights is ignored, rewritten and
-// never changes the logits.
+// of another format version, hostile, made from other weights or of the other weight format
+// is ignored, rewritten and never changes the logits. q8 and q4 caches live side by side.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -46,11 +46,14 @@ class ModelCopy : public TempDir {
     for (const char* f : {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"})
       fs::copy_file(fs::path(kTiny) / f, path() / f);
   }
-  std::string cache() const { return (path() / "hotswap-q8.cache").string(); }
+  std::string cache(WeightFormat f = WeightFormat::kQ8) const {
+    return (path() / ("hotswap-" + std::string(weight_format_name(f)) + ".cache")).string();
+  }
 };
 
-std::unique_ptr<Model> load_q8(const fs::path& dir, const std::string& cache_dir = "") {
-  return Model::load(dir.string(), ModelLoadOptions{WeightFormat::kQ8, {.cache_dir = cache_dir}});
+std::unique_ptr<Model> load_q8(const fs::path& dir, const std::string& cache_dir = "",
+                               WeightFormat format = WeightFormat::kQ8) {
+  return Model::load(dir.string(), ModelLoadOptions{format, {.cache_dir = cache_dir}});
 }
 
 std::vector<float> logits(const Model& model) {
@@ -91,10 +94,11 @@ TEST(Q8Cache, AutoWeightsNeitherQuantiseNorTouchTheCache) {
 
 // Each damage is applied to a valid cache; the load must ignore the file, quantise, give the
 // same logits as a clean load and leave a valid cache behind.
-TEST(Q8Cache, DamagedOrForeignCachesAreIgnoredAndRewritten) {
-  ModelCopy d("damaged");
-  const std::vector<float> expected = logits(*load_q8(d.path()));
-  const std::string good = read_bytes(d.cache());
+void check_damaged_caches(WeightFormat format) {
+  ModelCopy d(std::string("damaged_") + weight_format_name(format));
+  const auto load = [&] { return load_q8(d.path(), "", format); };
+  const std::vector<float> expected = logits(*load());
+  const std::string good = read_bytes(d.cache(format));
   ASSERT_GT(good.size(), 4096u + 64);
   auto patched = [&](size_t at, const std::string& bytes) {
     std::string b = good;
@@ -103,18 +107,24 @@ TEST(Q8Cache, DamagedOrForeignCachesAreIgnoredAndRewritten) {
   };
   const std::string u32_max("\xff\xff\xff\xff", 4), u64_huge("\x00\x00\x00\x00\x00\x00\x00\x40", 8);
   const std::vector<std::pair<std::string, std::function<void()>>> damages = {
-      {"a flipped payload byte", [&] { write_bytes(d.cache(), patched(4096 + 1000, std::string(1, static_cast<char>(good[5096] ^ 1)))); }},
-      {"a flipped scale byte at the end", [&] { write_bytes(d.cache(), patched(good.size() - 20, std::string(1, static_cast<char>(good[good.size() - 20] ^ 0x40)))); }},
-      {"truncated by 100 bytes", [&] { write_bytes(d.cache(), good.substr(0, good.size() - 100)); }},
-      {"truncated to its header", [&] { write_bytes(d.cache(), good.substr(0, 4096)); }},
-      {"one byte appended", [&] { write_bytes(d.cache(), good + "x"); }},
-      {"empty", [&] { write_bytes(d.cache(), ""); }},
-      {"not a cache", [&] { write_bytes(d.cache(), "hello, world"); }},
-      {"format version 2", [&] { write_bytes(d.cache(), patched(8, std::string("\x02\x00\x00\x00", 4))); }},
-      {"a key length of 4 GiB", [&] { write_bytes(d.cache(), patched(12, u32_max)); }},
-      {"a payload offset past the file", [&] { write_bytes(d.cache(), patched(16, u64_huge)); }},
-      {"a payload size past the file", [&] { write_bytes(d.cache(), patched(24, u64_huge)); }},
-      {"a different key", [&] { write_bytes(d.cache(), patched(40, "#")); }},
+      {"a flipped payload byte", [&] { write_bytes(d.cache(format), patched(4096 + 1000, std::string(1, static_cast<char>(good[5096] ^ 1)))); }},
+      {"a flipped scale byte at the end", [&] { write_bytes(d.cache(format), patched(good.size() - 20, std::string(1, static_cast<char>(good[good.size() - 20] ^ 0x40)))); }},
+      {"truncated by 100 bytes", [&] { write_bytes(d.cache(format), good.substr(0, good.size() - 100)); }},
+      {"truncated to its header", [&] { write_bytes(d.cache(format), good.substr(0, 4096)); }},
+      {"one byte appended", [&] { write_bytes(d.cache(format), good + "x"); }},
+      {"empty", [&] { write_bytes(d.cache(format), ""); }},
+      {"not a cache", [&] { write_bytes(d.cache(format), "hello, world"); }},
+      {"format version 2", [&] { write_bytes(d.cache(format), patched(8, std::string("\x02\x00\x00\x00", 4))); }},
+      {"a key length of 4 GiB", [&] { write_bytes(d.cache(format), patched(12, u32_max)); }},
+      {"a payload offset past the file", [&] { write_bytes(d.cache(format), patched(16, u64_huge)); }},
+      {"a payload size past the file", [&] { write_bytes(d.cache(format), patched(24, u64_huge)); }},
+      {"a different key", [&] { write_bytes(d.cache(format), patched(40, "#")); }},
+      {"the other weight format's cache",
+       [&] {
+         const WeightFormat other = format == WeightFormat::kQ8 ? WeightFormat::kQ4 : WeightFormat::kQ8;
+         load_q8(d.path(), "", other);
+         fs::copy_file(d.cache(other), d.cache(format), fs::copy_options::overwrite_existing);
+       }},
       {"made from other weights (the checkpoint was modified)",
        [&] {
          const fs::path st = d.path() / "model.safetensors";
@@ -123,12 +133,39 @@ TEST(Q8Cache, DamagedOrForeignCachesAreIgnoredAndRewritten) {
   };
   for (const auto& [what, damage] : damages) {
     damage();
-    auto model = load_q8(d.path());
+    auto model = load();
     EXPECT_EQ(model->quantized()->source(), Source::kQuantized) << what << ": the damaged cache was used";
     EXPECT_EQ(logits(*model), expected) << what;
-    EXPECT_EQ(load_q8(d.path())->quantized()->source(), Source::kCache) << what << ": not rewritten";
+    EXPECT_EQ(load()->quantized()->source(), Source::kCache) << what << ": not rewritten";
   }
 }
+
+TEST(Q8Cache, DamagedOrForeignCachesAreIgnoredAndRewritten) { check_damaged_caches(WeightFormat::kQ8); }
+TEST(Q4Cache, DamagedOrForeignCachesAreIgnoredAndRewritten) { check_damaged_caches(WeightFormat::kQ4); }
+
+// One model, both formats: each has its own file (its key names the format), both are mapped
+// on the next load, and the q4 logits are q4's, not q8's.
+TEST(Q4Cache, Q8AndQ4CachesLiveSideBySide) {
+  ModelCopy d("side_by_side");
+  const std::vector<float> q8 = logits(*load_q8(d.path())), q4 = logits(*load_q8(d.path(), "", WeightFormat::kQ4));
+  EXPECT_NE(q8, q4);
+  ASSERT_TRUE(fs::exists(d.cache(WeightFormat::kQ8)));
+  ASSERT_TRUE(fs::exists(d.cache(WeightFormat::kQ4)));
+  EXPECT_LT(fs::file_size(d.cache(WeightFormat::kQ4)), fs::file_size(d.cache(WeightFormat::kQ8)));
+  auto again4 = load_q8(d.path(), "", WeightFormat::kQ4);
+  EXPECT_EQ(again4->quantized()->source(), Source::kCache);
+  EXPECT_EQ(again4->quantized()->format(), kernels::QuantFormat::kQ4);
+  EXPECT_EQ(logits(*again4), q4);
+  auto again8 = load_q8(d.path());
+  EXPECT_EQ(again8->quantized()->source(), Source::kCache);
+  EXPECT_EQ(logits(*again8), q8);
+  // The fallback directory's names carry the format too.
+  const WeightCacheOptions elsewhere{.next_to_model = false, .cache_dir = "/c"};
+  EXPECT_NE(q8_cache_paths(d.path().string(), elsewhere, kernels::QuantFormat::kQ8),
+            q8_cache_paths(d.path().string(), elsewhere, kernels::QuantFormat::kQ4));
+}
+
+
 
 TEST(Q8Cache, UnwritableModelDirectoryFallsBackToTheCacheDirectory) {
   ModelCopy d("fallback");

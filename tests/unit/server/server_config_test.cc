@@ -129,14 +129,17 @@ TEST(ServerConfig, MatmulPrecision) {
 TEST(ServerConfig, Weights) {
   EXPECT_EQ(parse_serve_args({"serve"}).config.engine.weights, WeightFormat::kAuto);
   EXPECT_EQ(parse_serve_args({"serve", "--weights", "q8"}).config.engine.weights, WeightFormat::kQ8);
+  EXPECT_EQ(parse_serve_args({"serve", "--weights", "q4"}).config.engine.weights, WeightFormat::kQ4);
   ServerConfig c;
+  apply_config_json(R"({"engine": {"weights": "q4"}})", "f.json", &c);
+  EXPECT_EQ(c.engine.weights, WeightFormat::kQ4);
   apply_config_json(R"({"engine": {"weights": "q8"}})", "f.json", &c);
   EXPECT_EQ(c.engine.weights, WeightFormat::kQ8);
   try {
     apply_config_json(R"({"engine": {"weights": "q3"}})", "f.json", &c);
     FAIL() << "q3 accepted";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find(R"(f.json: engine.weights must be "auto" or "q8")"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(R"(f.json: engine.weights must be "auto", "q8" or "q4")"), std::string::npos) << e.what();
   }
   EXPECT_EQ(c.engine.weights, WeightFormat::kQ8) << "a rejected value changes nothing";
   EXPECT_THROW(parse_serve_args({"serve", "--weights", "int8"}), ConfigError);
