@@ -1,5 +1,5 @@
-// The on-disk cache of a model's quantised weights (q8 or q4: the key names the format), so that a restart maps them instead of
-// quantising again (docs/weights.md). One file:
+// The on-disk cache of a model's quantised weights (q8 or q4: the key names the format), so
+// that a restart maps them instead of quantising again (docs/weights.md). One file:
 //   bytes [0, 32)        magic "HSWQ8CCH", format version (u32), key length (u32),
 //                        payload offset (u64), payload bytes (u64)
 //   [32, 32 + key)       the key: what the weights were quantised from (see q8_cache_key)
