@@ -54,8 +54,9 @@ constexpr const char* kVersionFile = "hotswap-demo-version";
 
 // The embedded bf16 checkpoint widened to float32 (exactly: every bf16 value is a float), so
 // that the demo is served with float32 arithmetic (matmul_precision auto computes a BF16
-// checkpoint in bf16): a request then gives the same text alone or in any batch, which the
-// server's tests and a newcomer comparing two curls both rely on.
+// checkpoint in bf16, rounding activations): a request then gives the same text alone or in a
+// batch up to the last bit of the packed form (ARCHITECTURE.md, "Arithmetic"), and exactly with
+// steps below 8 rows, which the server's tests that compare across batches use.
 std::string widened_to_f32(std::string_view bf16_image) {
   const SafetensorsHeader header = parse_safetensors(bf16_image, "embedded demo model");
   nlohmann::json out_header = nlohmann::json::object();

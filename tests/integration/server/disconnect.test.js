@@ -25,7 +25,7 @@
 // HOTSWAP_TEST_TIME_SCALE (multiplies every deadline, e.g. 10 for a sanitizer build).
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { baseModel, busy, idle, metrics, postJson, request, sleep, sseData, startServer } from './helpers.js';
+import { baseModel, busy, CROSS_BATCH_ARGS, idle, metrics, postJson, request, sleep, sseData, startServer } from './helpers.js';
 import {
   connectThenHangUp, endOfChunkedResponse, fullExchange, parseResponse, partialRequestThenHangUp, readThenHangUp, requestBytes, sendThenHangUp,
 } from './rude_clients.js';
@@ -39,7 +39,9 @@ const REPEATS = 64;             // close / reset right after sending, per case
 
 // The idle, header and body timeouts are 10 minutes: a connection whose client has hung up
 // must be closed because the server noticed, never by a timer within a test's deadline.
-const SERVER_ARGS = ['--idle-timeout-ms', '600000', '--header-timeout-ms', '600000', '--body-timeout-ms', '600000'];
+// Every client of a sweep expects the same greedy response (its length bounds the sweep), while
+// the clients run in batches of different shapes: CROSS_BATCH_ARGS (helpers.js).
+const SERVER_ARGS = [...CROSS_BATCH_ARGS, '--idle-timeout-ms', '600000', '--header-timeout-ms', '600000', '--body-timeout-ms', '600000'];
 
 let server = null;
 let model;
@@ -102,7 +104,9 @@ async function greedyAnswers() {
 const cases = [
   { route: '/v1/completions', stream: true, body: () => ({ model, prompt: 'Tell me a long story about a lighthouse keeper', max_tokens: 128, temperature: 0, ignore_eos: true, stream: true }) },
   { route: '/v1/completions', stream: false, body: () => ({ model, prompt: 'Tell me a long story about a lighthouse keeper', max_tokens: 16, temperature: 0, ignore_eos: true, logprobs: 5 }) },
-  { route: '/v1/chat/completions', stream: true, body: () => ({ model, messages: [{ role: 'user', content: 'Tell me a long story about a lighthouse keeper' }], max_tokens: 96, temperature: 0, ignore_eos: true, stream: true }) },
+  // logprobs: one event per token, so its length does not hang on how the greedy text groups
+  // into chunks (a few long words would make a few events).
+  { route: '/v1/chat/completions', stream: true, body: () => ({ model, messages: [{ role: 'user', content: 'Tell me a long story about a lighthouse keeper' }], max_tokens: 96, temperature: 0, ignore_eos: true, logprobs: true, stream: true }) },
   { route: '/v1/chat/completions', stream: false, body: () => ({ model, messages: [{ role: 'user', content: 'Tell me a long story about a lighthouse keeper' }], max_tokens: 10, temperature: 0, ignore_eos: true, logprobs: true, top_logprobs: 5 }) },
 ];
 const caseName = (c) => `${c.route} ${c.stream ? 'streamed' : 'not streamed'}`;
