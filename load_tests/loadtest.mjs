@@ -40,6 +40,8 @@ const DEFAULTS = {
   'ignore-eos': true,
   'idle-timeout': 60, // seconds to wait for the server to go idle between levels
   'ready-timeout': 300, // seconds to wait for /ready at the start
+  'one-token-per-chunk': false, // count a chunk with text as one token (servers that stream token by token)
+  'ready-path': '/ready', // what answers 200 once the server serves (another server: /health, /v1/models)
   logprobs: 'auto', // on | off | auto: ask for logprobs: 0 so that every chunk names its tokens (see usage)
   'engine-reference': '', // engine_throughput_bench output: server tokens/s at concurrency B is compared with its batch-B decode
   'server-pid': 0, // the server's pid (Linux): its threads' CPU time over the window, from /proc/PID/task/*/schedstat
@@ -95,8 +97,9 @@ function usage() {
   --drain S              seconds in-flight requests may finish after the window (default ${DEFAULTS.drain})
   --prompt DIST          prompt tokens: fixed:N | uniform:A:B | normal:MEAN:SD | choice:A,B,C (default ${DEFAULTS.prompt})
   --output DIST          max_tokens, same forms (default ${DEFAULTS.output})
-  --mix CLASSES          weights of eager, streaming, mixed (explicit "attention":"mixed") and adapter
-                         (attention "auto" + an uploaded adapter) (default ${DEFAULTS.mix})
+  --mix CLASSES          weights of plain (no attention field: what any OpenAI server takes), eager,
+                         streaming, mixed (explicit "attention":"mixed") and adapter (attention
+                         "auto" + an uploaded adapter) (default ${DEFAULTS.mix})
   --streaming S,R,B      streaming class window (default ${DEFAULTS.streaming})
   --adapters N           random mixed adapters to upload (default ${DEFAULTS.adapters})
   --adapter-window S,R,B the adapters' sink/recent/block sizes (default ${DEFAULTS['adapter-window']})
@@ -112,6 +115,10 @@ function usage() {
                          its threads over the window, generated tokens per CPU-second
   --idle-timeout S       wait for the server to go idle between levels (default ${DEFAULTS['idle-timeout']})
   --ready-timeout S      wait for /ready at the start (default ${DEFAULTS['ready-timeout']})
+  --one-token-per-chunk  count each chunk with text as one token, for servers that stream token by token
+                         without logprobs (llama-server); Hotswap: use --logprobs on
+  --ready-path P         the path that answers 200 once the server serves (default /ready; another
+                         server: /health or /v1/models)
 `);
 }
 
@@ -160,7 +167,7 @@ function parseMix(spec, without = []) {
   const classes = [];
   for (const part of spec.split(',')) {
     const [name, w] = part.split('=');
-    if (!['eager', 'streaming', 'mixed', 'adapter'].includes(name)) throw new Error(`--mix: unknown class '${name}'`);
+    if (!['plain', 'eager', 'streaming', 'mixed', 'adapter'].includes(name)) throw new Error(`--mix: unknown class '${name}'`);
     const weight = w === undefined ? 1 : Number(w);
     if (!(weight >= 0)) throw new Error(`--mix: bad weight for ${name}`);
     if (weight > 0 && !without.includes(name)) classes.push({ name, weight });
@@ -255,7 +262,9 @@ async function scrapeMetrics(agent, url) {
 }
 
 // One streaming completion. Resolves a record (never rejects).
-function streamCompletion(agent, url, payload, abortSignal, onFirstToken = () => {}) {
+// oneTokenPerChunk: the server streams each token in its own chunk (llama-server does), so a
+// chunk with text is one token even without logprobs.
+function streamCompletion(agent, url, payload, abortSignal, onFirstToken = () => {}, oneTokenPerChunk = false) {
   return new Promise((resolve) => {
     const rec = {
       start: performance.now(),
@@ -335,7 +344,7 @@ function streamCompletion(agent, url, payload, abortSignal, onFirstToken = () =>
               if (ch) {
                 // With --logprobs every chunk lists its tokens (also those whose text is held
                 // back); without, a chunk is known to carry at least one token by its text.
-                const n = ch.logprobs?.tokens?.length ?? 0;
+                const n = ch.logprobs?.tokens?.length ?? (oneTokenPerChunk && ch.text ? 1 : 0);
                 if (ch.text || n > 0) {
                   if (rec.first === null) {
                     rec.first = now;
@@ -486,7 +495,9 @@ async function runLevel(o, ctx, level) {
     };
     if (o.logprobs === 'on') payload.logprobs = 0;
     let adapter = null;
-    if (cls === 'eager') payload.attention = 'eager';
+    if (cls === 'plain') {
+      // no attention field: the server's default (and a request any OpenAI server takes)
+    } else if (cls === 'eager') payload.attention = 'eager';
     else if (cls === 'streaming') payload.attention = { impl: 'streaming', ...streamingWindow };
     else {
       adapter = adapters[Math.floor(rng() * adapters.length)];
@@ -499,7 +510,7 @@ async function runLevel(o, ctx, level) {
   const worker = async (_, index) => {
     while (performance.now() < windowEnd && !abort.signal.aborted) {
       const { payload, meta } = makePayload();
-      const rec = await streamCompletion(agent, url, payload, abort.signal, () => streaming.add(index));
+      const rec = await streamCompletion(agent, url, payload, abort.signal, () => streaming.add(index), o['one-token-per-chunk']);
       Object.assign(rec, meta);
       records.push(rec);
       if (rec.error && !rec.aborted) await sleep(rec.status === 429 ? 200 : 50); // do not spin on errors
@@ -682,10 +693,10 @@ async function main() {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
   const readyDeadline = performance.now() + o['ready-timeout'] * 1000;
   for (;;) {
-    const ready = await request(agent, url, { path: '/ready', timeoutMs: 5000 }).catch((e) => ({ status: 0, body: e.message }));
+    const ready = await request(agent, url, { path: o['ready-path'], timeoutMs: 5000 }).catch((e) => ({ status: 0, body: e.message }));
     if (ready.status === 200) break;
     if (performance.now() > readyDeadline)
-      throw new Error(`${url}/ready answered ${ready.status || 'nothing'} for ${o['ready-timeout']} s: ${ready.body}`);
+      throw new Error(`${url}${o['ready-path']} answered ${ready.status || 'nothing'} for ${o['ready-timeout']} s: ${ready.body}`);
     await sleep(200);
   }
   const models = JSON.parse((await request(agent, url, { path: '/v1/models' })).body);
