@@ -131,8 +131,12 @@ start_server() {
       --engine-threads "$THREADS" --weights "$w" >"$log" 2>&1 &
   fi
   server_pid=$!
+  # Ready = loaded and warmed up: llama-server's /health answers 503 until then (its
+  # /v1/models answers earlier), Hotswap's /ready likewise.
+  local ready=/ready
+  [[ $who == hotswap ]] || ready=/health
   for _ in $(seq 1 1200); do
-    curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null 2>&1 && return 0
+    curl -sf "http://127.0.0.1:$PORT$ready" >/dev/null 2>&1 && return 0
     kill -0 "$server_pid" 2>/dev/null || { echo "$who server exited; see $log" >&2; tail -5 "$log" >&2; exit 1; }
     sleep 0.25
   done
@@ -152,8 +156,10 @@ run_one() {
   # llama-server streams one token per chunk (it reads OpenAI's integer logprobs as a bool).
   local count=(--logprobs on)
   [[ $who == hotswap ]] || count=(--logprobs off --one-token-per-chunk)
+  local ready=/ready
+  [[ $who == hotswap ]] || ready=/health
   local common=(--url "http://127.0.0.1:$PORT" --model-dir "$MODEL_DIR" --mix plain --adapters 0 --quiet
-                --ready-path /v1/models "${count[@]}" --server-pid "$server_pid")
+                --ready-path "$ready" "${count[@]}" --server-pid "$server_pid")
   node load_tests/loadtest.mjs "${common[@]}" --levels "$LEVELS" --duration "$DURATION" --out "$dir/sweep" >/dev/null
   if [[ $PREFILL == 1 ]]; then
     node load_tests/loadtest.mjs "${common[@]}" --levels 1 --duration "$DURATION" --prompt fixed:512 --output fixed:1 \

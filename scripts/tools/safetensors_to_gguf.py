@@ -14,7 +14,7 @@ the very same weights. What it writes:
   attention.layer_norm_rms_epsilon, rope.freq_base, rope.dimension_count, vocab_size),
   general.file_type = 32 (mostly BF16), general.alignment = 32;
 * a dummy SentencePiece-style vocabulary ("llama" tokenizer model) of vocab_size tokens:
-  <unk>, then the 256 byte tokens <0x00>..<0xFF>, then "<tok_N>" placeholders; the bos/eos
+  <unk>, then the 256 byte tokens <0x00>..<0xFF>, then "▁tokN" word placeholders; the bos/eos
   ids of config.json are control tokens named as Llama-3's (<|begin_of_text|>, <|end_of_text|>,
   <|eot_id|>). It only has to load: benchmarks feed token ids.
 * tensors under llama.cpp's names (token_embd, blk.N.attn_norm / attn_q / attn_k / attn_v /
@@ -302,10 +302,16 @@ def main(argv):
             tokens.append("<unk>")
             types.append(TOKEN_UNKNOWN)
         elif 1 <= t <= 256:
+            # Named as SentencePiece's byte tokens (llama.cpp looks up "<0x0A>" for the line
+            # feed) but typed normal, so they decode to that text: as bytes, ids 129..256 would
+            # make the invalid UTF-8 on which llama-server's output parser fails a stream.
             tokens.append("<0x%02X>" % (t - 1))
-            types.append(TOKEN_BYTE)
+            types.append(TOKEN_NORMAL)
         else:
-            tokens.append("<tok_%d>" % t)
+            # A word piece ("\u2581" is SentencePiece's space), not "<tok_N>": llama-server runs
+            # its chat-output parser over completions too, and text full of "<...>" tags makes
+            # it fail a stream now and then ("Failed to parse input at pos N").
+            tokens.append("\u2581tok%d" % t)
             types.append(TOKEN_NORMAL)
         scores.append(-float(t))
     md.add("tokenizer.ggml.model", T_STRING, "llama")
