@@ -45,7 +45,7 @@ class EngineImpl final : public Engine {
         kv_(KvCacheManager::plan_layout(model_->config().num_layers, model_->config().num_kv_heads,
                                         model_->config().head_dim, config.kv_block_size, config.kv_cache_tokens,
                                         config.kv_cache_bytes,
-                                        config.kv_cache_dtype == KvCacheDtype::kBf16 ? KvDtype::kBf16 : KvDtype::kF32)),
+                                        kv_dtype_of(config.kv_cache_dtype))),
         attention_resources_(model_shape()),
         scheduler_(kv_,
                    SchedulerLimits{config.max_batch_tokens, config.max_running_sequences,

@@ -70,14 +70,23 @@ inline bool parse_weight_format(const std::string& text, WeightFormat* out) {
 // half the bytes per token, so a byte budget holds twice the tokens and long-context decode
 // reads half the bytes; logits move slightly (tests/golden/kv_cache_dtype_test.cc). kBf16 is the
 // default (llama.cpp keeps f16); the parity tests against the references ask for kF32.
-enum class KvCacheDtype : uint8_t { kF32, kBf16 };
+enum class KvCacheDtype : uint8_t { kF32, kBf16, kQ8 };
+// kQ8 stores each K/V row as int8 values with one float32 scale per 32 (llama.cpp q8_0
+// semantics, engine/README.md "KV element types"): 9/32 of the float32 bytes; logits move
+// more than with bf16 (same test). Needs head_dim % 32 == 0 (refused at load otherwise).
 
-inline const char* kv_cache_dtype_name(KvCacheDtype t) { return t == KvCacheDtype::kBf16 ? "bf16" : "f32"; }
+inline const char* kv_cache_dtype_name(KvCacheDtype t) {
+  return t == KvCacheDtype::kBf16 ? "bf16" : t == KvCacheDtype::kQ8 ? "q8" : "f32";
+}
 
-// "f32" / "bf16"; false (and *out unchanged) for anything else.
+// The accepted names, for error messages.
+inline constexpr const char* kKvCacheDtypeChoices = "f32, bf16 or q8";
+
+// "f32" / "bf16" / "q8"; false (and *out unchanged) for anything else.
 inline bool parse_kv_cache_dtype(const std::string& text, KvCacheDtype* out) {
   if (text == "f32") *out = KvCacheDtype::kF32;
   else if (text == "bf16") *out = KvCacheDtype::kBf16;
+  else if (text == "q8") *out = KvCacheDtype::kQ8;
   else return false;
   return true;
 }

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "attention/layer_attention.h"
 #include "attention/online_softmax.h"
@@ -32,7 +33,7 @@ struct ItemArgs {
   int head_dim = 0;
   const void* k = nullptr;        // layer base, [num_blocks, num_kv_heads, block_size, head_dim] of `dtype`
   const void* v = nullptr;
-  KvDtype dtype = KvDtype::kF32;  // the kernel is built for both; bf16 rows are widened in registers
+  KvDtype dtype = KvDtype::kF32;  // the kernel is built for each; bf16 and q8 rows are widened in registers
   const int32_t* blocks = nullptr;
   int block_size = 0;
   int num_kv_heads = 0;
@@ -66,8 +67,14 @@ inline ItemArgs item_args(const LayerAttentionCall& c, int64_t token, int kv_hea
 // (online_softmax.h) at state + (b * group + h) * state_stride(head_dim). A branch that saw
 // no key has m = -inf, l = 0, acc = 0.
 inline size_t state_floats(int group, int head_dim) { return 2 * static_cast<size_t>(group) * state_stride(head_dim); }
-// Scratch one item needs (per thread); the last head_dim floats hold a bf16 row widened once
-// for all the heads it serves.
+// The KvDtype whose rows are read as units of T (the kernels' template argument).
+template <class T>
+constexpr KvDtype kv_dtype_of() {
+  return std::is_same_v<T, int8_t> ? KvDtype::kQ8 : std::is_same_v<T, uint16_t> ? KvDtype::kBf16 : KvDtype::kF32;
+}
+
+// Scratch one item needs (per thread); the last head_dim floats hold a bf16 or q8 row widened
+// once for all the heads it serves.
 inline size_t scratch_floats(int group, int head_dim) {
   return 3 * static_cast<size_t>(group) * kTileKeys + 2 * static_cast<size_t>(group) * head_dim + 2 * group + head_dim;
 }

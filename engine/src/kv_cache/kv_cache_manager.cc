@@ -22,6 +22,11 @@ KvLayout KvCacheManager::plan_layout(int num_layers, int num_kv_heads, int head_
                             std::to_string(head_dim));
   }
   if (block_size < 1) throw LoadError("", "KV cache: kv_block_size must be >= 1, got " + std::to_string(block_size));
+  if (dtype == KvDtype::kQ8 && head_dim % kKvQ8Block != 0) {
+    throw LoadError("", "KV cache: kv_cache_dtype q8 needs a head dim that is a multiple of " +
+                            std::to_string(kKvQ8Block) + " (blocks of 32 values per scale); this model's head dim is " +
+                            std::to_string(head_dim) + " (use f32 or bf16)");
+  }
   KvLayout layout;
   layout.num_layers = num_layers;
   layout.num_kv_heads = num_kv_heads;
@@ -73,7 +78,6 @@ void KvCacheManager::write_kv(const BlockTable& table, int layer, int first_pos,
       << "write of positions [" << first_pos << ", " << first_pos + count << ") beyond the "
       << table.num_tokens << " reserved";
   const PagedKvView view_k = view(table, layer);
-  const bool bf16 = l.dtype == KvDtype::kBf16;
   const size_t d = static_cast<size_t>(l.head_dim);
   for (int i = 0; i < count; ++i) {
     const int pos = first_pos + i;
@@ -81,13 +85,8 @@ void KvCacheManager::write_kv(const BlockTable& table, int layer, int first_pos,
     for (int h = 0; h < l.num_kv_heads; ++h) {
       const size_t dst = view_k.offset(pos, h);
       const size_t src = (static_cast<size_t>(i) * l.num_kv_heads + h) * d;
-      if (bf16) {
-        store_kv_row_bf16(k + src, d, storage_.keys_bf16(layer) + dst);
-        store_kv_row_bf16(v + src, d, storage_.values_bf16(layer) + dst);
-      } else {
-        std::memcpy(storage_.keys(layer) + dst, k + src, d * sizeof(float));
-        std::memcpy(storage_.values(layer) + dst, v + src, d * sizeof(float));
-      }
+      store_kv_row(l.dtype, k + src, l.head_dim, storage_.key_data(layer), dst);
+      store_kv_row(l.dtype, v + src, l.head_dim, storage_.value_data(layer), dst);
     }
   }
 }

@@ -51,7 +51,8 @@ class KvCacheManager {
 
   // Layout for a capacity in bytes (if capacity_bytes > 0) or else tokens (rounded up to
   // whole blocks). Throws LoadError when the capacity holds no block or a dimension is < 1.
-  // Bytes per block follow `dtype` (bf16: half of f32, so a byte capacity holds twice the tokens).
+  // Bytes per block follow `dtype` (bf16: half of f32, so a byte capacity holds twice the
+  // tokens; q8: 9/32 of f32). q8 needs head_dim % 32 == 0 (LoadError naming the head dim).
   static KvLayout plan_layout(int num_layers, int num_kv_heads, int head_dim, int block_size,
                               int64_t capacity_tokens, int64_t capacity_bytes, KvDtype dtype = KvDtype::kF32);
 

@@ -1,11 +1,14 @@
 // Shape of the paged KV cache. Storage is one array per layer for keys and one for values,
-// each [num_blocks][num_kv_heads][block_size][head_dim] of `dtype` elements: a block holds
-// block_size consecutive positions of every KV head, so a head's keys within a block are
-// contiguous.
+// each [num_blocks][num_kv_heads][block_size] rows of one (position, KV head) each: a block
+// holds block_size consecutive positions of every KV head, so a head's keys within a block
+// are contiguous. A row is head_dim elements of `dtype`, or for q8 the quantised row of
+// kv_q8.h; sizes below count storage units (kv_dtype_size bytes each).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include "engine/engine_config.h"
 
 namespace hotswap {
 
@@ -14,11 +17,27 @@ namespace hotswap {
 inline constexpr int32_t kNoBlock = -1;
 
 // Element type of the stored K and V. kBf16 keeps the upper half of each float32 (rounded to
-// nearest even when written): half the bytes per token and per attention read.
-enum class KvDtype : uint8_t { kF32, kBf16 };
+// nearest even when written): half the bytes per token and per attention read. kQ8 stores
+// each row as int8 values with one float32 scale per kKvQ8Block of them (llama.cpp q8_0
+// semantics, kv_q8.h): 9/32 of the float32 bytes.
+enum class KvDtype : uint8_t { kF32, kBf16, kQ8 };
 
-inline size_t kv_dtype_size(KvDtype t) { return t == KvDtype::kBf16 ? 2 : 4; }
-inline const char* kv_dtype_name(KvDtype t) { return t == KvDtype::kBf16 ? "bf16" : "f32"; }
+inline constexpr int kKvQ8Block = 32;  // values per q8 scale; q8 needs head_dim % 32 == 0
+
+// Bytes of one storage unit: a float32, a bf16, or one byte of a q8 row.
+inline size_t kv_dtype_size(KvDtype t) { return t == KvDtype::kBf16 ? 2 : t == KvDtype::kQ8 ? 1 : 4; }
+inline const char* kv_dtype_name(KvDtype t) { return t == KvDtype::kBf16 ? "bf16" : t == KvDtype::kQ8 ? "q8" : "f32"; }
+// Storage units of one K or V row of head_dim elements: head_dim, or for q8 the head_dim int8
+// values then head_dim / 32 float32 scales (a multiple of 4 bytes: the scales stay aligned).
+inline size_t kv_row_units(KvDtype t, int head_dim) {
+  const size_t d = static_cast<size_t>(head_dim);
+  return t == KvDtype::kQ8 ? d + d / kKvQ8Block * sizeof(float) : d;
+}
+
+// engine.kv_cache_dtype's storage form.
+inline KvDtype kv_dtype_of(KvCacheDtype t) {
+  return t == KvCacheDtype::kBf16 ? KvDtype::kBf16 : t == KvCacheDtype::kQ8 ? KvDtype::kQ8 : KvDtype::kF32;
+}
 
 struct KvLayout {
   int num_layers = 0;
@@ -28,8 +47,10 @@ struct KvLayout {
   int64_t num_blocks = 0;
   KvDtype dtype = KvDtype::kF32;
 
-  size_t block_elems() const { return static_cast<size_t>(num_kv_heads) * block_size * head_dim; }
-  size_t head_elems() const { return static_cast<size_t>(block_size) * head_dim; }
+  // In storage units (kv_dtype_size bytes each); elements for f32 and bf16.
+  size_t row_units() const { return kv_row_units(dtype, head_dim); }
+  size_t block_elems() const { return static_cast<size_t>(num_kv_heads) * block_size * row_units(); }
+  size_t head_elems() const { return static_cast<size_t>(block_size) * row_units(); }
   size_t layer_elems() const { return static_cast<size_t>(num_blocks) * block_elems(); }
   size_t bytes_per_block_all_layers() const { return 2 * num_layers * block_elems() * kv_dtype_size(dtype); }
 };

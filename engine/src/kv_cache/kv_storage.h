@@ -1,23 +1,36 @@
 // Owns the bytes of the paged KV cache. Knows nothing about sequences or block ownership;
-// BlockPool decides which blocks are in use. Elements are float32 or bf16 (layout().dtype);
+// BlockPool decides which blocks are in use. Rows are float32, bf16 or q8 (layout().dtype);
 // the typed accessors check that the caller asks for the stored type.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "core/check.h"
 #include "core/dtype.h"
 #include "kv_cache/kv_layout.h"
+#include "kv_cache/kv_q8.h"
 
 namespace hotswap {
 
-// One row into a bf16 cache: each element rounded to nearest even (core/dtype.h, as PyTorch).
-inline void store_kv_row_bf16(const float* src, size_t n, uint16_t* dst) {
-  for (size_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+// Every K/V write (Model::forward and KvCacheManager::write_kv) stores a row through this:
+// src[head_dim] into the row `offset` storage units past `base` (a layer array), copied for
+// float32, each element rounded to nearest even for bf16 (core/dtype.h, as PyTorch),
+// quantised for q8 (kv_q8.h).
+inline void store_kv_row(KvDtype dtype, const float* src, int head_dim, void* base, size_t offset) {
+  const size_t n = static_cast<size_t>(head_dim);
+  if (dtype == KvDtype::kQ8) {
+    quantize_kv_row_q8(src, head_dim, static_cast<int8_t*>(base) + offset);
+  } else if (dtype == KvDtype::kBf16) {
+    uint16_t* dst = static_cast<uint16_t*>(base) + offset;
+    for (size_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+  } else {
+    std::memcpy(static_cast<float*>(base) + offset, src, n * sizeof(float));
+  }
 }
 
 class KvStorage {
@@ -32,9 +45,6 @@ class KvStorage {
   float* values(int layer) { return f32(v_[static_cast<size_t>(layer)].get()); }
   const float* keys(int layer) const { return const_cast<KvStorage*>(this)->keys(layer); }
   const float* values(int layer) const { return const_cast<KvStorage*>(this)->values(layer); }
-  // bf16 storage only: the raw 16-bit patterns.
-  uint16_t* keys_bf16(int layer) { return bf16(k_[static_cast<size_t>(layer)].get()); }
-  uint16_t* values_bf16(int layer) { return bf16(v_[static_cast<size_t>(layer)].get()); }
   // Either type: the layer's base address (what a PagedKvView points at).
   const void* key_data(int layer) const { return k_[static_cast<size_t>(layer)].get(); }
   const void* value_data(int layer) const { return v_[static_cast<size_t>(layer)].get(); }
@@ -54,10 +64,6 @@ class KvStorage {
   float* f32(void* p) {
     HS_CHECK(layout_.dtype == KvDtype::kF32) << "float32 access to a " << kv_dtype_name(layout_.dtype) << " KV cache";
     return static_cast<float*>(p);
-  }
-  uint16_t* bf16(void* p) {
-    HS_CHECK(layout_.dtype == KvDtype::kBf16) << "bf16 access to a " << kv_dtype_name(layout_.dtype) << " KV cache";
-    return static_cast<uint16_t*>(p);
   }
 
   KvLayout layout_;

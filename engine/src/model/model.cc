@@ -136,12 +136,10 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       std::copy_n(ws.q.data(), T * H * d, ws.q_unrotated.data());
       std::copy_n(ws.k.data(), T * Hkv * d, ws.k_unrotated.data());
     }
-    // A bf16 cache stores each element rounded to nearest even; float32 is copied as is.
-    const bool bf16_kv = kv.dtype() == KvDtype::kBf16;
-    float* k32 = bf16_kv ? nullptr : kv.keys(l);
-    float* v32 = bf16_kv ? nullptr : kv.values(l);
-    uint16_t* k16 = bf16_kv ? kv.keys_bf16(l) : nullptr;
-    uint16_t* v16 = bf16_kv ? kv.values_bf16(l) : nullptr;
+    // Rows go in at the cache's dtype (store_kv_row: copied, rounded to bf16 or quantised to q8).
+    void* k_base = kv.key_data(l);
+    void* v_base = kv.value_data(l);
+    const size_t row_units = layout.row_units();
     {
       int64_t t = 0;
       for (const auto& ch : batch.chunks) {
@@ -155,16 +153,10 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
           const int32_t block = ch.block_table[p / layout.block_size];
           HS_CHECK(block >= 0) << "writing position " << p << " into a released block";
           for (int64_t h = 0; h < Hkv; ++h) {
-            const size_t off = ((static_cast<size_t>(block) * Hkv + h) * layout.block_size + p % layout.block_size) * d;
-            const float* k_row = &ws.k[(t * Hkv + h) * d];
-            const float* v_row = &ws.v[(t * Hkv + h) * d];
-            if (bf16_kv) {
-              store_kv_row_bf16(k_row, static_cast<size_t>(d), k16 + off);
-              store_kv_row_bf16(v_row, static_cast<size_t>(d), v16 + off);
-            } else {
-              std::copy_n(k_row, d, k32 + off);
-              std::copy_n(v_row, d, v32 + off);
-            }
+            const size_t off =
+                ((static_cast<size_t>(block) * Hkv + h) * layout.block_size + p % layout.block_size) * row_units;
+            store_kv_row(layout.dtype, &ws.k[(t * Hkv + h) * d], static_cast<int>(d), k_base, off);
+            store_kv_row(layout.dtype, &ws.v[(t * Hkv + h) * d], static_cast<int>(d), v_base, off);
           }
         }
       }

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "core/dtype.h"
 #include "kernels/isa.h"
 #include "kv_cache/kv_layout.h"
+#include "kv_cache/kv_q8.h"
 #include "kv_cache/paged_kv_view.h"
 
 namespace hotswap::testing {
@@ -57,6 +59,14 @@ struct PagedFixture {
     return PagedKvView{k.data(), v.data(), blocks.data(), static_cast<int>(blocks.size()), block_size, num_kv_heads,
                        head_dim};
   }
+  // The same block table over other K/V arrays of `dtype` (Bf16Kv, Q8Kv below).
+  PagedKvView view_of(const void* k_rows, const void* v_rows, KvDtype dtype) const {
+    PagedKvView view = this->view();
+    view.k = k_rows;
+    view.v = v_rows;
+    view.dtype = dtype;
+    return view;
+  }
 
   // Releases pages [first_page, end_page) as KvCacheManager::release_invisible does: the
   // table entries become kNoBlock (and the pages' rows NaN).
@@ -86,15 +96,43 @@ struct Bf16Kv {
   explicit Bf16Kv(const PagedFixture& f) : k(f.k.size()), v(f.v.size()) {
     for (size_t i = 0; i < f.k.size(); ++i) k[i] = f32_to_bf16(f.k[i]), v[i] = f32_to_bf16(f.v[i]);
   }
-  PagedKvView view(const PagedFixture& f) const {
-    PagedKvView view = f.view();
-    view.k = k.data();
-    view.v = v.data();
-    view.dtype = KvDtype::kBf16;
-    return view;
-  }
+  PagedKvView view(const PagedFixture& f) const { return f.view_of(k.data(), v.data(), KvDtype::kBf16); }
   void round_in_place(PagedFixture& f) const {
     for (size_t i = 0; i < k.size(); ++i) f.k[i] = bf16_to_f32(k[i]), f.v[i] = bf16_to_f32(v[i]);
+  }
+};
+
+// The fixture's K and V as a q8 cache holds them (kv_q8.h; head_dim % 32 == 0): every row
+// quantised by the cache's own quantiser; a row holding NaN (unreadable) gets NaN scales, so
+// reading it still poisons. view() shares the fixture's block table; dequantise_in_place
+// rewrites the fixture's floats to the values the q8 rows read back as (NaN rows stay NaN).
+struct Q8Kv {
+  std::vector<int8_t> k, v;
+
+  explicit Q8Kv(const PagedFixture& f) {
+    const int d = f.head_dim;
+    const size_t rows = f.k.size() / static_cast<size_t>(d), ru = kv_row_units(KvDtype::kQ8, d);
+    k.assign(rows * ru, 0);
+    v.assign(rows * ru, 0);
+    for (size_t r = 0; r < rows; ++r) {
+      quantize(&f.k[r * d], d, &k[r * ru]);
+      quantize(&f.v[r * d], d, &v[r * ru]);
+    }
+  }
+  PagedKvView view(const PagedFixture& f) const { return f.view_of(k.data(), v.data(), KvDtype::kQ8); }
+  void dequantise_in_place(PagedFixture& f) const {
+    const int d = f.head_dim;
+    const size_t ru = kv_row_units(KvDtype::kQ8, d);
+    for (size_t r = 0; r < f.k.size() / static_cast<size_t>(d); ++r) {
+      dequantize_kv_row_q8(&k[r * ru], d, &f.k[r * d]);
+      dequantize_kv_row_q8(&v[r * ru], d, &f.v[r * d]);
+    }
+  }
+
+ private:
+  static void quantize(const float* x, int d, int8_t* row) {
+    if (std::none_of(x, x + d, [](float e) { return std::isnan(e); })) return quantize_kv_row_q8(x, d, row);
+    for (int b = 0; b < d / kKvQ8Block; ++b) std::memcpy(row + d + b * sizeof(float), &kNaN, sizeof(float));
   }
 };
 

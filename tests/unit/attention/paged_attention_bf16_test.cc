@@ -10,19 +10,14 @@
 #include <string>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "attention/layer_attention.h"
-#include "attention/paged/paged_pattern.h"
 #include "attention/paged_attention.h"
 #include "attention/sequence_attention.h"
 #include "engine/attention_choice.h"
 #include "kernels/isa.h"
 
 #include "attention_test_util.h"
-#include "paged_patterns_util.h"
+#include "paged_dtype_cases.h"
 
 namespace hotswap {
 namespace {
@@ -44,19 +39,9 @@ struct Outputs {
 // attend() on the bf16 view of `f`, against attention_reference() on the bf16 and f32 views.
 Outputs compare(PagedFixture& f, int num_heads, int num_tokens, const SequenceAttention* seq, std::mt19937& rng) {
   const Bf16Kv b(f);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> q(static_cast<size_t>(num_tokens) * num_heads * f.head_dim);
-  for (float& x : q) x = normal(rng);
+  std::vector<float> q;
+  LayerAttentionCall call = fixture_call(f, num_heads, num_tokens, seq, q, rng);
   std::vector<float> fast(q.size(), kNaN), ref16(q.size(), kNaN), ref32(q.size(), kNaN);
-  LayerAttentionCall call;
-  call.q = q.data();
-  call.num_tokens = num_tokens;
-  call.first_position = f.context - num_tokens;
-  call.num_heads = num_heads;
-  call.num_kv_heads = f.num_kv_heads;
-  call.head_dim = f.head_dim;
-  call.scale = 1.0f / std::sqrt(static_cast<float>(f.head_dim));
-  call.seq = seq;
   call.kv = b.view(f);
   call.out = fast.data();
   attend(call);
@@ -71,32 +56,15 @@ Outputs compare(PagedFixture& f, int num_heads, int num_tokens, const SequenceAt
 TEST(PagedAttentionBf16, MatchesTheReferenceOfTheRoundedRowsOnEveryIsa) {
   IsaRestorer restore;
   std::mt19937 rng(21);
-  const std::vector<std::pair<int, int>> heads = {{1, 1}, {4, 2}, {8, 2}, {12, 3}, {16, 1}};
   const std::vector<int> dims = {8, 24, 40, 64, 80, 128};  // 24, 40, 80: vector tails on AVX2/AVX-512
-  const std::vector<int> block_sizes = {1, 5, 16, 32};
   double worst_vs_f32 = 0;
   for (kernels::Isa isa : supported_isas()) {
     kernels::set_active_isa(isa);
     for (int trial = 0; trial < 24; ++trial) {
-      const auto [h, hkv] = heads[rng() % heads.size()];
-      const int d = dims[trial % dims.size()];
-      const int bs = block_sizes[rng() % block_sizes.size()];
-      const int ctx = trial % 8 == 0 ? 3000 + static_cast<int>(rng() % 1000) : 1 + static_cast<int>(rng() % 600);
-      const int tokens = trial % 3 == 0 ? 1 : 1 + static_cast<int>(rng() % std::min(ctx, ctx > 1000 ? 3 : 24));
-      const ModelShape shape{2, h, hkv, d, h * d, ""};
-      const int sink = static_cast<int>(rng() % 30), recent = 1 + static_cast<int>(rng() % 90);
-      const int window_block = std::vector<int>{1, 4, 16}[rng() % 3];
-      const SequenceAttention stream = streaming(sink, recent, window_block, shape);
-      // Random gates with exact 0s and 1s, per query head: the heads of a group need different
-      // branches, so segments score one head (its row widened in registers) or several (widened
-      // once for all).
-      const SequenceAttention mix = mixed(random_mixed_adapter(shape, true, sink, recent, window_block, rng), shape);
-      const std::string what = "H=" + std::to_string(h) + " Hkv=" + std::to_string(hkv) + " d=" + std::to_string(d) +
-                               " B=" + std::to_string(bs) + " ctx=" + std::to_string(ctx) + " tokens=" +
-                               std::to_string(tokens) + " isa " + kernels::isa_name(isa);
-      const std::pair<const SequenceAttention*, const char*> patterns[] = {
-          {nullptr, " eager"}, {&stream, " streaming"}, {&mix, " mixed"}};
-      for (const auto& [seq, name] : patterns) {
+      const PagedCase c = draw_paged_case(rng, trial, dims, isa);
+      const int h = c.h, hkv = c.hkv, d = c.d, bs = c.bs, ctx = c.ctx, tokens = c.tokens;
+      const std::string& what = c.what;
+      for (const auto& [seq, name] : c.patterns()) {
         PagedFixture f(hkv, d, bs, ctx, rng);
         const Outputs o = compare(f, h, tokens, seq, rng);
         EXPECT_LT(o.vs_bf16_reference, kTolerance) << what << name;
@@ -111,7 +79,7 @@ TEST(PagedAttentionBf16, MatchesTheReferenceOfTheRoundedRowsOnEveryIsa) {
 
 // A sequence's output may not depend on how its prompt was cut into steps (the scheduler
 // cuts it by the batch's token budget): the tokens of one call equal, bitwise, the same tokens
-// attended one call each, on both KV element types, for every pattern and ISA.
+// attended one call each, on every KV element type, for every pattern and ISA.
 TEST(PagedAttentionBf16, AChunkEqualsItsTokensOneAtATimeBitwise) {
   IsaRestorer restore;
   std::mt19937 rng(24);
@@ -122,9 +90,10 @@ TEST(PagedAttentionBf16, AChunkEqualsItsTokensOneAtATimeBitwise) {
   for (kernels::Isa isa : supported_isas()) {
     kernels::set_active_isa(isa);
     for (const SequenceAttention* seq : {static_cast<const SequenceAttention*>(nullptr), &stream, &mix}) {
-      for (bool bf16 : {false, true}) {
+      for (KvDtype dtype : {KvDtype::kF32, KvDtype::kBf16, KvDtype::kQ8}) {
         PagedFixture f(shape.num_kv_heads, shape.head_dim, 4, ctx, rng);
         const Bf16Kv b(f);
+        const Q8Kv q8(f);
         std::normal_distribution<float> normal(0.0f, 1.0f);
         const size_t row = static_cast<size_t>(shape.num_heads) * shape.head_dim;
         std::vector<float> q(tokens * row);
@@ -136,7 +105,7 @@ TEST(PagedAttentionBf16, AChunkEqualsItsTokensOneAtATimeBitwise) {
         call.head_dim = shape.head_dim;
         call.scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
         call.seq = seq;
-        call.kv = bf16 ? b.view(f) : f.view();
+        call.kv = dtype == KvDtype::kBf16 ? b.view(f) : dtype == KvDtype::kQ8 ? q8.view(f) : f.view();
         call.q = q.data();
         call.num_tokens = tokens;
         call.first_position = ctx - tokens;
@@ -150,7 +119,7 @@ TEST(PagedAttentionBf16, AChunkEqualsItsTokensOneAtATimeBitwise) {
           attend(call);
         }
         for (size_t i = 0; i < q.size(); ++i) {
-          ASSERT_EQ(whole[i], single[i]) << (bf16 ? "bf16 " : "f32 ") << (seq ? (seq == &mix ? "mixed" : "streaming") : "eager")
+          ASSERT_EQ(whole[i], single[i]) << kv_dtype_name(dtype) << (seq ? (seq == &mix ? " mixed" : " streaming") : " eager")
                                          << " isa " << kernels::isa_name(isa) << " token " << i / row << " element " << i % row;
         }
       }
@@ -161,38 +130,22 @@ TEST(PagedAttentionBf16, AChunkEqualsItsTokensOneAtATimeBitwise) {
 // A lone decode token over a long context is split across threads (flash-decoding); the
 // splits of a bf16 item merge as exactly as float32 ones.
 TEST(PagedAttentionBf16, ContextSplitsMergeExactly) {
-  IsaRestorer restore;
-#ifdef _OPENMP
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(16);
-#endif
   std::mt19937 rng(22);
-  for (kernels::Isa isa : supported_isas()) {
-    kernels::set_active_isa(isa);
-    for (int ctx : {1025, 5000}) {
-      PagedFixture f(1, 64, 16, ctx, rng);
-      const Outputs o = compare(f, 4, 1, nullptr, rng);
-      EXPECT_LT(o.vs_bf16_reference, kTolerance) << "ctx " << ctx << " isa " << kernels::isa_name(isa);
-      EXPECT_LT(o.vs_f32_reference, kBf16VsF32Bound) << "ctx " << ctx << " isa " << kernels::isa_name(isa);
-    }
-  }
-#ifdef _OPENMP
-  omp_set_num_threads(saved);
-#endif
+  for_split_contexts(rng, [&](PagedFixture& f, int heads, int tokens, const SequenceAttention* seq, const std::string& what) {
+    const Outputs o = compare(f, heads, tokens, seq, rng);
+    EXPECT_LT(o.vs_bf16_reference, kTolerance) << what;
+    EXPECT_LT(o.vs_f32_reference, kBf16VsF32Bound) << what;
+  });
 }
 
-// Released pages hold NaN (also after rounding): a bf16 read of one would poison the output.
+// Released pages hold NaN (also after rounding): a read of one would poison the output.
 TEST(PagedAttentionBf16, StreamingNeverReadsReleasedPages) {
   std::mt19937 rng(23);
-  const int ctx = 2000, bs = 16;
-  const ModelShape shape{1, 8, 2, 32, 256, ""};
-  const SequenceAttention s = streaming(20, 100, 16, shape);
-  PagedFixture f(2, 32, bs, ctx, rng);
-  const StreamingRule& rule = static_cast<const PagedPattern&>(*s.config).rule;
-  f.release_pages((rule.sink_end + bs - 1) / bs, rule.local_start(ctx - 1) / bs);
-  const Outputs o = compare(f, 8, 1, &s, rng);
-  EXPECT_LT(o.vs_bf16_reference, kTolerance);
-  EXPECT_LT(o.vs_f32_reference, kBf16VsF32Bound);
+  with_released_pages(rng, [&](PagedFixture& f, int heads, int tokens, const SequenceAttention* seq, const std::string& what) {
+    const Outputs o = compare(f, heads, tokens, seq, rng);
+    EXPECT_LT(o.vs_bf16_reference, kTolerance) << what;
+    EXPECT_LT(o.vs_f32_reference, kBf16VsF32Bound) << what;
+  });
 }
 
 }  // namespace

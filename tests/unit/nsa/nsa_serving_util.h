@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -16,6 +17,7 @@
 #include "attention/nsa/nsa_attention.h"
 #include "attention/nsa/nsa_reference.h"
 #include "core/dtype.h"
+#include "kv_cache/kv_storage.h"
 
 namespace hotswap::testing {
 
@@ -64,56 +66,45 @@ inline RawSequence random_sequence(const ModelShape& m, int T, uint64_t seed) {
 }
 
 // A paged KV cache for one sequence whose logical blocks map to shuffled physical blocks.
-// Slots not yet written hold NaN (also as bf16), so reading a key after the query poisons the
-// output. With bf16 the rows are stored rounded to nearest even, as Model::forward stores them.
+// Slots not yet written hold NaN (as bf16 too; as q8 NaN scales), so reading a key after the
+// query poisons the output. Rows are written through the engine's store_kv_row, as
+// Model::forward writes them (bf16 rounded to nearest even, q8 quantised).
 class PagedKv {
  public:
-  PagedKv(int capacity, int hkv, int d, int block_size, uint64_t seed, bool bf16 = false)
-      : hkv_(hkv), d_(d), bs_(block_size), bf16_(bf16) {
+  PagedKv(int capacity, int hkv, int d, int block_size, uint64_t seed, KvDtype dtype = KvDtype::kF32)
+      : hkv_(hkv), d_(d), bs_(block_size), dtype_(dtype) {
     const int blocks = (capacity + block_size - 1) / block_size;
     table_.resize(static_cast<size_t>(blocks));
     std::iota(table_.begin(), table_.end(), 0);
     std::shuffle(table_.begin(), table_.end(), std::mt19937_64(seed));
-    const size_t n = static_cast<size_t>(blocks) * hkv * block_size * d;
-    if (bf16_) {
-      k16_.assign(n, f32_to_bf16(std::numeric_limits<float>::quiet_NaN()));
-      v16_ = k16_;
-    } else {
-      k_.assign(n, std::numeric_limits<float>::quiet_NaN());
-      v_ = k_;
+    const size_t rows = static_cast<size_t>(blocks) * hkv * block_size, ru = kv_row_units(dtype, d);
+    k_.assign(rows * ru * kv_dtype_size(dtype), 0);
+    const std::vector<float> nan(static_cast<size_t>(d), std::numeric_limits<float>::quiet_NaN());
+    for (size_t r = 0; r < rows; ++r) {
+      if (dtype != KvDtype::kQ8) store_kv_row(dtype, nan.data(), d, k_.data(), r * ru);
+      for (int b = 0; dtype == KvDtype::kQ8 && b < d / kKvQ8Block; ++b)
+        std::memcpy(&k_[r * ru + d + b * sizeof(float)], nan.data(), sizeof(float));
     }
+    v_ = k_;
   }
   void write(const RawSequence& s, int first, int n) {
     for (int p = first; p < first + n; ++p) {
       for (int h = 0; h < hkv_; ++h) {
         const size_t src = (static_cast<size_t>(p) * hkv_ + h) * d_;
-        const size_t dst = view().offset(p, h);
-        for (int e = 0; e < d_; ++e) {
-          if (bf16_) {
-            k16_[dst + e] = f32_to_bf16(s.k[src + e]);
-            v16_[dst + e] = f32_to_bf16(s.v[src + e]);
-          } else {
-            k_[dst + e] = s.k[src + e];
-            v_[dst + e] = s.v[src + e];
-          }
-        }
+        store_kv_row(dtype_, &s.k[src], d_, k_.data(), view().offset(p, h));
+        store_kv_row(dtype_, &s.v[src], d_, v_.data(), view().offset(p, h));
       }
     }
   }
   PagedKvView view() const {
-    if (bf16_) {
-      return PagedKvView{k16_.data(), v16_.data(), table_.data(), static_cast<int>(table_.size()), bs_, hkv_, d_,
-                         KvDtype::kBf16};
-    }
-    return PagedKvView{k_.data(), v_.data(), table_.data(), static_cast<int>(table_.size()), bs_, hkv_, d_};
+    return PagedKvView{k_.data(), v_.data(), table_.data(), static_cast<int>(table_.size()), bs_, hkv_, d_, dtype_};
   }
 
  private:
   int hkv_, d_, bs_;
-  bool bf16_;
+  KvDtype dtype_;
   std::vector<int32_t> table_;
-  std::vector<float> k_, v_;
-  std::vector<uint16_t> k16_, v16_;
+  std::vector<unsigned char> k_, v_;  // bytes of [blocks, hkv, block_size] rows of dtype_
 };
 
 // Serves `s` through nsa_attend in chunks of the given sizes, writing each chunk's K/V into

@@ -50,7 +50,7 @@ void check_item(const SparseAttentionItem& it, int index) {
 
 SparseItemArgs args_of(const SparseAttentionItem& it, int begin, int end) {
   const PagedKvView& kv = *it.kv;
-  const size_t head_stride = static_cast<size_t>(kv.block_size) * kv.head_dim;
+  const size_t head_stride = static_cast<size_t>(kv.block_size) * kv_row_units(kv.dtype, kv.head_dim);  // units
   SparseItemArgs a;
   a.q = it.q;
   a.scale = it.scale;

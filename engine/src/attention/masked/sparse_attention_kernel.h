@@ -24,13 +24,13 @@ struct SparseItemArgs {
   float scale = 1.0f;
   int group = 1;
   int head_dim = 0;
-  const void* k = nullptr;  // the KV head's rows in block 0: layer base + kv_head * block_size * head_dim elements
+  const void* k = nullptr;  // the KV head's rows in block 0: layer base + kv_head * block_size rows
   const void* v = nullptr;
-  KvDtype dtype = KvDtype::kF32;  // element type of k and v (bf16 rows are widened in registers)
+  KvDtype dtype = KvDtype::kF32;  // element type of k and v (bf16 and q8 rows are widened in registers)
   const int32_t* blocks = nullptr;
   int num_logical_blocks = 0;
   int block_size = 0;
-  size_t block_stride = 0;   // elements per physical block (all KV heads)
+  size_t block_stride = 0;   // storage units per physical block (all KV heads; elements for f32/bf16)
   const int32_t* keys = nullptr;  // this split's keys
   int num_keys = 0;
   const float* bias = nullptr;    // bias of keys[0] for head 0; head h's at bias + h * bias_stride

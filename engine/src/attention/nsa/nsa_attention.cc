@@ -73,7 +73,7 @@ struct KeySource {
   int64_t first = 0;
   int num_kv_heads = 0, head_dim = 0, l = 0;
 
-  // buf[head_dim] receives a bf16 cache row widened (PagedKvView::key_row).
+  // buf[head_dim] receives a bf16 or q8 cache row widened (PagedKvView::key_row).
   const float* key(int64_t p, int h, float* buf) const {
     if (!pre) return kv->key_row(static_cast<int>(p), h, buf);
     if (p >= first) return new_keys + ((p - first) * num_kv_heads + h) * head_dim;

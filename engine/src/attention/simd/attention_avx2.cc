@@ -12,6 +12,7 @@
 #include "attention/paged_attention_kernel.h"
 #include "core/dtype.h"
 #include "kernels/cpu/vec_math.h"
+#include "kv_cache/kv_q8.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
@@ -91,6 +92,31 @@ struct Simd {
     for (; i < d; ++i) y[i] += s * bf16_to_f32(x[i]);
   }
 
+  // q8 K/V rows (kv_q8.h, d % 32 == 0): 8 int8 values widened to float32 and multiplied by
+  // their block's scale, exactly the dequantised float(q) * scale; then the float32 loop.
+  static HS_INLINE __m256 deq(const int8_t* q, float scale) {
+    const __m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(w), _mm256_set1_ps(scale));
+  }
+  static HS_INLINE void widen(const int8_t* row, float* dst, int d) {
+    for (int i = 0; i < d; i += 8) _mm256_storeu_ps(dst + i, deq(row + i, kv_q8_scale(row, d, i / 32)));
+  }
+  static HS_INLINE float dot(const float* a, const int8_t* row, int d) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int i = 0; i < d; i += 16) {
+      const float sc = kv_q8_scale(row, d, i / 32);
+      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), deq(row + i, sc), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), deq(row + i + 8, sc), acc1);
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
+  }
+  static HS_INLINE void axpy(float s, const int8_t* row, float* y, int d) {
+    const __m256 vs = _mm256_set1_ps(s);
+    for (int i = 0; i < d; i += 8) {
+      _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vs, deq(row + i, kv_q8_scale(row, d, i / 32)), _mm256_loadu_ps(y + i)));
+    }
+  }
+
   static HS_INLINE void axpy(float s, const float* x, float* y, int d) {
     const __m256 vs = _mm256_set1_ps(s);
     int i = 0;
@@ -103,7 +129,8 @@ struct Simd {
   // y += sum_r p[r] * rows[r] over n consecutive rows: n axpy calls in row order.
   template <class T>
   static HS_INLINE void axpy_rows(const float* p, const T* rows, int n, int d, float* y) {
-    for (int r = 0; r < n; ++r) axpy(p[r], rows + static_cast<size_t>(r) * d, y, d);
+    const size_t ru = kv_row_units(kv_dtype_of<T>(), d);
+    for (int r = 0; r < n; ++r) axpy(p[r], rows + static_cast<size_t>(r) * ru, y, d);
   }
   static HS_INLINE void scale_add(float* acc, float c, const float* t, int d) {
     const __m256 vc = _mm256_set1_ps(c);

@@ -13,6 +13,7 @@
 #include "attention/masked/sparse_attention_kernel.h"
 #include "attention/paged_attention_kernel.h"
 #include "kernels/cpu/vec_math.h"
+#include "kv_cache/kv_q8.h"
 
 #pragma GCC push_options
 // GCC 12's AVX-512 intrinsics self-initialise their "undefined" operands, which
@@ -93,6 +94,35 @@ struct Simd {
     }
   }
 
+  // q8 K/V rows (kv_q8.h, d % 32 == 0): 16 int8 values widened to float32 and multiplied by
+  // their block's scale, exactly the dequantised float(q) * scale; then the float32 loop.
+  static HS_INLINE __m512 deq(const int8_t* q, float scale) {
+    const __m512i w = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(w), _mm512_set1_ps(scale));
+  }
+  static HS_INLINE void widen(const int8_t* row, float* dst, int d) {
+    for (int i = 0; i < d; i += 32) {
+      const float sc = kv_q8_scale(row, d, i / 32);
+      _mm512_storeu_ps(dst + i, deq(row + i, sc));
+      _mm512_storeu_ps(dst + i + 16, deq(row + i + 16, sc));
+    }
+  }
+  static HS_INLINE float dot(const float* a, const int8_t* row, int d) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (int i = 0; i < d; i += 32) {
+      const float sc = kv_q8_scale(row, d, i / 32);
+      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), deq(row + i, sc), acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), deq(row + i + 16, sc), acc1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  }
+  static HS_INLINE void axpy(float s, const int8_t* row, float* y, int d) {
+    const __m512 vs = _mm512_set1_ps(s);
+    for (int i = 0; i < d; i += 16) {
+      _mm512_storeu_ps(y + i, _mm512_fmadd_ps(vs, deq(row + i, kv_q8_scale(row, d, i / 32)), _mm512_loadu_ps(y + i)));
+    }
+  }
+
   static HS_INLINE void axpy(float s, const float* x, float* y, int d) {
     const __m512 vs = _mm512_set1_ps(s);
     int i = 0;
@@ -105,18 +135,20 @@ struct Simd {
     }
   }
 
-  // y += sum_r p[r] * rows[r] over n consecutive rows of d elements (float or bf16), each
+  // y += sum_r p[r] * rows[r] over n consecutive rows of d elements (float, bf16 or q8), each
   // element's products added in row order as n axpy calls would: the same FMAs, but y stays in
-  // registers across the rows instead of a load and store per row.
-  static HS_INLINE __m512 ld(const float* x) { return _mm512_loadu_ps(x); }
-  static HS_INLINE __m512 ld(const uint16_t* x) { return load(x); }
+  // registers across the rows instead of a load and store per row. ld: 16 elements at i.
+  static HS_INLINE __m512 ld(const float* row, int i, int) { return _mm512_loadu_ps(row + i); }
+  static HS_INLINE __m512 ld(const uint16_t* row, int i, int) { return load(row + i); }
+  static HS_INLINE __m512 ld(const int8_t* row, int i, int d) { return deq(row + i, kv_q8_scale(row, d, i / 32)); }
   template <int N, class T>
   static HS_INLINE void axpy_rows_n(const float* p, const T* rows, int n, int d, float* y) {
+    const size_t ru = kv_row_units(kv_dtype_of<T>(), d);
     __m512 acc[N];
     for (int k = 0; k < N; ++k) acc[k] = _mm512_loadu_ps(y + 16 * k);
-    for (int r = 0; r < n; ++r, rows += d) {
+    for (int r = 0; r < n; ++r, rows += ru) {
       const __m512 vs = _mm512_set1_ps(p[r]);
-      for (int k = 0; k < N; ++k) acc[k] = _mm512_fmadd_ps(vs, ld(rows + 16 * k), acc[k]);
+      for (int k = 0; k < N; ++k) acc[k] = _mm512_fmadd_ps(vs, ld(rows, 16 * k, d), acc[k]);
     }
     for (int k = 0; k < N; ++k) _mm512_storeu_ps(y + 16 * k, acc[k]);
   }
@@ -124,7 +156,8 @@ struct Simd {
   static HS_INLINE void axpy_rows(const float* p, const T* rows, int n, int d, float* y) {
     if (d == 64) return axpy_rows_n<4>(p, rows, n, d, y);
     if (d == 128) return axpy_rows_n<8>(p, rows, n, d, y);
-    for (int r = 0; r < n; ++r) axpy(p[r], rows + static_cast<size_t>(r) * d, y, d);
+    const size_t ru = kv_row_units(kv_dtype_of<T>(), d);
+    for (int r = 0; r < n; ++r) axpy(p[r], rows + static_cast<size_t>(r) * ru, y, d);
   }
 
   // acc = acc * c + t

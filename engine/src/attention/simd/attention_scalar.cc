@@ -9,6 +9,7 @@
 #include "attention/masked/sparse_attention_kernel.h"
 #include "attention/paged_attention_kernel.h"
 #include "core/dtype.h"
+#include "kv_cache/kv_q8.h"
 
 #define HS_INLINE inline __attribute__((always_inline))
 
@@ -36,10 +37,21 @@ struct Simd {
   static HS_INLINE void axpy(float s, const uint16_t* x, float* y, int d) {
     for (int i = 0; i < d; ++i) y[i] += s * bf16_to_f32(x[i]);
   }
+  // q8 K/V rows (kv_q8.h): each value dequantised, float(q) * its block's scale.
+  static HS_INLINE void widen(const int8_t* row, float* dst, int d) { dequantize_kv_row_q8(row, d, dst); }
+  static HS_INLINE float dot(const float* a, const int8_t* row, int d) {
+    float s = 0.0f;
+    for (int i = 0; i < d; ++i) s += a[i] * (static_cast<float>(row[i]) * kv_q8_scale(row, d, i / 32));
+    return s;
+  }
+  static HS_INLINE void axpy(float s, const int8_t* row, float* y, int d) {
+    for (int i = 0; i < d; ++i) y[i] += s * (static_cast<float>(row[i]) * kv_q8_scale(row, d, i / 32));
+  }
   // y += sum_r p[r] * rows[r] over n consecutive rows: n axpy calls in row order.
   template <class T>
   static HS_INLINE void axpy_rows(const float* p, const T* rows, int n, int d, float* y) {
-    for (int r = 0; r < n; ++r) axpy(p[r], rows + static_cast<size_t>(r) * d, y, d);
+    const size_t ru = kv_row_units(kv_dtype_of<T>(), d);
+    for (int r = 0; r < n; ++r) axpy(p[r], rows + static_cast<size_t>(r) * ru, y, d);
   }
   static HS_INLINE void scale_add(float* acc, float c, const float* t, int d) {
     for (int i = 0; i < d; ++i) acc[i] = acc[i] * c + t[i];
