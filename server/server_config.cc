@@ -104,7 +104,7 @@ const std::map<std::string, Setter>& setters() {
       {"engine.kv_cache_dtype",
        [](const json& v, const std::string& w, ServerConfig* c) {
          if (!v.is_string() || !parse_kv_cache_dtype(v.get<std::string>(), &c->engine.kv_cache_dtype))
-           bad(w, "\"f32\" or \"bf16\"", v);
+           bad(w, "\"f32\", \"bf16\" or \"q8\"", v);
        }},
       HS_INT("engine.kv_cache_tokens", c->engine.kv_cache_tokens, 1, kBig),
       HS_INT("engine.kv_cache_bytes", c->engine.kv_cache_bytes, 0, kBig),
@@ -168,7 +168,7 @@ const Flag kFlags[] = {
     {"--matmul-precision", "engine.matmul_precision", "P", "auto | f32 | bf16 (auto: bf16 arithmetic for BF16 weights)"},
     {"--weights", "engine.weights", "W",
      "auto | q8 | q4 (8- or 4-bit weights quantised at load, cached next to the model or in --cache-dir)"},
-    {"--kv-cache-dtype", "engine.kv_cache_dtype", "T", "f32 | bf16: KV cache element type (bf16: half the bytes per token)"},
+    {"--kv-cache-dtype", "engine.kv_cache_dtype", "T", "f32 | bf16 | q8: KV cache element type (bf16: half the bytes per token; q8: 9/32)"},
     {"--kv-cache-tokens", "engine.kv_cache_tokens", "N", "KV cache capacity in tokens"},
     {"--kv-cache-bytes", "engine.kv_cache_bytes", "N", "KV cache capacity in bytes (overrides tokens)"},
     {"--kv-block-size", "engine.kv_block_size", "N", "tokens per KV block"},

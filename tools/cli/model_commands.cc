@@ -54,12 +54,13 @@ MatmulPrecision matmul_precision_from(const ModelArgs& args) {
   return p;
 }
 
-constexpr const char* kKvCacheDtypeHelp = "f32 | bf16 (bf16: K/V stored rounded to bf16, half the bytes)";
+constexpr const char* kKvCacheDtypeHelp =
+    "f32 | bf16 | q8 (bf16: K/V stored rounded to bf16, half the bytes; q8: int8 per 32 values + scale, 9/32 of them)";
 
 KvCacheDtype kv_cache_dtype_from(const ModelArgs& args) {
   KvCacheDtype t = KvCacheDtype::kF32;
   if (!parse_kv_cache_dtype(args.kv_cache_dtype, &t))
-    throw UsageError("--kv-cache-dtype must be f32 or bf16, got '" + args.kv_cache_dtype + "'");
+    throw UsageError(std::string("--kv-cache-dtype must be ") + kKvCacheDtypeChoices + ", got '" + args.kv_cache_dtype + "'");
   return t;
 }
 
@@ -148,7 +149,7 @@ int run_logits(const CLI::App& cmd, const LogitsArgs& args) {
     std::fprintf(stderr, "error: %s\n", attention.status().message().c_str());
     return 1;
   }
-  const KvDtype kv_dtype = kv_cache_dtype_from(args) == KvCacheDtype::kBf16 ? KvDtype::kBf16 : KvDtype::kF32;
+  const KvDtype kv_dtype = kv_dtype_of(kv_cache_dtype_from(args));
   SequenceSession session(*model, static_cast<int>(ids.size()), &attention.value(), 16, kv_dtype);
   const bool all = args.all_positions;
   const std::vector<float> logits = session.append(ids, all);

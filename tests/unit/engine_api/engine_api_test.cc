@@ -538,5 +538,25 @@ TEST_F(EngineApi, KeySummariesAreChargedToTheKvCache) {
   EXPECT_EQ(engine->stats().attention_state_bytes, 0);
 }
 
+// engine.kv_cache_dtype = q8: a block costs 9/32 of float32's bytes (head_dim int8 values and
+// head_dim/32 float32 scales per row), the stats carry the dtype, and a greedy request runs on
+// the q8 cache to its end (its tokens are measured by kv_cache_dtype_test.cc, not asserted here).
+TEST_F(EngineApi, AQ8KvCacheCostsNineThirtySecondsOfTheBytes) {
+  EngineConfig f32 = small_engine();
+  f32.kv_cache_dtype = KvCacheDtype::kF32;
+  f32.kv_cache_bytes = 8 << 20;
+  EngineConfig q8 = f32;
+  q8.kv_cache_dtype = KvCacheDtype::kQ8;
+  std::unique_ptr<Engine> e32 = make_engine(f32), e8 = make_engine(q8);
+  const EngineStats s32 = e32->stats(), s8 = e8->stats();
+  EXPECT_EQ(32 * s8.kv_bytes_per_block, 9 * s32.kv_bytes_per_block);
+  EXPECT_EQ(s8.kv_blocks_total, f32.kv_cache_bytes / s8.kv_bytes_per_block);
+  EXPECT_EQ(s8.kv_cache_dtype, KvCacheDtype::kQ8);
+  const GenerateRequest r = greedy(encode(*e32, kPrompts[3]), 24);
+  const Outcome b = run_alone(q8, r);
+  EXPECT_EQ(b.finish, FinishReason::kLength);
+  EXPECT_EQ(b.tokens.size(), 24u);
+}
+
 }  // namespace
 }  // namespace hotswap

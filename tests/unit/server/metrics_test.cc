@@ -42,6 +42,11 @@ TEST(Metrics, EngineGaugesIncludeFreeKvBlocks) {
   EXPECT_TRUE(has_line(text, "hotswap_kv_cache_info{dtype=\"bf16\",block_size=\"16\",bytes_per_block=\"4096\"} 1")) << text;
   EXPECT_TRUE(has_line(text, "hotswap_prompt_tokens_total 1234"));
   EXPECT_TRUE(has_line(text, "hotswap_generation_tokens_total 567"));
+  stats.kv_cache_dtype = KvCacheDtype::kQ8;
+  stats.kv_bytes_per_block = 1152;
+  const std::string q8 = m.render(stats, {.ready = true});
+  EXPECT_TRUE(has_line(q8, "hotswap_kv_cache_bytes_total 115200")) << q8;
+  EXPECT_TRUE(has_line(q8, "hotswap_kv_cache_info{dtype=\"q8\",block_size=\"16\",bytes_per_block=\"1152\"} 1")) << q8;
   EXPECT_TRUE(has_line(text, "hotswap_ready 1"));
   EXPECT_TRUE(has_line(text, "hotswap_adapters_resident 0"));
   EXPECT_TRUE(has_line(text, "hotswap_adapter_loads_total 0"));

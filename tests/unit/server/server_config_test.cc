@@ -149,14 +149,17 @@ TEST(ServerConfig, KvCacheDtype) {
   EXPECT_EQ(parse_serve_args({"serve"}).config.engine.kv_cache_dtype, KvCacheDtype::kBf16) << "bf16 by default";
   EXPECT_EQ(parse_serve_args({"serve", "--kv-cache-dtype", "bf16"}).config.engine.kv_cache_dtype, KvCacheDtype::kBf16);
   EXPECT_EQ(parse_serve_args({"serve", "--kv-cache-dtype", "f32"}).config.engine.kv_cache_dtype, KvCacheDtype::kF32);
+  EXPECT_EQ(parse_serve_args({"serve", "--kv-cache-dtype", "q8"}).config.engine.kv_cache_dtype, KvCacheDtype::kQ8);
   ServerConfig c;
+  apply_config_json(R"({"engine": {"kv_cache_dtype": "q8"}})", "f.json", &c);
+  EXPECT_EQ(c.engine.kv_cache_dtype, KvCacheDtype::kQ8);
   apply_config_json(R"({"engine": {"kv_cache_dtype": "bf16"}})", "f.json", &c);
   EXPECT_EQ(c.engine.kv_cache_dtype, KvCacheDtype::kBf16);
   try {
     apply_config_json(R"({"engine": {"kv_cache_dtype": "q4"}})", "f.json", &c);
     FAIL() << "q4 accepted";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find(R"(f.json: engine.kv_cache_dtype must be "f32" or "bf16")"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find(R"(f.json: engine.kv_cache_dtype must be "f32", "bf16" or "q8")"), std::string::npos)
         << e.what();
   }
   EXPECT_EQ(c.engine.kv_cache_dtype, KvCacheDtype::kBf16) << "a rejected value changes nothing";
