@@ -150,6 +150,7 @@ int run_logits(const CLI::App& cmd, const LogitsArgs& args) {
     return 1;
   }
   const KvDtype kv_dtype = kv_dtype_of(kv_cache_dtype_from(args));
+  if (const std::string e = kv_dtype_shape_error(kv_dtype, c.head_dim); !e.empty()) throw UsageError("--kv-cache-dtype: " + e);
   SequenceSession session(*model, static_cast<int>(ids.size()), &attention.value(), 16, kv_dtype);
   const bool all = args.all_positions;
   const std::vector<float> logits = session.append(ids, all);

@@ -22,11 +22,7 @@ KvLayout KvCacheManager::plan_layout(int num_layers, int num_kv_heads, int head_
                             std::to_string(head_dim));
   }
   if (block_size < 1) throw LoadError("", "KV cache: kv_block_size must be >= 1, got " + std::to_string(block_size));
-  if (dtype == KvDtype::kQ8 && head_dim % kKvQ8Block != 0) {
-    throw LoadError("", "KV cache: kv_cache_dtype q8 needs a head dim that is a multiple of " +
-                            std::to_string(kKvQ8Block) + " (blocks of 32 values per scale); this model's head dim is " +
-                            std::to_string(head_dim) + " (use f32 or bf16)");
-  }
+  if (const std::string e = kv_dtype_shape_error(dtype, head_dim); !e.empty()) throw LoadError("", "KV cache: " + e);
   KvLayout layout;
   layout.num_layers = num_layers;
   layout.num_kv_heads = num_kv_heads;

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "engine/engine_config.h"
 
@@ -37,6 +38,14 @@ inline size_t kv_row_units(KvDtype t, int head_dim) {
 // engine.kv_cache_dtype's storage form.
 inline KvDtype kv_dtype_of(KvCacheDtype t) {
   return t == KvCacheDtype::kBf16 ? KvDtype::kBf16 : t == KvCacheDtype::kQ8 ? KvDtype::kQ8 : KvDtype::kF32;
+}
+
+// Why a cache of `dtype` cannot hold rows of head_dim values ("" if it can): q8 needs whole
+// blocks of kKvQ8Block. The text names the head dim, for load errors.
+inline std::string kv_dtype_shape_error(KvDtype dtype, int head_dim) {
+  if (dtype != KvDtype::kQ8 || head_dim % kKvQ8Block == 0) return "";
+  return "kv_cache_dtype q8 needs a head dim that is a multiple of " + std::to_string(kKvQ8Block) +
+         " (blocks of 32 values per scale); this model's head dim is " + std::to_string(head_dim) + " (use f32 or bf16)";
 }
 
 struct KvLayout {

@@ -22,8 +22,7 @@ KvStorage::Buffer KvStorage::allocate(size_t bytes) {
 }
 
 KvStorage::KvStorage(const KvLayout& layout) : layout_(layout) {
-  HS_CHECK(layout.dtype != KvDtype::kQ8 || layout.head_dim % kKvQ8Block == 0)
-      << "q8 KV cache with head_dim " << layout.head_dim << " (must be a multiple of " << kKvQ8Block << ")";
+  HS_CHECK(kv_dtype_shape_error(layout.dtype, layout.head_dim).empty()) << kv_dtype_shape_error(layout.dtype, layout.head_dim);
   const size_t bytes = layout.layer_elems() * kv_dtype_size(layout.dtype);
   for (int l = 0; l < layout.num_layers; ++l) {
     k_.push_back(allocate(bytes));
