@@ -540,7 +540,8 @@ TEST_F(EngineApi, KeySummariesAreChargedToTheKvCache) {
 
 // engine.kv_cache_dtype = q8: a block costs 9/32 of float32's bytes (head_dim int8 values and
 // head_dim/32 float32 scales per row), the stats carry the dtype, and a greedy request runs on
-// the q8 cache to its end (its tokens are measured by kv_cache_dtype_test.cc, not asserted here).
+// the q8 cache to its end (its tokens vs f32 KV's are measured by kv_cache_dtype_test.cc), also
+// from prefix blocks another request left.
 TEST_F(EngineApi, AQ8KvCacheCostsNineThirtySecondsOfTheBytes) {
   EngineConfig f32 = small_engine();
   f32.kv_cache_dtype = KvCacheDtype::kF32;
@@ -552,10 +553,18 @@ TEST_F(EngineApi, AQ8KvCacheCostsNineThirtySecondsOfTheBytes) {
   EXPECT_EQ(32 * s8.kv_bytes_per_block, 9 * s32.kv_bytes_per_block);
   EXPECT_EQ(s8.kv_blocks_total, f32.kv_cache_bytes / s8.kv_bytes_per_block);
   EXPECT_EQ(s8.kv_cache_dtype, KvCacheDtype::kQ8);
-  const GenerateRequest r = greedy(encode(*e32, kPrompts[3]), 24);
-  const Outcome b = run_alone(q8, r);
-  EXPECT_EQ(b.finish, FinishReason::kLength);
-  EXPECT_EQ(b.tokens.size(), 24u);
+  const GenerateRequest r = greedy(encode(*e32, kPrompts[0] + " " + kPrompts[1] + " " + kPrompts[2] + " " + kPrompts[3]), 24);
+  // The second run of the prompt reads its prefix from the first run's q8 blocks (shared,
+  // not recomputed) and generates the same tokens.
+  Streams s(*e8);
+  const size_t first = s.submit(r);
+  ASSERT_TRUE(s.wait_finished(first));
+  const size_t second = s.submit(r);
+  ASSERT_TRUE(s.wait_finished(second));
+  EXPECT_EQ(s.out(first).finish, FinishReason::kLength);
+  EXPECT_EQ(s.out(first).tokens.size(), 24u);
+  EXPECT_GT(s.out(second).usage.cached_prompt_tokens, 0);
+  EXPECT_EQ(s.out(second).tokens, s.out(first).tokens);
 }
 
 }  // namespace
