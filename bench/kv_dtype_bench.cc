@@ -1,12 +1,12 @@
-// Decode attention per step with a float32 vs a bf16 KV cache (engine.kv_cache_dtype), issue
-// 16 item 2's target: at 16K context, bf16 >= 1.3x the f32 figure. A Llama-3.2-1B shape: 16
+// Decode attention per step with a float32, a bf16 and a q8 KV cache (engine.kv_cache_dtype),
+// issue 16 item 2's target: at 16K context, bf16 >= 1.3x the f32 figure. A Llama-3.2-1B shape: 16
 // layers of 32 query heads, 8 KV heads, head_dim 64, 16-token pages (shuffled physical order
 // is not needed: the paged kernel reads page by page either way). One step = attend() of one
 // decode token in each of the 16 layers, so a layer's KV is not in cache when the step
-// returns to it (a layer of K+V at 16K is 32 MiB in f32, 16 MiB in bf16; all 16 layers are
-// 512 / 256 MiB), as in a real decode step.
+// returns to it (a layer of K+V at 16K is 64 MiB in f32, 32 MiB in bf16, 18 MiB in q8; all 16
+// layers are 1024 / 512 / 288 MiB), as in a real decode step.
 //
-// Runs are interleaved: rounds x contexts x {f32, bf16}, so both dtypes of a context are
+// Runs are interleaved: rounds x contexts x {f32, bf16, q8}, so every dtype of a context is
 // measured back to back every round; the summary is the median over rounds of each run's
 // mean step time.
 //
@@ -17,9 +17,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "attention/layer_attention.h"
@@ -111,21 +111,25 @@ int main_impl(int argc, char** argv) {
   std::printf("kernel %s, %d layers x (H %d, Hkv %d, d %d), page %d, %d rounds x %d steps\n",
               paged_attention_kernel_name(), kLayers, kHeads, kKvHeads, kHeadDim, kPage, rounds, steps);
   std::printf("%8s %6s %12s %14s %12s\n", "context", "dtype", "KV MiB", "ms/step", "GB/s");
+  constexpr KvDtype kDtypes[] = {KvDtype::kF32, KvDtype::kBf16, KvDtype::kQ8};
   for (int context : contexts) {
-    Cache f32(KvDtype::kF32, context, rows, num_rows), bf16(KvDtype::kBf16, context, rows, num_rows);
-    run(f32, context, 1, q, out);  // warm-up: page in
-    run(bf16, context, 1, q, out);
-    std::vector<double> t32, t16;
+    std::vector<std::unique_ptr<Cache>> caches;
+    for (KvDtype t : kDtypes) caches.push_back(std::make_unique<Cache>(t, context, rows, num_rows));
+    for (auto& c : caches) run(*c, context, 1, q, out);  // warm-up: page in
+    std::vector<std::vector<double>> times(caches.size());
     for (int r = 0; r < rounds; ++r) {
-      t32.push_back(run(f32, context, steps, q, out));
-      t16.push_back(run(bf16, context, steps, q, out));
+      for (size_t i = 0; i < caches.size(); ++i) times[i].push_back(run(*caches[i], context, steps, q, out));
     }
-    const double m32 = median(t32), m16 = median(t16);
-    for (const auto& [name, ms, bytes] : {std::tuple{"f32", m32, 4.0}, std::tuple{"bf16", m16, 2.0}}) {
-      const double kv_bytes = static_cast<double>(context) * kLayers * kKvHeads * kHeadDim * 2 * bytes;
-      std::printf("%8d %6s %12.1f %14.3f %12.2f\n", context, name, kv_bytes / (1 << 20), ms, kv_bytes / ms / 1e6);
+    std::vector<double> ms;
+    for (size_t i = 0; i < caches.size(); ++i) {
+      ms.push_back(median(times[i]));
+      // K and V of all layers, what one step reads.
+      const double kv_bytes = static_cast<double>(context) / kPage * caches[i]->kv.layout().bytes_per_block_all_layers();
+      std::printf("%8d %6s %12.1f %14.3f %12.2f\n", context, kv_dtype_name(kDtypes[i]), kv_bytes / (1 << 20), ms[i],
+                  kv_bytes / ms[i] / 1e6);
     }
-    std::printf("%8d  f32/bf16 step time = %.2fx\n", context, m32 / m16);
+    std::printf("%8d  step time f32/bf16 = %.2fx, f32/q8 = %.2fx, bf16/q8 = %.2fx\n", context, ms[0] / ms[1],
+                ms[0] / ms[2], ms[1] / ms[2]);
   }
   return 0;
 }
