@@ -117,6 +117,9 @@ trap stop_server EXIT
 trap 'exit 130' INT TERM
 
 PORT=18931
+# What answers 200 once a server is loaded and warmed up: llama-server's /health (503 until
+# then; its /v1/models answers earlier), Hotswap's /ready.
+ready_path() { if [[ $1 == hotswap ]]; then echo /ready; else echo /health; fi; }
 # Starts one server on $PORT for weights $2; waits until it answers /v1/models.
 start_server() {
   local who=$1 weights=$2 log=$3
@@ -131,12 +134,8 @@ start_server() {
       --engine-threads "$THREADS" --weights "$w" >"$log" 2>&1 &
   fi
   server_pid=$!
-  # Ready = loaded and warmed up: llama-server's /health answers 503 until then (its
-  # /v1/models answers earlier), Hotswap's /ready likewise.
-  local ready=/ready
-  [[ $who == hotswap ]] || ready=/health
   for _ in $(seq 1 1200); do
-    curl -sf "http://127.0.0.1:$PORT$ready" >/dev/null 2>&1 && return 0
+    curl -sf "http://127.0.0.1:$PORT$(ready_path "$who")" >/dev/null 2>&1 && return 0
     kill -0 "$server_pid" 2>/dev/null || { echo "$who server exited; see $log" >&2; tail -5 "$log" >&2; exit 1; }
     sleep 0.25
   done
@@ -156,10 +155,8 @@ run_one() {
   # llama-server streams one token per chunk (it reads OpenAI's integer logprobs as a bool).
   local count=(--logprobs on)
   [[ $who == hotswap ]] || count=(--logprobs off --one-token-per-chunk)
-  local ready=/ready
-  [[ $who == hotswap ]] || ready=/health
   local common=(--url "http://127.0.0.1:$PORT" --model-dir "$MODEL_DIR" --mix plain --adapters 0 --quiet
-                --ready-path "$ready" "${count[@]}" --server-pid "$server_pid")
+                --ready-path "$(ready_path "$who")" "${count[@]}" --server-pid "$server_pid")
   node load_tests/loadtest.mjs "${common[@]}" --levels "$LEVELS" --duration "$DURATION" --out "$dir/sweep" >/dev/null
   if [[ $PREFILL == 1 ]]; then
     node load_tests/loadtest.mjs "${common[@]}" --levels 1 --duration "$DURATION" --prompt fixed:512 --output fixed:1 \
