@@ -12,6 +12,7 @@
 #include "kernels/linear.h"
 #include "kernels/rms_norm.h"
 #include "kernels/silu_mul.h"
+#include "model/layer_regions.h"
 
 namespace hotswap {
 namespace {
@@ -26,10 +27,14 @@ std::vector<float> to_f32(const TensorView& t) {
   return out;
 }
 
+const float* bias_or_null(const std::vector<float>& bias) {
+  return bias.empty() ? nullptr : bias.data();
+}
+
 // W as stored, or its q8 / q4 form when the model was loaded with WeightFormat::kQ8 / kQ4.
 void project(const float* x, int64_t rows, const TensorView& w, const kernels::Q8Matrix* q8,
              const std::vector<float>& bias, float* y) {
-  const float* b = bias.empty() ? nullptr : bias.data();
+  const float* b = bias_or_null(bias);
   if (q8 != nullptr) return kernels::linear_q8(x, rows, *q8, b, y);
   kernels::linear(x, rows, w, b, y);
 }
@@ -127,11 +132,27 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
     const LayerWeights& w = weights_.layers[l];
     const LayerBiases& b = biases_[l];
     const QuantizedLayer* q8 = quantized_ ? &quantized_->layers[l] : nullptr;
+    // Decode-sized steps run the projections in two parallel regions (model/layer_regions.h).
+    const LayerProjections regions{{&w.q_proj, bias_or_null(b.q)},
+                                   {&w.k_proj, bias_or_null(b.k)},
+                                   {&w.v_proj, bias_or_null(b.v)},
+                                   {&w.o_proj, bias_or_null(b.o)},
+                                   {&w.gate_proj, bias_or_null(b.gate)},
+                                   {&w.up_proj, bias_or_null(b.up)},
+                                   {&w.down_proj, bias_or_null(b.down)},
+                                   &w.input_norm,
+                                   &w.post_attention_norm,
+                                   c.rms_norm_eps};
+    const bool in_regions = q8 == nullptr && layer_regions_apply(T, regions);
     // Attention block.
-    kernels::rms_norm(ws.hidden.data(), T, D, w.input_norm, c.rms_norm_eps, ws.normed.data());
-    project(ws.normed.data(), T, w.q_proj, q8 ? &q8->q_proj : nullptr, b.q, ws.q.data());
-    project(ws.normed.data(), T, w.k_proj, q8 ? &q8->k_proj : nullptr, b.k, ws.k.data());
-    project(ws.normed.data(), T, w.v_proj, q8 ? &q8->v_proj : nullptr, b.v, ws.v.data());
+    if (in_regions) {
+      attention_inputs_region(regions, T, D, ws);
+    } else {
+      kernels::rms_norm(ws.hidden.data(), T, D, w.input_norm, c.rms_norm_eps, ws.normed.data());
+      project(ws.normed.data(), T, w.q_proj, q8 ? &q8->q_proj : nullptr, b.q, ws.q.data());
+      project(ws.normed.data(), T, w.k_proj, q8 ? &q8->k_proj : nullptr, b.k, ws.k.data());
+      project(ws.normed.data(), T, w.v_proj, q8 ? &q8->v_proj : nullptr, b.v, ws.v.data());
+    }
     if (keep_unrotated) {
       std::copy_n(ws.q.data(), T * H * d, ws.q_unrotated.data());
       std::copy_n(ws.k.data(), T * Hkv * d, ws.k_unrotated.data());
@@ -191,6 +212,10 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       calls.push_back(call);
     }
     attention.attend(calls);
+    if (in_regions) {
+      attention_output_and_mlp_region(regions, T, D, I, ws);
+      continue;
+    }
     project(ws.attn.data(), T, w.o_proj, q8 ? &q8->o_proj : nullptr, b.o, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
 

@@ -4,12 +4,9 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/isa.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 HS_SILENCE_GCC12_AVX512_WARNINGS
 
@@ -46,13 +43,10 @@ void add_inplace(float* y, const float* x, int64_t n) {
   const Isa isa = active_isa();
   auto* fn = isa == Isa::kAvx512 ? add_avx512 : isa == Isa::kAvx2 ? add_avx2 : add_scalar;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n >= kMinParallelElements)
-#endif
-  for (int64_t c = 0; c < chunks; ++c) {
+  detail::for_each_index(chunks, n >= kMinParallelElements, [&](int64_t c) {
     const int64_t begin = c * kChunk;
     fn(y + begin, x + begin, std::min(kChunk, n - begin));
-  }
+  });
 }
 
 }  // namespace hotswap::kernels

@@ -1,14 +1,12 @@
-// How the projections share work between the OpenMP threads: one parallel region per call,
-// each thread taking a contiguous part of the output columns (linear, linear_q8). Internal
-// to kernels/.
+// How the projections share work between the OpenMP threads: one parallel region per call
+// (or the caller's region: linear_team.h), each thread taking a contiguous part of the output
+// columns (linear, linear_q8). Internal to kernels/.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "kernels/team.h"
 
 namespace hotswap::kernels::detail {
 
@@ -16,29 +14,30 @@ namespace hotswap::kernels::detail {
 inline constexpr int64_t kMinParallelMacs = int64_t{1} << 16;
 
 inline int thread_count(int64_t macs) {
-#ifdef _OPENMP
-  if (macs >= kMinParallelMacs) return omp_get_max_threads();
-#endif
-  return 1;
+  return macs >= kMinParallelMacs ? team_threads() : 1;
 }
 
 // Runs body(index, count) on `threads` threads (fewer if OpenMP grants fewer).
 template <typename Body>
 void parallel_run(int threads, const Body& body) {
-#ifdef _OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    body(omp_get_thread_num(), omp_get_num_threads());
-    return;
-  }
-#endif
-  body(0, 1);
+  team_run(threads, body);
 }
 
-inline void barrier() {
+inline void barrier() { team_barrier(); }
+
+// body(i) for every i in [0, count): split over the threads if `parallel`, else a plain loop
+// (a region with a false if() clause still enters the OpenMP runtime, and a decode step has
+// hundreds of small element-wise calls).
+template <typename Body>
+void for_each_index(int64_t count, bool parallel, const Body& body) {
+  if (!parallel) {
+    for (int64_t i = 0; i < count; ++i) body(i);
+    return;
+  }
 #ifdef _OPENMP
-#pragma omp barrier
+#pragma omp parallel for schedule(static)
 #endif
+  for (int64_t i = 0; i < count; ++i) body(i);
 }
 
 // The index-th of `count` nearly equal contiguous parts of [0, units), scaled by `unit` and

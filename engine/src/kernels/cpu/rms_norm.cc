@@ -5,12 +5,9 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/isa.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 HS_SILENCE_GCC12_AVX512_WARNINGS
 
@@ -113,10 +110,8 @@ void rms_norm(const float* x, int64_t rows, int64_t dim, const TensorView& weigh
                    : weight.dtype == DType::kF16 ? row_fn<DType::kF16>(isa)
                                                  : row_fn<DType::kF32>(isa);
   const void* w = weight.data;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * dim >= kMinParallelElements)
-#endif
-  for (int64_t r = 0; r < rows; ++r) fn(x + r * dim, dim, w, eps, y + r * dim);
+  detail::for_each_index(rows, rows > 1 && rows * dim >= kMinParallelElements,
+                         [&](int64_t r) { fn(x + r * dim, dim, w, eps, y + r * dim); });
 }
 
 }  // namespace hotswap::kernels

@@ -6,13 +6,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/isa.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 HS_SILENCE_GCC12_AVX512_WARNINGS
 
@@ -71,13 +68,10 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
   if (n <= 0) return;
   const SiluFn fn = silu_fn(active_isa());
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n >= kMinParallelElements)
-#endif
-  for (int64_t c = 0; c < chunks; ++c) {
+  detail::for_each_index(chunks, n >= kMinParallelElements, [&](int64_t c) {
     const int64_t begin = c * kChunk;
     fn(gate + begin, up + begin, out + begin, std::min(kChunk, n - begin));
-  }
+  });
 }
 
 }  // namespace hotswap::kernels
