@@ -4,9 +4,9 @@
 //
 //   decode_step_bench [--model DIR | --preset smollm2-135m] [--root /tmp/hotswap-bench]
 //                     [--seconds 5] [--context 128] [--matmul-precision auto|f32|bf16]
-//                     [--layer-regions 1|0]
-// Prints the best and median step (ms) and tokens/s. --layer-regions 0 runs each layer kernel
-// by kernel (model/layer_regions.h), for A/B runs of one binary.
+//                     [--layer-regions auto|per-layer|off]
+// Prints the best and median step (ms) and tokens/s. --layer-regions picks how the layers use
+// the threads (model/layer_regions.h; off: kernel by kernel), for A/B runs of one binary.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -40,7 +40,8 @@ int run(int argc, char** argv) {
     else if (k == "--seconds") seconds = std::atof(v.c_str());
     else if (k == "--context") context = std::atoi(v.c_str());
     else if (k == "--matmul-precision") precision = v;
-    else if (k == "--layer-regions") set_layer_regions_enabled(v != "0");
+    else if (k == "--layer-regions")
+      set_layer_regions(v == "off" ? LayerRegions::kOff : v == "per-layer" ? LayerRegions::kPerLayer : LayerRegions::kAuto);
     else return std::fprintf(stderr, "unknown option %s\n", k.c_str()), 2;
   }
   if (model_dir.empty()) {

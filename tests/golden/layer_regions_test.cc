@@ -1,6 +1,7 @@
-// Decode-sized steps run each layer in two parallel regions (model/layer_regions.h, issue 16);
-// the logits must be bitwise those of the kernel-by-kernel path, at both precisions and with
-// f32 and bf16 KV, on a model whose projections are large enough to be split over the threads.
+// Decode-sized steps run the layers in one parallel region, or two a layer (model/layer_regions.h,
+// issue 16). The logits must be bitwise those of the kernel-by-kernel path, at both precisions
+// and with f32 and bf16 KV, on a model whose projections are large enough to be split over the
+// threads.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -57,7 +58,7 @@ std::vector<float> run_steps(const Model& model, KvDtype kv_dtype) {
   return all;
 }
 
-class LayerRegions : public ::testing::TestWithParam<kernels::LinearPrecision> {
+class LayerRegionsTest : public ::testing::TestWithParam<kernels::LinearPrecision> {
  protected:
   void SetUp() override {
     if (GetParam() == kernels::LinearPrecision::kBf16Dot && !kernels::cpu_has_avx512_bf16())
@@ -66,24 +67,28 @@ class LayerRegions : public ::testing::TestWithParam<kernels::LinearPrecision> {
   }
   void TearDown() override {
     kernels::set_linear_precision(kernels::LinearPrecision::kF32);
-    set_layer_regions_enabled(true);
+    set_layer_regions(LayerRegions::kAuto);
   }
 };
 
-TEST_P(LayerRegions, LogitsBitwiseEqualToKernelByKernel) {
+// kAuto takes the one-region form here (short contexts), kPerLayer the two-region one.
+TEST_P(LayerRegionsTest, LogitsBitwiseEqualToKernelByKernel) {
   auto model = Model::load(small_split_model());
   for (KvDtype kv_dtype : {KvDtype::kF32, KvDtype::kBf16}) {
-    set_layer_regions_enabled(false);
+    set_layer_regions(LayerRegions::kOff);
     const std::vector<float> expected = run_steps(*model, kv_dtype);
-    set_layer_regions_enabled(true);
-    const std::vector<float> got = run_steps(*model, kv_dtype);
-    ASSERT_EQ(got.size(), expected.size());
-    EXPECT_EQ(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)), 0)
-        << "KV " << (kv_dtype == KvDtype::kF32 ? "f32" : "bf16");
+    for (LayerRegions mode : {LayerRegions::kAuto, LayerRegions::kPerLayer}) {
+      set_layer_regions(mode);
+      const std::vector<float> got = run_steps(*model, kv_dtype);
+      ASSERT_EQ(got.size(), expected.size());
+      EXPECT_EQ(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)), 0)
+          << "KV " << (kv_dtype == KvDtype::kF32 ? "f32" : "bf16")
+          << (mode == LayerRegions::kAuto ? ", one region" : ", two regions a layer");
+    }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Precisions, LayerRegions,
+INSTANTIATE_TEST_SUITE_P(Precisions, LayerRegionsTest,
                          ::testing::Values(kernels::LinearPrecision::kF32, kernels::LinearPrecision::kBf16Dot));
 
 }  // namespace

@@ -27,15 +27,15 @@ void project(const LayerProjection& p, const float* x, int64_t T, float* y, int 
   kernels::linear_team(x, T, *p.w, p.bias, y, index, count);
 }
 
-std::atomic<bool> g_enabled{true};
+std::atomic<LayerRegions> g_mode{LayerRegions::kAuto};
 
 }  // namespace
 
-void set_layer_regions_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
-bool layer_regions_enabled() { return g_enabled.load(std::memory_order_relaxed); }
+void set_layer_regions(LayerRegions mode) { g_mode.store(mode, std::memory_order_relaxed); }
+LayerRegions layer_regions() { return g_mode.load(std::memory_order_relaxed); }
 
 bool layer_regions_apply(int64_t T, const LayerProjections& p) {
-  if (!layer_regions_enabled()) return false;
+  if (layer_regions() == LayerRegions::kOff) return false;
   for (const LayerProjection* q : {&p.q, &p.k, &p.v, &p.o, &p.gate, &p.up, &p.down})
     if (!kernels::linear_team_applies(T, *q->w)) return false;
   return true;
@@ -72,6 +72,38 @@ void attention_output_and_mlp_region(const LayerProjections& p, int64_t T, int64
     project(p.down, act, T, ws.proj.data(), index, count);
   });
   kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
+}
+
+void all_layers_region(std::span<const LayerProjections> layers, int64_t T, int64_t D, int64_t I, Workspace& ws,
+                       const std::function<void(int layer)>& attend) {
+  kernels::team_run(kernels::team_threads(), [&](int index, int count) {
+    float* residual = thread_buffer(kResidual, T * D);
+    std::copy_n(ws.hidden.data(), T * D, residual);
+    float* normed = index == 0 ? ws.normed.data() : thread_buffer(kNormed, T * D);
+    float* act = thread_buffer(kActivation, T * I);
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const LayerProjections& p = layers[l];
+      kernels::rms_norm(residual, T, D, *p.input_norm, p.eps, normed);
+      project(p.q, normed, T, ws.q.data(), index, count);
+      project(p.k, normed, T, ws.k.data(), index, count);
+      project(p.v, normed, T, ws.v.data(), index, count);
+      kernels::team_barrier();  // q, k, v complete
+      if (index == 0) attend(static_cast<int>(l));
+      kernels::team_barrier();  // ws.attn complete
+      project(p.o, ws.attn.data(), T, ws.proj.data(), index, count);
+      kernels::team_barrier();  // o_proj complete
+      kernels::add_inplace(residual, ws.proj.data(), T * D);
+      kernels::rms_norm(residual, T, D, *p.post_attention_norm, p.eps, normed);
+      project(p.gate, normed, T, ws.gate.data(), index, count);
+      project(p.up, normed, T, ws.up.data(), index, count);
+      kernels::team_barrier();  // gate and up complete
+      kernels::silu_mul(ws.gate.data(), ws.up.data(), act, T * I);
+      project(p.down, act, T, ws.proj.data(), index, count);
+      kernels::team_barrier();  // down complete (ws.proj is written again only after two more)
+      kernels::add_inplace(residual, ws.proj.data(), T * D);
+    }
+    if (index == 0) std::copy_n(residual, T * D, ws.hidden.data());
+  });
 }
 
 }  // namespace hotswap

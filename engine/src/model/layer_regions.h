@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 
 #include "core/tensor.h"
 #include "model/model.h"
@@ -30,10 +32,12 @@ struct LayerProjections {
 // every projection a linear_team one (weights as stored, not quantised).
 bool layer_regions_apply(int64_t T, const LayerProjections& p);
 
-// On by default; off runs every step kernel by kernel (for tests and A/B benchmarks; process-wide,
-// not while a step runs).
-void set_layer_regions_enabled(bool on);
-bool layer_regions_enabled();
+// kAuto (the default): one region for all layers when the attention is cheap, else two a layer.
+// The others, for tests and A/B benchmarks: kPerLayer always two a layer, kOff kernel by
+// kernel. Process-wide; not while a step runs.
+enum class LayerRegions { kAuto, kPerLayer, kOff };
+void set_layer_regions(LayerRegions mode);
+LayerRegions layer_regions();
 
 // ws.normed = rms_norm(ws.hidden) (input_norm); ws.q, ws.k, ws.v its projections.
 void attention_inputs_region(const LayerProjections& p, int64_t T, int64_t D, Workspace& ws);
@@ -41,5 +45,13 @@ void attention_inputs_region(const LayerProjections& p, int64_t T, int64_t D, Wo
 // ws.hidden += o_proj(ws.attn); then ws.hidden += down(silu(gate(n)) * up(n)) with
 // n = rms_norm(ws.hidden) (post_attention_norm). Uses ws.proj, ws.gate, ws.up and ws.normed.
 void attention_output_and_mlp_region(const LayerProjections& p, int64_t T, int64_t D, int64_t I, Workspace& ws);
+
+// Every layer of a step in one region (a decode step whose attention is cheap enough for one
+// thread): per layer the threads compute q/k/v, thread 0 runs attend(layer) (RoPE, the K/V
+// write, the attention into ws.attn) while the others wait, then o_proj and the MLP block, five
+// barriers a layer. Each thread keeps its own copy of the residual stream; ws.hidden holds it
+// at the end. Needs layer_regions_apply for every layer.
+void all_layers_region(std::span<const LayerProjections> layers, int64_t T, int64_t D, int64_t I, Workspace& ws,
+                       const std::function<void(int layer)>& attend);
 
 }  // namespace hotswap

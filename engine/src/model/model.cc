@@ -17,6 +17,12 @@
 namespace hotswap {
 namespace {
 
+// Up to this much attention work per layer (QK^T multiply-adds), a decode-sized step runs all
+// layers in one parallel region with the attention on one thread (model/layer_regions.h): a
+// few microseconds of attention, less than the two fork/joins it saves. SmolLM2-135M: ~900
+// keys; Llama-3.2-1B: ~250.
+constexpr int64_t kMaxSingleThreadAttentionMacs = int64_t{1} << 19;
+
 void ensure(std::vector<float>& buf, size_t n) {
   if (buf.size() < n) buf.resize(n);
 }
@@ -75,8 +81,12 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   const KvLayout& layout = kv.layout();
 
   // Flatten the batch: token t of the step belongs to chunk chunk_of[t] at position pos[t].
-  int64_t T = 0;
-  for (const auto& ch : batch.chunks) T += static_cast<int64_t>(ch.tokens.size());
+  int64_t T = 0, attention_macs = 0;  // QK^T of every token over its context, a layer
+  for (const auto& ch : batch.chunks) {
+    const int64_t n = static_cast<int64_t>(ch.tokens.size());
+    T += n;
+    attention_macs += n * (ch.first_position + n) * H * d;
+  }
   std::vector<int> position(T);
   std::vector<int> chunk_offset(batch.chunks.size());
   {
@@ -128,31 +138,17 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
     ensure(ws.q_unrotated, T * H * d);
     ensure(ws.k_unrotated, T * Hkv * d);
   }
-  for (int l = 0; l < c.num_layers; ++l) {
+  auto projections = [&](int l) {
     const LayerWeights& w = weights_.layers[l];
     const LayerBiases& b = biases_[l];
-    const QuantizedLayer* q8 = quantized_ ? &quantized_->layers[l] : nullptr;
-    // Decode-sized steps run the projections in two parallel regions (model/layer_regions.h).
-    const LayerProjections regions{{&w.q_proj, bias_or_null(b.q)},
-                                   {&w.k_proj, bias_or_null(b.k)},
-                                   {&w.v_proj, bias_or_null(b.v)},
-                                   {&w.o_proj, bias_or_null(b.o)},
-                                   {&w.gate_proj, bias_or_null(b.gate)},
-                                   {&w.up_proj, bias_or_null(b.up)},
-                                   {&w.down_proj, bias_or_null(b.down)},
-                                   &w.input_norm,
-                                   &w.post_attention_norm,
-                                   c.rms_norm_eps};
-    const bool in_regions = q8 == nullptr && layer_regions_apply(T, regions);
-    // Attention block.
-    if (in_regions) {
-      attention_inputs_region(regions, T, D, ws);
-    } else {
-      kernels::rms_norm(ws.hidden.data(), T, D, w.input_norm, c.rms_norm_eps, ws.normed.data());
-      project(ws.normed.data(), T, w.q_proj, q8 ? &q8->q_proj : nullptr, b.q, ws.q.data());
-      project(ws.normed.data(), T, w.k_proj, q8 ? &q8->k_proj : nullptr, b.k, ws.k.data());
-      project(ws.normed.data(), T, w.v_proj, q8 ? &q8->v_proj : nullptr, b.v, ws.v.data());
-    }
+    return LayerProjections{{&w.q_proj, bias_or_null(b.q)},       {&w.k_proj, bias_or_null(b.k)},
+                            {&w.v_proj, bias_or_null(b.v)},       {&w.o_proj, bias_or_null(b.o)},
+                            {&w.gate_proj, bias_or_null(b.gate)}, {&w.up_proj, bias_or_null(b.up)},
+                            {&w.down_proj, bias_or_null(b.down)}, &w.input_norm,
+                            &w.post_attention_norm,               c.rms_norm_eps};
+  };
+  // RoPE on ws.q / ws.k, their K/V rows into the cache, and layer l's attention into ws.attn.
+  auto attend = [&](int l) {
     if (keep_unrotated) {
       std::copy_n(ws.q.data(), T * H * d, ws.q_unrotated.data());
       std::copy_n(ws.k.data(), T * Hkv * d, ws.k_unrotated.data());
@@ -212,9 +208,27 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       calls.push_back(call);
     }
     attention.attend(calls);
+  };
+
+  auto run_layer = [&](int l) {
+    const LayerWeights& w = weights_.layers[l];
+    const LayerBiases& b = biases_[l];
+    const QuantizedLayer* q8 = quantized_ ? &quantized_->layers[l] : nullptr;
+    const LayerProjections p = projections(l);
+    const bool in_regions = q8 == nullptr && layer_regions_apply(T, p);
+    // Attention block.
     if (in_regions) {
-      attention_output_and_mlp_region(regions, T, D, I, ws);
-      continue;
+      attention_inputs_region(p, T, D, ws);
+    } else {
+      kernels::rms_norm(ws.hidden.data(), T, D, w.input_norm, c.rms_norm_eps, ws.normed.data());
+      project(ws.normed.data(), T, w.q_proj, q8 ? &q8->q_proj : nullptr, b.q, ws.q.data());
+      project(ws.normed.data(), T, w.k_proj, q8 ? &q8->k_proj : nullptr, b.k, ws.k.data());
+      project(ws.normed.data(), T, w.v_proj, q8 ? &q8->v_proj : nullptr, b.v, ws.v.data());
+    }
+    attend(l);
+    if (in_regions) {
+      attention_output_and_mlp_region(p, T, D, I, ws);
+      return;
     }
     project(ws.attn.data(), T, w.o_proj, q8 ? &q8->o_proj : nullptr, b.o, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
@@ -226,6 +240,20 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
     kernels::silu_mul(ws.gate.data(), ws.up.data(), ws.gate.data(), T * I);
     project(ws.gate.data(), T, w.down_proj, q8 ? &q8->down_proj : nullptr, b.down, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
+  };
+
+  // Decode-sized steps (model/layer_regions.h): with unquantised weights, every layer in one
+  // parallel region when the attention is cheap enough for one thread, else two regions a layer.
+  bool regions = quantized_ == nullptr;
+  std::vector<LayerProjections> layers;
+  for (int l = 0; l < c.num_layers && regions; ++l) {
+    layers.push_back(projections(l));
+    regions = layer_regions_apply(T, layers.back());
+  }
+  if (regions && attention_macs <= kMaxSingleThreadAttentionMacs && layer_regions() == LayerRegions::kAuto) {
+    all_layers_region(layers, T, D, I, ws, attend);
+  } else {
+    for (int l = 0; l < c.num_layers; ++l) run_layer(l);
   }
 
   // Final norm and LM head, only for the rows that want logits.
