@@ -70,8 +70,7 @@ void run_work_items(std::vector<Work>& work, int threads, Shape shape, Run run, 
   std::vector<float> split_states(split_state_floats);
   const int64_t num_work = static_cast<int64_t>(work.size());
 
-#pragma omp parallel for schedule(dynamic, 1) if (num_work > 1 && threads > 1)
-  for (int64_t idx = 0; idx < num_work; ++idx) {
+  auto item = [&](int64_t idx) {
     const Work& w = work[static_cast<size_t>(idx)];
     const WorkShape s = shape(w);
     thread_local std::vector<float> scratch;
@@ -80,6 +79,14 @@ void run_work_items(std::vector<Work>& work, int threads, Shape shape, Run run, 
     float* state = w.num_splits == 1 ? scratch.data() + s.scratch_floats : split_states.data() + w.state;
     run(w, state, scratch.data());
     if (w.num_splits == 1) finish(w, static_cast<const float*>(state));
+  };
+  if (num_work > 1 && threads > 1) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t idx = 0; idx < num_work; ++idx) item(idx);
+  } else {
+    // Not even an empty region: one inside the model's layer region (model/layer_regions.h)
+    // still enters the OpenMP runtime, once per layer of every decode step.
+    for (int64_t idx = 0; idx < num_work; ++idx) item(idx);
   }
 
   if (split_state_floats == 0) return;
