@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/check.h"
+#include "kernels/cpu/bf16_pairs.h"
 #include "kernels/cpu/linear_kernels.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/scratch.h"
@@ -101,6 +102,34 @@ void run_bf16_dot_form(const LinearKernels& kern, const float* x, int64_t m, con
   });
 }
 
+// The same with AMX tiles: rows are padded with zeros to whole row blocks, which the tiles
+// load as they are.
+void run_amx_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w, const float* bias,
+                  float* y, int threads) {
+  constexpr int64_t kRowChunk = 512;
+  const int64_t stride = kern.bf16_x_stride(w.k);
+  const int64_t max_rows = (std::min(m, kRowChunk) + detail::kAmxRowBlock - 1) / detail::kAmxRowBlock *
+                           detail::kAmxRowBlock;
+  auto* xb = detail::thread_scratch_as<uint16_t>(ScratchSlot::kLinearX, static_cast<size_t>(max_rows * stride));
+  const int64_t tiles = (w.n + detail::kBf16TileCols - 1) / detail::kBf16TileCols;
+  parallel_run(threads, [&](int index, int count) {
+    const Range cols = split(tiles, count, index, detail::kBf16TileCols, w.n);
+    for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
+      const int64_t mc = std::min(kRowChunk, m - i0);
+      const int64_t padded = (mc + detail::kAmxRowBlock - 1) / detail::kAmxRowBlock * detail::kAmxRowBlock;
+      const Range rows = split(padded, count, index, 1, padded);
+      const int64_t real_end = std::min(rows.end, mc);
+      if (rows.begin < real_end) kern.pack_x_bf16(x + i0 * w.k, w.k, rows.begin, real_end, xb);
+      const int64_t zero_begin = std::max(rows.begin, mc);
+      if (zero_begin < rows.end)
+        std::memset(xb + zero_begin * stride, 0, static_cast<size_t>((rows.end - zero_begin) * stride) * 2);
+      barrier();  // every thread reads every row
+      if (cols.begin < cols.end) detail::amx_gemm_cols_bf16(xb, mc, w, bias, cols.begin, cols.end, y + i0 * w.n);
+      barrier();  // before the next chunk overwrites xb
+    }
+  });
+}
+
 // kBf16Dot below kBf16DotMinRows rows: x rounded to bf16 once, W streamed row after row.
 void run_bf16_gemv_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
                         const float* bias, float* y, int threads) {
@@ -143,6 +172,7 @@ void linear(const float* x, int64_t m, const TensorView& w, const float* bias, f
   const LinearKernels& kern = kernels_for(active_isa());
   const int threads = thread_count(m * wm.n * wm.k);
   if (bf16_products(kern, wm)) {
+    if (m >= kBf16DotMinRows && amx_enabled()) return run_amx_form(kern, x, m, wm, bias, y, threads);
     if (m >= kBf16DotMinRows) return run_bf16_dot_form(kern, x, m, wm, bias, y, threads);
     return run_bf16_gemv_form(kern, x, m, wm, bias, y, threads);
   }
@@ -154,7 +184,7 @@ const char* linear_isa() {
   const Isa isa = active_isa();
   if (isa == Isa::kAvx512 && cpu_has_avx512_bf16() && kernels_for(isa).gemm_cols_bf16 != nullptr &&
       linear_precision() == LinearPrecision::kBf16Dot)
-    return "avx512_bf16";
+    return amx_enabled() ? "avx512_amx" : "avx512_bf16";
   return isa_name(isa);
 }
 
