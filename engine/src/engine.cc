@@ -40,7 +40,8 @@ class EngineImpl final : public Engine {
  public:
   explicit EngineImpl(const EngineConfig& config)
       : config_(config),
-        model_(Model::load(config.model_dir, ModelLoadOptions{config.weights, {.cache_dir = config.cache_dir}})),
+        model_(Model::load(config.model_dir, ModelLoadOptions{config.weights, {.cache_dir = config.cache_dir},
+                                                                config.matmul_precision})),
         tokenizer_(Tokenizer::load(config.model_dir)),
         kv_(KvCacheManager::plan_layout(model_->config().num_layers, model_->config().num_kv_heads,
                                         model_->config().head_dim, config.kv_block_size, config.kv_cache_tokens,
@@ -75,6 +76,8 @@ class EngineImpl final : public Engine {
                    kernels::linear_q8_isa(),
                    q->source() == QuantizedWeights::Source::kCache ? "cache" : "quantized",
                    q->cache_path().empty() ? "none" : q->cache_path(), q->bytes());
+    if (const PackedBf16Weights* p = model_->packed())
+      spdlog::info("event=weights format=bf16_amx_packed bytes={} seconds={:.2f}", p->bytes(), p->seconds());
     const ModelConfig& mc = model_->config();
     info_.id = std::filesystem::path(config.model_dir).filename().string();
     if (info_.id.empty()) info_.id = std::filesystem::path(config.model_dir).parent_path().filename().string();

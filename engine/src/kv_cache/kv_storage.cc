@@ -1,24 +1,11 @@
 #include "kv_cache/kv_storage.h"
 
-#include <cstring>
-#include <new>
-
-#ifdef __linux__
-#include <sys/mman.h>
-#endif
+#include "core/huge_buffer.h"
 
 namespace hotswap {
 
 KvStorage::Buffer KvStorage::allocate(size_t bytes) {
-  constexpr size_t kHuge = size_t{2} << 20;
-  const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;  // aligned_alloc wants a multiple
-  void* p = std::aligned_alloc(kHuge, rounded > 0 ? rounded : kHuge);
-  if (p == nullptr) throw std::bad_alloc();
-#ifdef __linux__
-  madvise(p, rounded, MADV_HUGEPAGE);  // advice only: without THP the pages stay 4 KiB
-#endif
-  std::memset(p, 0, bytes);
-  return Buffer(p);
+  return allocate_huge_buffer(bytes);
 }
 
 KvStorage::KvStorage(const KvLayout& layout) : layout_(layout) {

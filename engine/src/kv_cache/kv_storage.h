@@ -12,6 +12,7 @@
 
 #include "core/check.h"
 #include "core/dtype.h"
+#include "core/huge_buffer.h"
 #include "kv_cache/kv_layout.h"
 #include "kv_cache/kv_q8.h"
 
@@ -52,10 +53,7 @@ class KvStorage {
   void* value_data(int layer) { return v_[static_cast<size_t>(layer)].get(); }
 
  private:
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  using Buffer = std::unique_ptr<void, Free>;
+  using Buffer = HugeBuffer;
   // A zeroed layer array, 2 MiB aligned and (on Linux) asked to live in huge pages: decode
   // walks each KV head's rows page by page across the whole array, and with 4 KiB pages
   // nearly every KV page costs a TLB miss.

@@ -9,6 +9,7 @@
 #include "core/check.h"
 #include "kernels/add_inplace.h"
 #include "kernels/embedding.h"
+#include "kernels/isa.h"
 #include "kernels/linear.h"
 #include "kernels/rms_norm.h"
 #include "kernels/silu_mul.h"
@@ -26,11 +27,14 @@ std::vector<float> to_f32(const TensorView& t) {
   return out;
 }
 
-// W as stored, or its q8 / q4 form when the model was loaded with WeightFormat::kQ8 / kQ4.
+// W as stored; its q8 / q4 form when the model was loaded with WeightFormat::kQ8 / kQ4; its
+// AMX-packed form when it has one and the kernels multiply bf16 products with AMX.
 void project(const float* x, int64_t rows, const TensorView& w, const kernels::Q8Matrix* q8,
-             const std::vector<float>& bias, float* y) {
+             const kernels::Bf16Packed* packed, const std::vector<float>& bias, float* y) {
   const float* b = bias.empty() ? nullptr : bias.data();
   if (q8 != nullptr) return kernels::linear_q8(x, rows, *q8, b, y);
+  if (packed != nullptr && !packed->empty() && kernels::bf16_packed_applies())
+    return kernels::linear_bf16_packed(x, rows, *packed, b, y);
   kernels::linear(x, rows, w, b, y);
 }
 
@@ -48,6 +52,8 @@ Model::Model(std::string dir, ModelConfig config, const ModelLoadOptions& option
   if (options.weights != WeightFormat::kAuto) {
     const auto format = options.weights == WeightFormat::kQ4 ? kernels::QuantFormat::kQ4 : kernels::QuantFormat::kQ8;
     quantized_ = QuantizedWeights::load(dir_, weights_, format, options.cache);
+  } else if (kernels::amx_enabled() && bf16_products(options.matmul_precision, weights_.dominant_dtype())) {
+    packed_ = PackedBf16Weights::pack(weights_);
   }
 }
 
@@ -127,11 +133,12 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
     const LayerWeights& w = weights_.layers[l];
     const LayerBiases& b = biases_[l];
     const QuantizedLayer* q8 = quantized_ ? &quantized_->layers[l] : nullptr;
+    const PackedLayer* pk = packed_ ? &packed_->layers[l] : nullptr;
     // Attention block.
     kernels::rms_norm(ws.hidden.data(), T, D, w.input_norm, c.rms_norm_eps, ws.normed.data());
-    project(ws.normed.data(), T, w.q_proj, q8 ? &q8->q_proj : nullptr, b.q, ws.q.data());
-    project(ws.normed.data(), T, w.k_proj, q8 ? &q8->k_proj : nullptr, b.k, ws.k.data());
-    project(ws.normed.data(), T, w.v_proj, q8 ? &q8->v_proj : nullptr, b.v, ws.v.data());
+    project(ws.normed.data(), T, w.q_proj, q8 ? &q8->q_proj : nullptr, pk ? &pk->q_proj : nullptr, b.q, ws.q.data());
+    project(ws.normed.data(), T, w.k_proj, q8 ? &q8->k_proj : nullptr, pk ? &pk->k_proj : nullptr, b.k, ws.k.data());
+    project(ws.normed.data(), T, w.v_proj, q8 ? &q8->v_proj : nullptr, pk ? &pk->v_proj : nullptr, b.v, ws.v.data());
     if (keep_unrotated) {
       std::copy_n(ws.q.data(), T * H * d, ws.q_unrotated.data());
       std::copy_n(ws.k.data(), T * Hkv * d, ws.k_unrotated.data());
@@ -191,15 +198,15 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       calls.push_back(call);
     }
     attention.attend(calls);
-    project(ws.attn.data(), T, w.o_proj, q8 ? &q8->o_proj : nullptr, b.o, ws.proj.data());
+    project(ws.attn.data(), T, w.o_proj, q8 ? &q8->o_proj : nullptr, pk ? &pk->o_proj : nullptr, b.o, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
 
     // MLP block (SwiGLU).
     kernels::rms_norm(ws.hidden.data(), T, D, w.post_attention_norm, c.rms_norm_eps, ws.normed.data());
-    project(ws.normed.data(), T, w.gate_proj, q8 ? &q8->gate_proj : nullptr, b.gate, ws.gate.data());
-    project(ws.normed.data(), T, w.up_proj, q8 ? &q8->up_proj : nullptr, b.up, ws.up.data());
+    project(ws.normed.data(), T, w.gate_proj, q8 ? &q8->gate_proj : nullptr, pk ? &pk->gate_proj : nullptr, b.gate, ws.gate.data());
+    project(ws.normed.data(), T, w.up_proj, q8 ? &q8->up_proj : nullptr, pk ? &pk->up_proj : nullptr, b.up, ws.up.data());
     kernels::silu_mul(ws.gate.data(), ws.up.data(), ws.gate.data(), T * I);
-    project(ws.gate.data(), T, w.down_proj, q8 ? &q8->down_proj : nullptr, b.down, ws.proj.data());
+    project(ws.gate.data(), T, w.down_proj, q8 ? &q8->down_proj : nullptr, pk ? &pk->down_proj : nullptr, b.down, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
   }
 
@@ -221,14 +228,18 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   for (int64_t r = 0; r < R; ++r) std::copy_n(&ws.hidden[rows[r] * D], D, &ws.proj[r * D]);
   kernels::rms_norm(ws.proj.data(), R, D, weights_.final_norm, c.rms_norm_eps, ws.normed.data());
   out.data.resize(static_cast<size_t>(R) * c.vocab_size);
-  project(ws.normed.data(), R, weights_.lm_head, quantized_ ? &quantized_->lm_head : nullptr, {}, out.data.data());
+  project(ws.normed.data(), R, weights_.lm_head, quantized_ ? &quantized_->lm_head : nullptr,
+          packed_ ? &packed_->lm_head : nullptr, {}, out.data.data());
   return out;
 }
 
+bool bf16_products(MatmulPrecision requested, DType dominant) {
+  return requested == MatmulPrecision::kBf16 || (requested == MatmulPrecision::kAuto && dominant == DType::kBF16);
+}
+
 kernels::LinearPrecision linear_precision_for(MatmulPrecision requested, const Model& model) {
-  const bool bf16 = requested == MatmulPrecision::kBf16 ||
-                    (requested == MatmulPrecision::kAuto && model.weights().dominant_dtype() == DType::kBF16);
-  return bf16 ? kernels::LinearPrecision::kBf16Dot : kernels::LinearPrecision::kF32;
+  return bf16_products(requested, model.weights().dominant_dtype()) ? kernels::LinearPrecision::kBf16Dot
+                                                                      : kernels::LinearPrecision::kF32;
 }
 
 }  // namespace hotswap

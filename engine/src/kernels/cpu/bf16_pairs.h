@@ -23,10 +23,16 @@ inline int64_t bf16_x_stride(int64_t k) {
 // rows >= `rows` and elements past kc; q < ceil(kc / 2). Defined in cpu/linear_avx512.cc.
 void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0, int64_t kc, uint32_t* wp);
 
-// AMX form of gemm_cols_bf16 (same contract, LinearKernels). xb must hold
+// AMX form of gemm_cols_bf16 (same contract, LinearKernels). When m > 16, xb must hold
 // round_up(m, kAmxRowBlock) rows, those past m zero. Needs amx_enabled().
 inline constexpr int64_t kAmxRowBlock = 32;
 void amx_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias, int64_t j_begin,
                         int64_t j_end, float* y);
+
+// The same from W packed at load (kernels/bf16_packed.h: tiles of kPackedTileCols columns),
+// for column tiles [tile_begin, tile_end); y is [m, n].
+inline constexpr int64_t kPackedTileCols = 32;
+void amx_gemm_packed_bf16(const uint16_t* xb, int64_t m, const uint32_t* packed, int64_t n, int64_t k,
+                          const float* bias, int64_t tile_begin, int64_t tile_end, float* y);
 
 }  // namespace hotswap::kernels::detail
