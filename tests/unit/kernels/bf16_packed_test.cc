@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "isa_params.h"
 #include "kernels/isa.h"
 #include "kernels/linear.h"
 
@@ -117,13 +118,18 @@ TEST_F(Bf16PackedTest, AppliesOnlyWithBf16ProductsAndAmx) {
   EXPECT_FALSE(bf16_packed_applies());
 }
 
-TEST(Bf16PackedLayout, PairsAreTransposedIntoTilesOf32ColumnsAndZeroPadded) {
+// Packed on every ISA: the AVX-512 register transpose and the element loop agree.
+class Bf16PackedLayout : public ForcedIsaTest {};
+
+TEST_P(Bf16PackedLayout, PairsAreTransposedIntoTilesOf32ColumnsAndZeroPadded) {
   const int64_t n = 35, k = 5;  // two tiles, the second 3 columns wide; k pads to 32 (16 pairs)
   std::vector<uint16_t> stored(static_cast<size_t>(n * k));
   for (size_t i = 0; i < stored.size(); ++i) stored[i] = static_cast<uint16_t>(i + 1);
-  std::vector<uint32_t> words(static_cast<size_t>(bf16_packed_words(n, k)), 0xdeadbeef);
-  ASSERT_EQ(words.size(), size_t{64 * 16});
-  pack_bf16_weights(TensorView{DType::kBF16, {n, k}, stored.data()}, words.data());
+  std::vector<uint32_t> storage(static_cast<size_t>(bf16_packed_words(n, k)) + 16, 0xdeadbeef);
+  uint32_t* words = storage.data();
+  while (reinterpret_cast<uintptr_t>(words) % 64 != 0) ++words;
+  ASSERT_EQ(bf16_packed_words(n, k), 64 * 16);
+  pack_bf16_weights(TensorView{DType::kBF16, {n, k}, stored.data()}, words);
   for (int64_t t = 0; t < 2; ++t)
     for (int64_t q = 0; q < 16; ++q)
       for (int64_t c = 0; c < 32; ++c) {
@@ -132,6 +138,8 @@ TEST(Bf16PackedLayout, PairsAreTransposedIntoTilesOf32ColumnsAndZeroPadded) {
         EXPECT_EQ(words[(t * 16 + q) * 32 + c], at(2 * q) | at(2 * q + 1) << 16) << "tile " << t << " pair " << q << " col " << c;
       }
 }
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, Bf16PackedLayout, testing::ValuesIn(isas_on_this_cpu()), isa_param_name);
 
 }  // namespace
 }  // namespace hotswap::kernels

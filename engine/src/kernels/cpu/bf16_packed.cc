@@ -1,6 +1,7 @@
 // pack_bf16_weights(): row-major BF16 W into the AMX tile layout of kernels/bf16_packed.h.
-// Load-time work, once per projection: a plain transpose of 32-row strips, on the OpenMP
-// threads (a strip is read row by row and written in 128-byte pair rows, both in cache).
+// Load-time work, once per projection, on the OpenMP threads: with AVX-512 (every AMX CPU) the
+// 16 x 16-pair register transpose linear() packs its call-time tiles with; else element by
+// element.
 #include "kernels/bf16_packed.h"
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 
 #include "core/check.h"
 #include "kernels/cpu/bf16_pairs.h"
+#include "kernels/isa.h"
 
 namespace hotswap::kernels {
 namespace {
@@ -33,6 +35,14 @@ void pack_bf16_weights(const TensorView& w, uint32_t* out) {
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t t = 0; t < tiles; ++t) {
     uint32_t* tile = out + t * tile_words;
+    const int64_t cols = std::min(kPackedTileCols, n - t * kPackedTileCols);
+    if (active_isa() == Isa::kAvx512) {
+      detail::pack_w_tile_bf16(detail::WeightMatrix{DType::kBF16, w.data, n, k}, t * kPackedTileCols, cols, 0, k,
+                               tile, kPackedTileCols / 16);
+      const int64_t written = (k + 1) / 2 * kPackedTileCols;  // pairs the transpose filled
+      std::fill(tile + written, tile + tile_words, 0u);
+      continue;
+    }
     std::fill(tile, tile + tile_words, 0u);
     for (int64_t c = 0; c < kPackedTileCols && t * kPackedTileCols + c < n; ++c) {
       const uint8_t* row = src + (t * kPackedTileCols + c) * k * 2;

@@ -19,9 +19,11 @@ inline int64_t bf16_x_stride(int64_t k) {
   return (k + 31) / 32 * 32;
 }
 
-// wp[(q * kBf16Vecs + v) * 16 + t] = the pair W[j + 16v + t][c0 + 2q, c0 + 2q + 1], zero for
-// rows >= `rows` and elements past kc; q < ceil(kc / 2). Defined in cpu/linear_avx512.cc.
-void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0, int64_t kc, uint32_t* wp);
+// wp[(q * groups + v) * 16 + t] = the pair W[j + 16v + t][c0 + 2q, c0 + 2q + 1] for v < groups
+// (kBf16Vecs per call-time tile, 2 in kernels/bf16_packed.h's), zero for rows >= `rows` and
+// elements past kc; q < ceil(kc / 2). wp 64-byte aligned. Defined in cpu/linear_avx512.cc.
+void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0, int64_t kc, uint32_t* wp,
+                      int groups);
 
 // AMX form of gemm_cols_bf16 (same contract, LinearKernels). When m > 16, xb must hold
 // round_up(m, kAmxRowBlock) rows, those past m zero. Needs amx_enabled().

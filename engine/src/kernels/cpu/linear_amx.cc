@@ -141,7 +141,7 @@ void amx_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, co
   configure_tiles(std::min(m, kTileRows));
   for (int64_t j = j_begin; j < j_end; j += kBf16TileCols) {
     const int64_t cols = std::min(kBf16TileCols, j_end - j);
-    pack_w_tile_bf16(w, j, cols, 0, k, wp);
+    pack_w_tile_bf16(w, j, cols, 0, k, wp, kBf16Vecs);
     // The last step's pairs past k multiply x's zero padding; they must not be NaN garbage.
     std::memset(wp + pairs * kPairWords, 0, static_cast<size_t>((padded_pairs - pairs) * kPairWords) * sizeof(uint32_t));
     for (int64_t v0 = 0; v0 < kBf16Vecs && 16 * v0 < cols; v0 += 2) {

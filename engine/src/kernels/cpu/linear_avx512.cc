@@ -303,7 +303,7 @@ void avx512_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w,
     const int64_t cols = std::min(kBf16TileCols, j_end - j);
     for (int64_t c0 = 0; c0 < k; c0 += kBf16Kc) {
       const int64_t kc = std::min(kBf16Kc, k - c0), pairs = (kc + 1) / 2;
-      pack_w_tile_bf16(w, j, cols, c0, kc, wp);
+      pack_w_tile_bf16(w, j, cols, c0, kc, wp, kBf16Vecs);
       // Fetch the block packed kBf16PrefetchBlocks later into L2 while this one computes:
       // each row segment is short, so the hardware prefetcher picks it up late, and the
       // rows are often on different pages.
@@ -330,10 +330,11 @@ void avx512_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w,
 
 }  // namespace
 
-void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0, int64_t kc, uint32_t* wp) {
+void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0, int64_t kc, uint32_t* wp,
+                      int groups) {
   const auto* base = static_cast<const uint16_t*>(w.data);
   const int64_t pairs = (kc + 1) / 2;
-  for (int v = 0; v < kBf16Vecs; ++v) {
+  for (int v = 0; v < groups; ++v) {
     const int64_t vrows = std::clamp<int64_t>(rows - 16 * v, 0, 16);
     for (int64_t q0 = 0; q0 < pairs; q0 += 16) {
       const int64_t rem = kc - 2 * q0;  // elements left in the block
@@ -345,7 +346,7 @@ void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0
       }
       Avx512::transpose(r);
       const int64_t count = std::min<int64_t>(16, pairs - q0);
-      for (int64_t t = 0; t < count; ++t) _mm512_store_ps(wp + ((q0 + t) * kBf16Vecs + v) * 16, r[t]);
+      for (int64_t t = 0; t < count; ++t) _mm512_store_ps(wp + ((q0 + t) * groups + v) * 16, r[t]);
     }
   }
 }
