@@ -249,7 +249,9 @@ class EngineImpl final : public Engine {
   // the same pool) exceeds the whole cache would wait forever: refuse it now.
   Status check_fits(const GenerateRequest& r, const SequenceAttention& attention) const {
     const int64_t positions = static_cast<int64_t>(r.prompt_ids.size()) + r.stop.max_tokens;
-    const int64_t kv = kv_.peak_blocks(attention.release_rule, positions, config_.max_batch_tokens);
+    int kept_lanes = 0;
+    for (uint8_t k : attention.kept_lanes) kept_lanes += k != 0;
+    const int64_t kv = kv_.peak_blocks(attention.release_rule, positions, config_.max_batch_tokens, kept_lanes);
     const int64_t state =
         attention.backend ? kv_.blocks_for_bytes(attention.backend->state_bytes(attention, model_shape(), positions)) : 0;
     if (kv + state > kv_.num_blocks()) {
@@ -347,6 +349,7 @@ class EngineImpl final : public Engine {
       chunk.tokens = std::span<const int32_t>(c.seq->tokens).subspan(c.seq->num_computed, c.num_tokens);
       chunk.first_position = c.seq->num_computed;
       chunk.block_table = c.seq->blocks.blocks;
+      chunk.lane_pages = c.seq->blocks.lane_pages;
       chunk.attention = &c.seq->attention;
       chunk.state = c.seq->attention_state.get();
       chunk.logits = c.seq->scores_prompt() ? LogitsWanted::kAll

@@ -183,9 +183,7 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       call.num_kv_heads = static_cast<int>(Hkv);
       call.head_dim = static_cast<int>(d);
       call.scale = scale;
-      call.kv = PagedKvView{kv.key_data(l), kv.value_data(l), ch.block_table.data(),
-                            static_cast<int>(ch.block_table.size()), layout.block_size, static_cast<int>(Hkv),
-                            static_cast<int>(d), layout.dtype};
+      call.kv = kv.view(l, ch.block_table, ch.lane_pages);
       call.seq = ch.attention;
       call.state = ch.state;
       call.out = &ws.attn[static_cast<size_t>(chunk_offset[s]) * H * d];
