@@ -115,9 +115,10 @@ class KvCacheManager {
   // up (carved in place counts as given up). Needs layout().head_pages_fit(), else keeps all.
   int release_invisible(BlockTable& table, const StreamingRule& rule, std::span<const uint8_t> kept_lanes,
                         int next_query_pos);
-  // Convenience: no rule (the pattern keeps all KV) releases nothing.
-  int release_invisible(BlockTable& table, const std::optional<StreamingRule>& rule, int next_query_pos,
-                        std::span<const uint8_t> kept_lanes = {}) {
+  // A sequence's release (SequenceAttention::release_rule and kept_lanes; both, so a dense
+  // head's lane is never released by a caller that forgot them): no rule releases nothing.
+  int release_invisible(BlockTable& table, const std::optional<StreamingRule>& rule,
+                        std::span<const uint8_t> kept_lanes, int next_query_pos) {
     return rule ? release_invisible(table, *rule, kept_lanes, next_query_pos) : 0;
   }
 

@@ -72,7 +72,7 @@ StepPlan Scheduler::schedule() {
       const int cached = kv_.match_prefix(seq.blocks, seq.attention.cache_namespace, seq.tokens);
       seq.num_cached_prompt = std::min(cached, seq.num_prompt_tokens);
       seq.num_computed = cached;
-      kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.num_computed, seq.attention.kept_lanes);
+      kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.attention.kept_lanes, seq.num_computed);
     }
     const int n = std::min(seq.num_uncomputed(), std::min(budget, prefill_budget));
     if (!reserve(seq, n)) {
@@ -105,7 +105,7 @@ void Scheduler::commit(const StepPlan& plan) {
       kv_.publish_full_blocks(seq.blocks, seq.attention.cache_namespace, shared);
     }
     // Streaming: pages no future query can see go back to the pool (mixed: per KV head).
-    kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.num_computed, seq.attention.kept_lanes);
+    kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.attention.kept_lanes, seq.num_computed);
   }
 }
 

@@ -215,7 +215,7 @@ TEST(KvCacheManager, StreamingGenerationHoldsNoMoreThanTheWindowsPlusOne) {
       const int n = std::min(32, prompt - pos);
       ASSERT_TRUE(kv.prepare_write(t, pos, n).is_ok());
       pos += n;
-      kv.release_invisible(t, attn.release_rule, pos);
+      kv.release_invisible(t, attn.release_rule, attn.kept_lanes, pos);
     }
     const int64_t bound = window_pages(rule_of(attn), 16) + 1;
     int64_t peak = 0;
@@ -230,7 +230,7 @@ TEST(KvCacheManager, StreamingGenerationHoldsNoMoreThanTheWindowsPlusOne) {
           ASSERT_NE(t.blocks[p / 16], kNoBlock) << "released visible position " << p;
         }
       }
-      kv.release_invisible(t, attn.release_rule, pos + 1);
+      kv.release_invisible(t, attn.release_rule, attn.kept_lanes, pos + 1);
     }
     EXPECT_LE(peak, kv.peak_blocks(attn.release_rule, pos, 1));
     EXPECT_LE(kv.peak_blocks(attn.release_rule, prompt + 4096, 32), bound + 2);
@@ -263,7 +263,7 @@ TEST(KvCacheManager, MixedReleasesPerKvHeadAndWholePagesWhenNoHeadIsDense) {
   BlockTable t;
   for (int pos = 0; pos < 2000; ++pos) {
     ASSERT_TRUE(kv.prepare_write(t, pos, 1).is_ok());
-    kv.release_invisible(t, duo.release_rule, pos + 1);
+    kv.release_invisible(t, duo.release_rule, duo.kept_lanes, pos + 1);
   }
   EXPECT_LE(t.num_held(), window_pages(rule_of(duo), 16) + 1);
   kv.free(t);
@@ -325,7 +325,7 @@ TEST(KvCacheManager, RandomOperationsKeepCountsExactAndReturnThePoolToAllFree) {
       } else {
         write_positions(kv, s.table, s.tokens, cached, n - cached);
         kv.publish_full_blocks(s.table, s.ns, s.tokens);
-        kv.release_invisible(s.table, s.release, n);
+        kv.release_invisible(s.table, s.release, {}, n);
         live.emplace(next_id++, std::move(s));
       }
     } else {
@@ -345,7 +345,7 @@ TEST(KvCacheManager, RandomOperationsKeepCountsExactAndReturnThePoolToAllFree) {
           for (int i = 0; i < n; ++i) s.tokens.push_back(static_cast<int32_t>(20 + rng() % 3));
           write_positions(kv, s.table, s.tokens, first, n);
           kv.publish_full_blocks(s.table, s.ns, s.tokens);
-          kv.release_invisible(s.table, s.release, s.table.num_tokens);
+          kv.release_invisible(s.table, s.release, {}, s.table.num_tokens);
         }
       } else if (kind < 8) {  // fork (n > 1 sampling)
         Seq child;
