@@ -8,10 +8,10 @@
 // A sequence's life: match_prefix (reuse cached prompt blocks) -> per step:
 // prepare_write (reserve the positions the step writes) -> forward -> publish_full_blocks
 // (offer finished blocks to later prompts) -> release_invisible (streaming: drop pages no
-// future query can see; per KV head when only some heads stream) ... -> free. fork() shares a table's blocks with a new table, and
-// copy-on-write keeps the two apart when either writes into a shared block; no engine path
-// forks (a request's n > 1 choices are separate sequences that share their prompt through the
-// prefix cache), the kv_cache tests do.
+// future query can see; per KV head when only some heads stream) ... -> free. fork() shares a
+// table's blocks with a new table, and copy-on-write keeps the two apart when either writes
+// into a shared block; no engine path forks (a request's n > 1 choices are separate sequences
+// that share their prompt through the prefix cache), the kv_cache tests do.
 //
 // When the pool is full nothing is evicted from a running sequence: prepare_write reports
 // ResourceExhausted and changes nothing, and the scheduler decides (wait or preempt with

@@ -63,15 +63,17 @@ class MixedBackend final : public PagedBackend {
       threshold = buf;
     }
     // A KV head (of a layer) reads beyond the streaming window when any query head of its
-    // group has a gate above 0; the others give back what is outside the window, per KV head
-    // (whole pages when no head of any layer is dense).
+    // group has a gate != 0; the others give back what is outside the window, per KV head, or
+    // whole pages when no head of any layer is dense.
     std::vector<uint8_t> kept = kept_lanes(*pattern->gates, shape);
+    const auto num_kept = static_cast<size_t>(std::count(kept.begin(), kept.end(), uint8_t{1}));
     std::optional<StreamingRule> release;
-    const bool any_kept = kept.empty() ? !pattern->gates->all_gates_are(0.0f)
-                                       : std::find(kept.begin(), kept.end(), 1) != kept.end();
-    const bool all_kept = kept.empty() ? any_kept : std::find(kept.begin(), kept.end(), 0) == kept.end();
-    if (!all_kept) release = pattern->rule;
-    if (!any_kept) kept.clear();
+    if (kept.empty()) {  // no lanes known (shape without KV heads): whole pages only
+      if (pattern->gates->all_gates_are(0.0f)) release = pattern->rule;
+    } else if (num_kept < kept.size()) {
+      release = pattern->rule;
+      if (num_kept == 0) kept.clear();  // every lane streams: whole pages
+    }
     const std::string ns =
         "mixed:" + window_key(pattern->window) + ",threshold=" + threshold + ",adapter=" + adapter->version();
     SequenceAttention s = sequence_attention(std::move(pattern), std::move(adapter), ns, release);
