@@ -62,7 +62,7 @@ class KvStorage {
 
  private:
   using Buffer = HugeBuffer;
-  // A zeroed layer array, 2 MiB aligned and (on Linux) asked to live in huge pages: decode
+  // The zeroed K or V array of all layers, 2 MiB aligned and (on Linux) asked to live in huge pages: decode
   // walks each KV head's rows page by page across the whole array, and with 4 KiB pages
   // nearly every KV page costs a TLB miss.
   static Buffer allocate(size_t bytes);
