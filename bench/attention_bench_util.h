@@ -27,6 +27,24 @@ inline constexpr int kMaxContext = 32768;
 
 inline float attention_scale() { return 1.0f / std::sqrt(static_cast<float>(kHeadDim)); }
 
+// The layer call of one decode token of this shape at `position` (eager when seq is null).
+inline LayerAttentionCall decode_layer_call(const PagedKvView& kv, int layer, int position, const float* q, float* out,
+                                            const SequenceAttention* seq = nullptr) {
+  LayerAttentionCall c;
+  c.layer = layer;
+  c.q = q;
+  c.num_tokens = 1;
+  c.first_position = position;
+  c.num_heads = kHeads;
+  c.num_kv_heads = kKvHeads;
+  c.head_dim = kHeadDim;
+  c.scale = attention_scale();
+  c.kv = kv;
+  c.seq = seq;
+  c.out = out;
+  return c;
+}
+
 // One layer of KV for kMaxContext positions (standard normal K and V) and one token's query.
 struct DecodeCache {
   KvCacheManager kv;
@@ -50,19 +68,7 @@ struct DecodeCache {
 
   // The layer call of one decode token at position context - 1 (eager when seq is null).
   LayerAttentionCall decode_call(int context, const SequenceAttention* seq) {
-    LayerAttentionCall c;
-    c.layer = 0;
-    c.q = q.data();
-    c.num_tokens = 1;
-    c.first_position = context - 1;
-    c.num_heads = kHeads;
-    c.num_kv_heads = kKvHeads;
-    c.head_dim = kHeadDim;
-    c.scale = attention_scale();
-    c.kv = kv.view(table, 0);
-    c.seq = seq;
-    c.out = out.data();
-    return c;
+    return decode_layer_call(kv.view(table, 0), 0, context - 1, q.data(), out.data(), seq);
   }
 };
 

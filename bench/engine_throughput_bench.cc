@@ -366,7 +366,7 @@ std::string ensure_model(const Options& o, const std::string& preset) {
 ModelSummary bench_model(const Options& o, const std::string& preset, ReadBandwidthProbe& probe) {
   const std::string dir = ensure_model(o, preset);
   const double load_t0 = now_seconds();
-  auto model = Model::load(dir, ModelLoadOptions{o.weights, {}});
+  auto model = Model::load(dir, ModelLoadOptions{o.weights, {}, o.precision});
   if (const QuantizedWeights* q = model->quantized())
     std::printf("%s weights (%s): %s in %.1f s\n", kernels::quant_format_name(q->format()), kernels::linear_q8_isa(),
                 q->source() == QuantizedWeights::Source::kCache ? "mapped from the cache" : "quantised",

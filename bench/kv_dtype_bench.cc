@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "attention/layer_attention.h"
+#include "attention_bench_util.h"
 #include "attention/paged_attention.h"
 #include "kv_cache/kv_cache_manager.h"
 
@@ -57,17 +58,7 @@ double now_ms() {
 double run(Cache& c, int context, int steps, const std::vector<float>& q, std::vector<float>& out) {
   std::vector<LayerAttentionCall> calls(kLayers);
   for (int l = 0; l < kLayers; ++l) {
-    LayerAttentionCall& call = calls[static_cast<size_t>(l)];
-    call.layer = l;
-    call.q = q.data();
-    call.num_tokens = 1;
-    call.first_position = context - 1;
-    call.num_heads = kHeads;
-    call.num_kv_heads = kKvHeads;
-    call.head_dim = kHeadDim;
-    call.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
-    call.kv = c.kv.view(c.table, l);
-    call.out = out.data();
+    calls[static_cast<size_t>(l)] = bench::decode_layer_call(c.kv.view(c.table, l), l, context - 1, q.data(), out.data());
   }
   const double t0 = now_ms();
   for (int s = 0; s < steps; ++s) {

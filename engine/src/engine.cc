@@ -40,7 +40,8 @@ class EngineImpl final : public Engine {
  public:
   explicit EngineImpl(const EngineConfig& config)
       : config_(config),
-        model_(Model::load(config.model_dir, ModelLoadOptions{config.weights, {.cache_dir = config.cache_dir}})),
+        model_(Model::load(config.model_dir, ModelLoadOptions{config.weights, {.cache_dir = config.cache_dir},
+                                                                config.matmul_precision})),
         tokenizer_(Tokenizer::load(config.model_dir)),
         kv_(KvCacheManager::plan_layout(model_->config().num_layers, model_->config().num_kv_heads,
                                         model_->config().head_dim, config.kv_block_size, config.kv_cache_tokens,
@@ -75,6 +76,8 @@ class EngineImpl final : public Engine {
                    kernels::linear_q8_isa(),
                    q->source() == QuantizedWeights::Source::kCache ? "cache" : "quantized",
                    q->cache_path().empty() ? "none" : q->cache_path(), q->bytes());
+    if (const PackedBf16Weights* p = model_->packed())
+      spdlog::info("event=weights format=bf16_amx_packed bytes={} seconds={:.2f}", p->bytes(), p->seconds());
     const ModelConfig& mc = model_->config();
     info_.id = std::filesystem::path(config.model_dir).filename().string();
     if (info_.id.empty()) info_.id = std::filesystem::path(config.model_dir).parent_path().filename().string();
@@ -246,7 +249,9 @@ class EngineImpl final : public Engine {
   // the same pool) exceeds the whole cache would wait forever: refuse it now.
   Status check_fits(const GenerateRequest& r, const SequenceAttention& attention) const {
     const int64_t positions = static_cast<int64_t>(r.prompt_ids.size()) + r.stop.max_tokens;
-    const int64_t kv = kv_.peak_blocks(attention.release_rule, positions, config_.max_batch_tokens);
+    int kept_lanes = 0;
+    for (uint8_t k : attention.kept_lanes) kept_lanes += k != 0;
+    const int64_t kv = kv_.peak_blocks(attention.release_rule, positions, config_.max_batch_tokens, kept_lanes);
     const int64_t state =
         attention.backend ? kv_.blocks_for_bytes(attention.backend->state_bytes(attention, model_shape(), positions)) : 0;
     if (kv + state > kv_.num_blocks()) {
@@ -344,6 +349,7 @@ class EngineImpl final : public Engine {
       chunk.tokens = std::span<const int32_t>(c.seq->tokens).subspan(c.seq->num_computed, c.num_tokens);
       chunk.first_position = c.seq->num_computed;
       chunk.block_table = c.seq->blocks.blocks;
+      chunk.lane_pages = c.seq->blocks.lane_pages;
       chunk.attention = &c.seq->attention;
       chunk.state = c.seq->attention_state.get();
       chunk.logits = c.seq->scores_prompt() ? LogitsWanted::kAll

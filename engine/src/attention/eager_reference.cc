@@ -70,8 +70,12 @@ void reference(const LayerAttentionCall& c, bool dense_only) {
       } else {
         HS_CHECK(kind == PagedKind::kMixed && pattern.gates) << "reference kernel: unsupported pattern";
         const double a = pattern.gates->gate(c.layer, h);
-        reference_branch(c, q, t, kvh, Branch::kDense, rule, scores, dense);
-        reference_branch(c, q, t, kvh, Branch::kStreaming, rule, scores, streaming);
+        // A branch of weight 0 is skipped (specs/attention.md allows it): with per-KV-head
+        // release a streaming head's dense keys may be gone. Its term was 0 * a finite value.
+        dense.assign(static_cast<size_t>(d), 0.0);
+        streaming.assign(static_cast<size_t>(d), 0.0);
+        if (a != 0.0) reference_branch(c, q, t, kvh, Branch::kDense, rule, scores, dense);
+        if (a != 1.0) reference_branch(c, q, t, kvh, Branch::kStreaming, rule, scores, streaming);
         for (int x = 0; x < d; ++x) out[x] = static_cast<float>(a * dense[x] + (1.0 - a) * streaming[x]);
       }
     }

@@ -38,6 +38,11 @@ struct ItemArgs {
   int block_size = 0;
   int num_kv_heads = 0;
   int kv_head = 0;
+  // Per-KV-head release (PagedKvView): split pages' head pages, numbered from the first layer.
+  const int32_t* lane_pages = nullptr;
+  int num_lane_blocks = 0;
+  int lanes_per_block = 0;
+  int64_t lane_origin = 0;
   const Segment* segments = nullptr;
   int num_segments = 0;
   const uint8_t* need_dense = nullptr;   // [group]: head h needs the dense branch
@@ -60,8 +65,13 @@ inline ItemArgs item_args(const LayerAttentionCall& c, int64_t token, int kv_hea
   a.block_size = c.kv.block_size;
   a.num_kv_heads = c.num_kv_heads;
   a.kv_head = kv_head;
+  a.lane_pages = c.kv.lane_pages;
+  a.num_lane_blocks = c.kv.num_lane_blocks;
+  a.lanes_per_block = c.kv.lanes_per_block;
+  a.lane_origin = c.kv.lane_origin;
   return a;
 }
+
 
 // Per item output: for branch b (0 dense, 1 streaming) and head h, the online-softmax state
 // (online_softmax.h) at state + (b * group + h) * state_stride(head_dim). A branch that saw

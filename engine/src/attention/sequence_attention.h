@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "adapters/adapter.h"
 #include "adapters/model_shape.h"
@@ -30,6 +31,10 @@ struct SequenceAttention {
   // Set when every layer and head reads only this window, so KV pages outside it can be
   // released (KvCacheManager::release_invisible). Unset: keep all KV.
   std::optional<StreamingRule> release_rule;
+  // With release_rule, per-KV-head release: [layer * num_kv_heads + kv_head] != 0 for the
+  // lanes a dense head reads, which keep every position; the others release what release_rule
+  // says (KvCacheManager::release_invisible). Empty: every lane releases (whole pages).
+  std::vector<uint8_t> kept_lanes;
   // Prefix-cache namespace: implementation, its parameters and the adapter version. KV
   // computed under one namespace is never shared with another (specs/attention.md); empty
   // means the backend's KV is never shared (its per-sequence state would be missing).

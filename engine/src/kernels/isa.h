@@ -26,4 +26,15 @@ Isa set_active_isa(Isa isa);
 bool cpu_has_avx512_bf16();
 const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512"
 
+// AMX (tile registers with bf16 dot products, tdpbf16ps): orthogonal to the ISA level, used
+// by LinearPrecision::kBf16Dot from kBf16DotMinRows rows. True if CPUID has AMX-TILE and
+// AMX-BF16, the active ISA is AVX-512 with AVX512_BF16, the OS granted this process the tile
+// state (Linux's arch_prctl, asked once), and it is not disabled by HOTSWAP_AMX=off (read on
+// first use) or set_amx_enabled(false).
+bool cpu_has_amx_bf16();
+bool amx_enabled();
+// Returns the setting actually in force: enabling needs cpu_has_amx_bf16(). Tests and
+// benchmarks switch it between calls only, as set_active_isa().
+bool set_amx_enabled(bool enabled);
+
 }  // namespace hotswap::kernels

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "kernels/bf16_packed.h"
 
 namespace hotswap::kernels {
 
@@ -19,5 +20,10 @@ namespace hotswap::kernels {
 bool linear_team_applies(int64_t m, const TensorView& w);
 
 void linear_team(const float* x, int64_t m, const TensorView& w, const float* bias, float* y, int index, int count);
+
+// The same for W packed for AMX (kernels/bf16_packed.h; needs bf16_packed_applies()): the
+// thread's share of linear_bf16_packed's column tiles, bitwise its y, for m < kBf16DotMinRows.
+void linear_bf16_packed_team(const float* x, int64_t m, const Bf16Packed& w, const float* bias, float* y, int index,
+                             int count);
 
 }  // namespace hotswap::kernels

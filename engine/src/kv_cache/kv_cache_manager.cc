@@ -9,7 +9,8 @@
 
 namespace hotswap {
 
-KvCacheManager::KvCacheManager(const KvLayout& layout) : storage_(layout), pool_(layout.num_blocks) {
+KvCacheManager::KvCacheManager(const KvLayout& layout)
+    : storage_(layout), pool_(layout.num_blocks), heads_(pool_, layout) {
   HS_CHECK(layout.block_size > 0 && layout.num_kv_heads > 0 && layout.head_dim > 0 && layout.num_layers > 0)
       << "bad KV layout";
 }
@@ -50,17 +51,7 @@ KvLayout KvCacheManager::plan_layout(int num_layers, int num_kv_heads, int head_
 }
 
 PagedKvView KvCacheManager::view(const BlockTable& table, int layer) const {
-  const KvLayout& l = layout();
-  PagedKvView v;
-  v.k = storage_.key_data(layer);
-  v.v = storage_.value_data(layer);
-  v.blocks = table.blocks.data();
-  v.num_logical_blocks = static_cast<int>(table.blocks.size());
-  v.block_size = l.block_size;
-  v.num_kv_heads = l.num_kv_heads;
-  v.head_dim = l.head_dim;
-  v.dtype = l.dtype;
-  return v;
+  return storage_.view(layer, table.blocks, table.lane_pages);
 }
 
 void KvCacheManager::write_kv(const BlockTable& table, int layer, int pos, const float* k, const float* v) {
@@ -150,6 +141,9 @@ void KvCacheManager::free(BlockTable& table) {
     if (*it != kNoBlock) pool_.release(*it);
   }
   for (int32_t b : table.state_blocks) pool_.release(b);
+  for (int32_t g : table.lane_pages) {
+    if (g != kNoBlock) heads_.release(g);
+  }
   table = BlockTable{};
 }
 
@@ -170,6 +164,9 @@ void KvCacheManager::fork(const BlockTable& parent, BlockTable& child) {
   HS_CHECK(child.empty()) << "fork into a non-empty table";
   for (int32_t b : parent.blocks) {
     if (b != kNoBlock) pool_.retain(b);
+  }
+  for (int32_t g : parent.lane_pages) {
+    if (g != kNoBlock) heads_.retain(g);
   }
   child = parent;
   child.state_blocks.clear();
@@ -234,6 +231,8 @@ KvCacheStats KvCacheManager::stats() const {
   s.num_free = pool_.num_free();
   s.num_cached_free = pool_.num_cached_free();
   s.num_cached = pool_.num_cached();
+  s.num_carved = heads_.num_carved_blocks();
+  s.num_head_pages_used = heads_.num_used_pages();
   s.block_size = block_size();
   s.bytes_per_block = layout().bytes_per_block_all_layers();
   s.dtype = layout().dtype;
@@ -241,7 +240,7 @@ KvCacheStats KvCacheManager::stats() const {
 }
 
 int64_t KvCacheManager::peak_blocks(const std::optional<StreamingRule>& rule, int64_t num_positions,
-                                    int64_t max_step_tokens) const {
+                                    int64_t max_step_tokens, int num_kept_lanes) const {
   const int64_t all = blocks_for_positions(num_positions);
   if (!rule) return all;
   // During a step of up to C new positions the sequence holds the sink pages plus the pages
@@ -250,7 +249,15 @@ int64_t KvCacheManager::peak_blocks(const std::optional<StreamingRule>& rule, in
   const int64_t step = std::max<int64_t>(1, max_step_tokens);
   const int64_t sink_pages = blocks_for_positions(rule->sink_end);
   const int64_t window_pages = blocks_for_positions(rule->max_local_span() - 1 + step) + 1;
-  return std::min(all, sink_pages + window_pages);
+  const int64_t whole = std::min(all, sink_pages + window_pages);
+  if (num_kept_lanes <= 0) return whole;
+  if (!layout().head_pages_fit()) return all;
+  // The other pages were split: their kept lanes fill carved blocks. A block is carved only
+  // when the free head pages cannot take a page's kept lanes, so one sequence alone fills all
+  // but the last of its carved blocks: ceil(split pages * kept / lanes) of them.
+  const int64_t lanes = layout().lanes_per_block();
+  const int64_t kept = std::min<int64_t>(num_kept_lanes, lanes);
+  return std::min(all, whole + ((all - whole) * kept + lanes - 1) / lanes);
 }
 
 void KvCacheManager::copy_block(int32_t from, int32_t to) {

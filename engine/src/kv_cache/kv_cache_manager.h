@@ -8,10 +8,10 @@
 // A sequence's life: match_prefix (reuse cached prompt blocks) -> per step:
 // prepare_write (reserve the positions the step writes) -> forward -> publish_full_blocks
 // (offer finished blocks to later prompts) -> release_invisible (streaming: drop pages no
-// future query can see) ... -> free. fork() shares a table's blocks with a new table, and
-// copy-on-write keeps the two apart when either writes into a shared block; no engine path
-// forks (a request's n > 1 choices are separate sequences that share their prompt through the
-// prefix cache), the kv_cache tests do.
+// future query can see; per KV head when only some heads stream) ... -> free. fork() shares a
+// table's blocks with a new table, and copy-on-write keeps the two apart when either writes
+// into a shared block; no engine path forks (a request's n > 1 choices are separate sequences
+// that share their prompt through the prefix cache), the kv_cache tests do.
 //
 // When the pool is full nothing is evicted from a running sequence: prepare_write reports
 // ResourceExhausted and changes nothing, and the scheduler decides (wait or preempt with
@@ -27,6 +27,7 @@
 #include "engine/status.h"
 #include "kv_cache/block_pool.h"
 #include "kv_cache/block_table.h"
+#include "kv_cache/head_page_pool.h"
 #include "kv_cache/kv_layout.h"
 #include "kv_cache/kv_storage.h"
 #include "kv_cache/streaming_rule.h"
@@ -39,6 +40,8 @@ struct KvCacheStats {
   int64_t num_free = 0;         // allocatable, including num_cached_free
   int64_t num_cached_free = 0;  // free but still holding a published prefix
   int64_t num_cached = 0;       // blocks findable by prefix (in use or free)
+  int64_t num_carved = 0;       // in use, split into head pages (per-KV-head release; in num_used)
+  int64_t num_head_pages_used = 0;
   int block_size = 0;
   size_t bytes_per_block = 0;   // K and V, all layers, at the cache's dtype
   KvDtype dtype = KvDtype::kF32;
@@ -81,7 +84,8 @@ class KvCacheManager {
   // be <= table.num_tokens (no holes). On success num_tokens >= first_pos + count. On
   // ResourceExhausted nothing changed.
   Status prepare_write(BlockTable& table, int first_pos, int count);
-  // Returns every block of the table (its state blocks too) to the pool and resets the table.
+  // Returns every block of the table (its state blocks and head pages too) to the pool and
+  // resets the table.
   void free(BlockTable& table);
   // Makes the table's state blocks cover `bytes` of attention state (whole blocks of
   // bytes_per_block), taking more from the pool when needed; never gives any back (state
@@ -91,8 +95,8 @@ class KvCacheManager {
     const auto per_block = static_cast<int64_t>(layout().bytes_per_block_all_layers());
     return (bytes + per_block - 1) / per_block;
   }
-  // `child` (empty) shares all of `parent`'s KV blocks (not its state blocks: the state is the
-  // parent's). Either side's next write into a shared
+  // `child` (empty) shares all of `parent`'s KV blocks and head pages (not its state blocks: the
+  // state is the parent's). Either side's next write into a shared
   // partially filled block copies it first. Unused by the engine (see the top of this file).
   void fork(const BlockTable& parent, BlockTable& child);
 
@@ -101,9 +105,21 @@ class KvCacheManager {
   // no query at next_query_pos or later can see them. Returns how many were released.
   // Call after a step with next_query_pos = table.num_tokens.
   int release_invisible(BlockTable& table, const StreamingRule& rule, int next_query_pos);
-  // Convenience: no rule (the pattern keeps all KV) releases nothing.
-  int release_invisible(BlockTable& table, const std::optional<StreamingRule>& rule, int next_query_pos) {
-    return rule ? release_invisible(table, *rule, next_query_pos) : 0;
+  // Per KV head (DuoAttention): the lanes (layer * num_kv_heads + kv_head) with
+  // kept_lanes[lane] != 0 keep every position (dense heads read them); the others give up the
+  // same pages as above. A page wholly out of the window is split: its kept lanes go to head
+  // pages (copied into free head pages of carved blocks when there are enough, else the block
+  // itself is carved in place, no copy) and the rest returns to the pool. A block another
+  // table shares is left whole until it is ours alone (splitting it would hold more, not less).
+  // Empty kept_lanes, or none kept: the whole-page release above. Returns whole blocks given
+  // up (carved in place counts as given up). Needs layout().head_pages_fit(), else keeps all.
+  int release_invisible(BlockTable& table, const StreamingRule& rule, std::span<const uint8_t> kept_lanes,
+                        int next_query_pos);
+  // A sequence's release (SequenceAttention::release_rule and kept_lanes; both, so a dense
+  // head's lane is never released by a caller that forgot them): no rule releases nothing.
+  int release_invisible(BlockTable& table, const std::optional<StreamingRule>& rule,
+                        std::span<const uint8_t> kept_lanes, int next_query_pos) {
+    return rule ? release_invisible(table, *rule, kept_lanes, next_query_pos) : 0;
   }
 
   // ---- Prefix sharing ----
@@ -120,6 +136,7 @@ class KvCacheManager {
 
   // ---- Accounting ----
   KvCacheStats stats() const;
+  const HeadPagePool& head_pages() const { return heads_; }
   int64_t num_blocks() const { return pool_.num_blocks(); }
   int64_t num_free_blocks() const { return pool_.num_free(); }
   int64_t num_used_blocks() const { return pool_.num_used(); }
@@ -129,15 +146,21 @@ class KvCacheManager {
   }
   // The most blocks one sequence holds while growing to num_positions positions, computed
   // in steps of at most max_step_tokens (prefill chunk) with `rule` releasing pages (or no
-  // rule: all kept). If this exceeds num_blocks() the request can never run.
-  int64_t peak_blocks(const std::optional<StreamingRule>& rule, int64_t num_positions,
-                      int64_t max_step_tokens) const;
+  // rule: all kept); with per-KV-head release, num_kept_lanes of the lanes_per_block lanes
+  // keep every position (their head pages fill carved blocks). If this exceeds num_blocks()
+  // the request can never run.
+  int64_t peak_blocks(const std::optional<StreamingRule>& rule, int64_t num_positions, int64_t max_step_tokens,
+                      int num_kept_lanes = 0) const;
 
  private:
   void copy_block(int32_t from, int32_t to);
+  // Per-KV-head release of logical block i (whole, ours alone): see release_invisible.
+  void split_block(BlockTable& table, int i, std::span<const uint8_t> kept_lanes, int num_kept);
+  void copy_head_page(int32_t from, int32_t to);
 
   KvStorage storage_;
   BlockPool pool_;
+  HeadPagePool heads_;
 };
 
 }  // namespace hotswap

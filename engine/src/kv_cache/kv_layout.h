@@ -3,6 +3,12 @@
 // holds block_size consecutive positions of every KV head, so a head's keys within a block
 // are contiguous. A row is head_dim elements of `dtype`, or for q8 the quantised row of
 // kv_q8.h; sizes below count storage units (kv_dtype_size bytes each).
+//
+// A head page is the block_size rows of one KV head of one block in one layer: a "lane"
+// (layer, KV head) of a block. Head pages are numbered across the whole cache,
+// page = (layer * num_blocks + block) * num_kv_heads + kv_head, so page g lies
+// g * head_elems() units past the first layer's base (KvStorage keeps the layers back to back).
+// Per-KV-head release (HeadPagePool) keeps only the lanes dense heads read.
 #pragma once
 
 #include <cstddef>
@@ -60,6 +66,11 @@ struct KvLayout {
   size_t row_units() const { return kv_row_units(dtype, head_dim); }
   size_t block_elems() const { return static_cast<size_t>(num_kv_heads) * block_size * row_units(); }
   size_t head_elems() const { return static_cast<size_t>(block_size) * row_units(); }
+  int lanes_per_block() const { return num_layers * num_kv_heads; }
+  // Head pages have int32 numbers only up to this many blocks (else no per-KV-head release).
+  bool head_pages_fit() const {
+    return num_blocks * static_cast<int64_t>(lanes_per_block()) <= INT32_MAX;
+  }
   size_t layer_elems() const { return static_cast<size_t>(num_blocks) * block_elems(); }
   size_t bytes_per_block_all_layers() const { return 2 * num_layers * block_elems() * kv_dtype_size(dtype); }
 };

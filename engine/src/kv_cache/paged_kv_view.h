@@ -6,6 +6,11 @@
 // compression) go through key_row/value_row, which hand out the float32 row in place or
 // widen a bf16 row / dequantise a q8 row into the caller's buffer, so they see exactly the
 // values the kernels compute with. key()/value() are for float32 views only.
+//
+// A logical block is either a whole block (blocks[i] >= 0: every KV head's rows) or, after
+// per-KV-head release, kNoBlock with one head page per lane that kept its KV (lane_pages;
+// kNoBlock for a released lane). Only the paged kernel and the reference kernel read head
+// pages: the patterns that release per head are `mixed`'s.
 #pragma once
 
 #include <cstddef>
@@ -26,12 +31,29 @@ struct PagedKvView {
   int block_size = 0;
   int num_kv_heads = 0;
   int head_dim = 0;
-  KvDtype dtype = KvDtype::kF32;    // last, so the float32 aggregate initialisers stay as they were
+  KvDtype dtype = KvDtype::kF32;    // after the fields the float32 aggregate initialisers set
+  // Per-KV-head release (BlockTable::lane_pages): this layer's column, row stride
+  // lanes_per_block; head page g's rows start lane_origin + g * head units from the layer base.
+  const int32_t* lane_pages = nullptr;
+  int num_lane_blocks = 0;
+  int lanes_per_block = 0;
+  int64_t lane_origin = 0;
 
-  // Storage units (kv_dtype_size bytes each) from the layer base to the row.
-  size_t offset(int pos, int kv_head) const {
-    const size_t b = static_cast<size_t>(blocks[pos / block_size]);
-    return ((b * num_kv_heads + kv_head) * block_size + pos % block_size) * kv_row_units(dtype, head_dim);
+  // The head page of (logical block, KV head) when the block was split per head, else kNoBlock.
+  int32_t lane_page(int block, int kv_head) const {
+    return block < num_lane_blocks ? lane_pages[static_cast<size_t>(block) * lanes_per_block + kv_head] : kNoBlock;
+  }
+  // Storage units (kv_dtype_size bytes each) from the layer base to the row (negative for a
+  // head page that lies in an earlier layer's array).
+  ptrdiff_t offset(int pos, int kv_head) const {
+    const size_t ru = kv_row_units(dtype, head_dim);
+    const int page = pos / block_size;
+    const size_t slot = static_cast<size_t>(pos % block_size);
+    const int32_t b = blocks[page];
+    if (b >= 0) return static_cast<ptrdiff_t>(((static_cast<size_t>(b) * num_kv_heads + kv_head) * block_size + slot) * ru);
+    const int32_t g = lane_page(page, kv_head);
+    HS_CHECK(g >= 0) << "KV read of position " << pos << " (KV head " << kv_head << ") from a released page";
+    return static_cast<ptrdiff_t>(lane_origin) + static_cast<ptrdiff_t>((static_cast<size_t>(g) * block_size + slot) * ru);
   }
   const float* key(int pos, int kv_head) const { return f32(k) + offset(pos, kv_head); }
   const float* value(int pos, int kv_head) const { return f32(v) + offset(pos, kv_head); }

@@ -18,6 +18,7 @@ struct SequenceChunk {
   std::span<const int32_t> tokens;
   int first_position = 0;
   std::span<const int32_t> block_table;  // must already cover first_position + tokens.size()
+  std::span<const int32_t> lane_pages;   // BlockTable::lane_pages (per-KV-head release), read only
   const SequenceAttention* attention = nullptr;  // nullptr = eager
   BackendSequenceState* state = nullptr;         // the backend's per-sequence state, if it keeps one
   LogitsWanted logits = LogitsWanted::kLast;

@@ -12,13 +12,15 @@
 #include <span>
 
 #include "core/tensor.h"
+#include "kernels/bf16_packed.h"
 #include "model/model.h"
 
 namespace hotswap {
 
 struct LayerProjection {
   const TensorView* w;
-  const float* bias;  // null if none
+  const float* bias;                          // null if none
+  const kernels::Bf16Packed* packed = nullptr;  // W packed for AMX, used when it applies
 };
 
 struct LayerProjections {

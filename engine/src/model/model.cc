@@ -9,6 +9,7 @@
 #include "core/check.h"
 #include "kernels/add_inplace.h"
 #include "kernels/embedding.h"
+#include "kernels/isa.h"
 #include "kernels/linear.h"
 #include "kernels/rms_norm.h"
 #include "kernels/silu_mul.h"
@@ -37,11 +38,14 @@ const float* bias_or_null(const std::vector<float>& bias) {
   return bias.empty() ? nullptr : bias.data();
 }
 
-// W as stored, or its q8 / q4 form when the model was loaded with WeightFormat::kQ8 / kQ4.
+// W as stored; its q8 / q4 form when the model was loaded with WeightFormat::kQ8 / kQ4; its
+// AMX-packed form when it has one and the kernels multiply bf16 products with AMX.
 void project(const float* x, int64_t rows, const TensorView& w, const kernels::Q8Matrix* q8,
-             const std::vector<float>& bias, float* y) {
+             const kernels::Bf16Packed* packed, const std::vector<float>& bias, float* y) {
   const float* b = bias_or_null(bias);
   if (q8 != nullptr) return kernels::linear_q8(x, rows, *q8, b, y);
+  if (packed != nullptr && !packed->empty() && kernels::bf16_packed_applies())
+    return kernels::linear_bf16_packed(x, rows, *packed, b, y);
   kernels::linear(x, rows, w, b, y);
 }
 
@@ -59,6 +63,8 @@ Model::Model(std::string dir, ModelConfig config, const ModelLoadOptions& option
   if (options.weights != WeightFormat::kAuto) {
     const auto format = options.weights == WeightFormat::kQ4 ? kernels::QuantFormat::kQ4 : kernels::QuantFormat::kQ8;
     quantized_ = QuantizedWeights::load(dir_, weights_, format, options.cache);
+  } else if (kernels::amx_enabled() && bf16_products(options.matmul_precision, weights_.dominant_dtype())) {
+    packed_ = PackedBf16Weights::pack(weights_);
   }
 }
 
@@ -141,11 +147,18 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   auto projections = [&](int l) {
     const LayerWeights& w = weights_.layers[l];
     const LayerBiases& b = biases_[l];
-    return LayerProjections{{&w.q_proj, bias_or_null(b.q)},       {&w.k_proj, bias_or_null(b.k)},
-                            {&w.v_proj, bias_or_null(b.v)},       {&w.o_proj, bias_or_null(b.o)},
-                            {&w.gate_proj, bias_or_null(b.gate)}, {&w.up_proj, bias_or_null(b.up)},
-                            {&w.down_proj, bias_or_null(b.down)}, &w.input_norm,
-                            &w.post_attention_norm,               c.rms_norm_eps};
+    const PackedLayer* pk = packed_ ? &packed_->layers[l] : nullptr;
+    const auto packed = [&](const kernels::Bf16Packed PackedLayer::*m) { return pk ? &(pk->*m) : nullptr; };
+    return LayerProjections{{&w.q_proj, bias_or_null(b.q), packed(&PackedLayer::q_proj)},
+                            {&w.k_proj, bias_or_null(b.k), packed(&PackedLayer::k_proj)},
+                            {&w.v_proj, bias_or_null(b.v), packed(&PackedLayer::v_proj)},
+                            {&w.o_proj, bias_or_null(b.o), packed(&PackedLayer::o_proj)},
+                            {&w.gate_proj, bias_or_null(b.gate), packed(&PackedLayer::gate_proj)},
+                            {&w.up_proj, bias_or_null(b.up), packed(&PackedLayer::up_proj)},
+                            {&w.down_proj, bias_or_null(b.down), packed(&PackedLayer::down_proj)},
+                            &w.input_norm,
+                            &w.post_attention_norm,
+                            c.rms_norm_eps};
   };
   // RoPE on ws.q / ws.k, their K/V rows into the cache, and layer l's attention into ws.attn.
   auto attend = [&](int l) {
@@ -193,9 +206,7 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       call.num_kv_heads = static_cast<int>(Hkv);
       call.head_dim = static_cast<int>(d);
       call.scale = scale;
-      call.kv = PagedKvView{kv.key_data(l), kv.value_data(l), ch.block_table.data(),
-                            static_cast<int>(ch.block_table.size()), layout.block_size, static_cast<int>(Hkv),
-                            static_cast<int>(d), layout.dtype};
+      call.kv = kv.view(l, ch.block_table, ch.lane_pages);
       call.seq = ch.attention;
       call.state = ch.state;
       call.out = &ws.attn[static_cast<size_t>(chunk_offset[s]) * H * d];
@@ -214,6 +225,7 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
     const LayerWeights& w = weights_.layers[l];
     const LayerBiases& b = biases_[l];
     const QuantizedLayer* q8 = quantized_ ? &quantized_->layers[l] : nullptr;
+    const PackedLayer* pk = packed_ ? &packed_->layers[l] : nullptr;
     const LayerProjections p = projections(l);
     const bool in_regions = q8 == nullptr && layer_regions_apply(T, p);
     // Attention block.
@@ -221,24 +233,24 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
       attention_inputs_region(p, T, D, ws);
     } else {
       kernels::rms_norm(ws.hidden.data(), T, D, w.input_norm, c.rms_norm_eps, ws.normed.data());
-      project(ws.normed.data(), T, w.q_proj, q8 ? &q8->q_proj : nullptr, b.q, ws.q.data());
-      project(ws.normed.data(), T, w.k_proj, q8 ? &q8->k_proj : nullptr, b.k, ws.k.data());
-      project(ws.normed.data(), T, w.v_proj, q8 ? &q8->v_proj : nullptr, b.v, ws.v.data());
+      project(ws.normed.data(), T, w.q_proj, q8 ? &q8->q_proj : nullptr, pk ? &pk->q_proj : nullptr, b.q, ws.q.data());
+      project(ws.normed.data(), T, w.k_proj, q8 ? &q8->k_proj : nullptr, pk ? &pk->k_proj : nullptr, b.k, ws.k.data());
+      project(ws.normed.data(), T, w.v_proj, q8 ? &q8->v_proj : nullptr, pk ? &pk->v_proj : nullptr, b.v, ws.v.data());
     }
     attend(l);
     if (in_regions) {
       attention_output_and_mlp_region(p, T, D, I, ws);
       return;
     }
-    project(ws.attn.data(), T, w.o_proj, q8 ? &q8->o_proj : nullptr, b.o, ws.proj.data());
+    project(ws.attn.data(), T, w.o_proj, q8 ? &q8->o_proj : nullptr, pk ? &pk->o_proj : nullptr, b.o, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
 
     // MLP block (SwiGLU).
     kernels::rms_norm(ws.hidden.data(), T, D, w.post_attention_norm, c.rms_norm_eps, ws.normed.data());
-    project(ws.normed.data(), T, w.gate_proj, q8 ? &q8->gate_proj : nullptr, b.gate, ws.gate.data());
-    project(ws.normed.data(), T, w.up_proj, q8 ? &q8->up_proj : nullptr, b.up, ws.up.data());
+    project(ws.normed.data(), T, w.gate_proj, q8 ? &q8->gate_proj : nullptr, pk ? &pk->gate_proj : nullptr, b.gate, ws.gate.data());
+    project(ws.normed.data(), T, w.up_proj, q8 ? &q8->up_proj : nullptr, pk ? &pk->up_proj : nullptr, b.up, ws.up.data());
     kernels::silu_mul(ws.gate.data(), ws.up.data(), ws.gate.data(), T * I);
-    project(ws.gate.data(), T, w.down_proj, q8 ? &q8->down_proj : nullptr, b.down, ws.proj.data());
+    project(ws.gate.data(), T, w.down_proj, q8 ? &q8->down_proj : nullptr, pk ? &pk->down_proj : nullptr, b.down, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
   };
 
@@ -274,14 +286,18 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   for (int64_t r = 0; r < R; ++r) std::copy_n(&ws.hidden[rows[r] * D], D, &ws.proj[r * D]);
   kernels::rms_norm(ws.proj.data(), R, D, weights_.final_norm, c.rms_norm_eps, ws.normed.data());
   out.data.resize(static_cast<size_t>(R) * c.vocab_size);
-  project(ws.normed.data(), R, weights_.lm_head, quantized_ ? &quantized_->lm_head : nullptr, {}, out.data.data());
+  project(ws.normed.data(), R, weights_.lm_head, quantized_ ? &quantized_->lm_head : nullptr,
+          packed_ ? &packed_->lm_head : nullptr, {}, out.data.data());
   return out;
 }
 
+bool bf16_products(MatmulPrecision requested, DType dominant) {
+  return requested == MatmulPrecision::kBf16 || (requested == MatmulPrecision::kAuto && dominant == DType::kBF16);
+}
+
 kernels::LinearPrecision linear_precision_for(MatmulPrecision requested, const Model& model) {
-  const bool bf16 = requested == MatmulPrecision::kBf16 ||
-                    (requested == MatmulPrecision::kAuto && model.weights().dominant_dtype() == DType::kBF16);
-  return bf16 ? kernels::LinearPrecision::kBf16Dot : kernels::LinearPrecision::kF32;
+  return bf16_products(requested, model.weights().dominant_dtype()) ? kernels::LinearPrecision::kBf16Dot
+                                                                      : kernels::LinearPrecision::kF32;
 }
 
 }  // namespace hotswap

@@ -12,6 +12,7 @@
 #include "kv_cache/kv_storage.h"
 #include "model/forward_batch.h"
 #include "model/model_config.h"
+#include "model/packed_weights.h"
 #include "model/quantized_weights.h"
 #include "model/rotary_embedding.h"
 #include "model/weights.h"
@@ -27,6 +28,9 @@ struct Workspace {
 struct ModelLoadOptions {
   WeightFormat weights = WeightFormat::kAuto;  // kQ8 / kQ4: the projections quantised (or read from the cache)
   WeightCacheOptions cache;                    // where the q8 / q4 cache is read and written
+  // The precision the model will run at (see linear_precision_for): with bf16 products on an
+  // AMX CPU, the BF16 projections are packed for AMX at load (model/packed_weights.h).
+  MatmulPrecision matmul_precision = MatmulPrecision::kAuto;
 };
 
 class Model {
@@ -40,6 +44,8 @@ class Model {
   const std::string& dir() const { return dir_; }
   // The projections in q8 or q4, or null when they are used as stored (WeightFormat::kAuto).
   const QuantizedWeights* quantized() const { return quantized_.get(); }
+  // The BF16 projections packed for AMX, or null (not an AMX CPU, other weights or precision).
+  const PackedBf16Weights* packed() const { return packed_.get(); }
 
   // KV cache geometry for this model with the given block size, capacity in blocks and element type.
   KvLayout kv_layout(int block_size, int64_t num_blocks, KvDtype dtype = KvDtype::kF32) const;
@@ -62,7 +68,11 @@ class Model {
   RotaryEmbedding rope_;
   std::vector<LayerBiases> biases_;
   std::unique_ptr<QuantizedWeights> quantized_;
+  std::unique_ptr<PackedBf16Weights> packed_;
 };
+
+// Whether `requested` multiplies bf16 products on a model whose weights are mostly `dominant`.
+bool bf16_products(MatmulPrecision requested, DType dominant);
 
 // The kernels' setting for a requested precision on this model (kAuto: bf16 products for BF16
 // weights). Apply it with kernels::set_linear_precision before running the model.

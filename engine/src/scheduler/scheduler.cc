@@ -72,7 +72,7 @@ StepPlan Scheduler::schedule() {
       const int cached = kv_.match_prefix(seq.blocks, seq.attention.cache_namespace, seq.tokens);
       seq.num_cached_prompt = std::min(cached, seq.num_prompt_tokens);
       seq.num_computed = cached;
-      kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.num_computed);
+      kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.attention.kept_lanes, seq.num_computed);
     }
     const int n = std::min(seq.num_uncomputed(), std::min(budget, prefill_budget));
     if (!reserve(seq, n)) {
@@ -104,8 +104,8 @@ void Scheduler::commit(const StepPlan& plan) {
       if (!seq.attention.share_generated_kv) shared = shared.first(static_cast<size_t>(seq.num_prompt_tokens));
       kv_.publish_full_blocks(seq.blocks, seq.attention.cache_namespace, shared);
     }
-    // Streaming: pages no future query can see go back to the pool.
-    kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.num_computed);
+    // Streaming: pages no future query can see go back to the pool (mixed: per KV head).
+    kv_.release_invisible(seq.blocks, seq.attention.release_rule, seq.attention.kept_lanes, seq.num_computed);
   }
 }
 

@@ -170,12 +170,13 @@ TEST_P(AttentionGolden, GreedyThroughKvCacheManagerWithReleaseMatches) {
       chunk.tokens = std::span<const int32_t>(tokens).subspan(first, count);
       chunk.first_position = first;
       chunk.block_table = table.blocks;
+      chunk.lane_pages = table.lane_pages;
       chunk.attention = &f.attention;
       chunk.logits = LogitsWanted::kLast;
       batch.chunks.push_back(chunk);
       const Logits logits = f.model->forward(batch, kv.storage(), ws);
       kv.publish_full_blocks(table, f.attention.cache_namespace, tokens);
-      kv.release_invisible(table, f.attention.release_rule, table.num_tokens);
+      kv.release_invisible(table, f.attention.release_rule, f.attention.kept_lanes, table.num_tokens);
       peak = std::max<int64_t>(peak, table.num_held());
       out.push_back(argmax(logits.row(0), V));
     };
@@ -189,7 +190,9 @@ TEST_P(AttentionGolden, GreedyThroughKvCacheManagerWithReleaseMatches) {
     }
     EXPECT_EQ(out, want) << prompt.size() << "-token prompt";
     if (f.attention.release_rule) {
-      EXPECT_LE(peak, kv.peak_blocks(f.attention.release_rule, static_cast<int64_t>(tokens.size()), 64));
+      int kept = 0;
+      for (uint8_t k : f.attention.kept_lanes) kept += k != 0;
+      EXPECT_LE(peak, kv.peak_blocks(f.attention.release_rule, static_cast<int64_t>(tokens.size()), 64, kept));
       const StreamingRule& rule = *f.attention.release_rule;
       EXPECT_LE(table.num_held(),
                 kv.blocks_for_positions(rule.sink_end) + kv.blocks_for_positions(rule.max_local_span()) + 1);

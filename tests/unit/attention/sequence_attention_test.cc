@@ -148,7 +148,10 @@ TEST(ResolveAttention, AutoPicksFromTheAdapterType) {
   EXPECT_EQ(pattern(*mixed).gates->gates, mixed_adapter()->mixed()->gates);
   EXPECT_EQ(mixed->cache_namespace,
             "mixed:sink=4,recent=24,block=8,threshold=none,adapter=" + mixed_adapter()->sha256());
-  EXPECT_FALSE(mixed->release_rule);  // some heads are dense
+  // Layer 1's KV head 0 has only gates of exactly 0: that lane gives back what is outside the
+  // window, per KV head; the lanes of dense heads keep every position.
+  ASSERT_TRUE(mixed->release_rule);
+  EXPECT_EQ(mixed->kept_lanes, (std::vector<uint8_t>{1, 1, 0, 1}));
 }
 
 TEST(ResolveAttention, ExplicitChoicesThatCannotRunAreErrors) {
@@ -215,13 +218,30 @@ TEST(ResolveAttention, GateThresholdMakesHeadsDenseOrStreamingAndEnablesRelease)
   ASSERT_TRUE(duo.is_ok());
   EXPECT_EQ(pattern(*duo).gates->gates, (std::vector<float>{1, 1, 1, 1, 0, 0, 0, 0}));  // 0.5 >= 0.5 is dense
   EXPECT_EQ(duo->cache_namespace.find("threshold=none"), std::string::npos);
-  EXPECT_FALSE(duo->release_rule);  // layer 0 has dense heads
+  // Layer 0's KV heads stay dense, layer 1's stream: released per KV head.
+  ASSERT_TRUE(duo->release_rule);
+  EXPECT_EQ(duo->kept_lanes, (std::vector<uint8_t>{1, 1, 0, 0}));
+
+  // A KV head streams only when every query head of its group does: per-query-head gates
+  // [0, 0.9 | 0, 0] keep layer 0's KV head 0 (one of its query heads is dense).
+  const std::string per_query = "{\"sink_window_size\":4,\"recent_window_size\":24,\"block_size\":8,"
+                                "\"model.layers.0.self_attn.adapter\":[0, 0.9, 0, 0],"
+                                "\"model.layers.1.self_attn.adapter\":[0, 0, 0, 0]}";
+  Result<SequenceAttention> group = resolve_attention(half, parse_mixed_adapter(per_query, kShape, "q").value(), kShape);
+  ASSERT_TRUE(group.is_ok()) << group.status().message();
+  ASSERT_TRUE(group->release_rule);
+  EXPECT_EQ(group->kept_lanes, (std::vector<uint8_t>{1, 0, 0, 0}));
 
   const AttentionChoice one = parse("{\"impl\":\"mixed\",\"gate_threshold\":1.0}");
   Result<SequenceAttention> all_streaming = resolve_attention(one, mixed_adapter("[0.9, 0.5]", "[0, 0.25]"), kShape);
   EXPECT_TRUE(pattern(*all_streaming).gates->all_gates_are(0.0f));
   ASSERT_TRUE(all_streaming->release_rule);
   EXPECT_EQ(all_streaming->release_rule->sink_end, 8);
+  EXPECT_TRUE(all_streaming->kept_lanes.empty());  // whole pages, as `streaming`
+
+  const AttentionChoice zero = parse("{\"impl\":\"mixed\",\"gate_threshold\":0.0}");
+  Result<SequenceAttention> all_dense = resolve_attention(zero, mixed_adapter("[0.9, 0.5]", "[0, 0.25]"), kShape);
+  EXPECT_FALSE(all_dense->release_rule);  // every KV head is dense: nothing to release
 }
 
 }  // namespace

@@ -74,27 +74,41 @@ void expect_close(const float* x, int64_t m, const TensorView& w, const float* b
 struct Case {
   Isa isa;
   DType dtype;
+  bool amx = false;  // AMX tiles allowed (kBf16Dot from kBf16DotMinRows rows)
 };
 
 std::string case_name(const testing::TestParamInfo<Case>& info) {
-  return std::string(isa_name(info.param.isa)) + "_" + std::string(dtype_name(info.param.dtype));
+  return std::string(isa_name(info.param.isa)) + (info.param.amx ? "_amx_" : "_") +
+         std::string(dtype_name(info.param.dtype));
 }
 
+// Every ISA with every weight dtype, AMX off; and BF16 weights with AMX where the CPU has it
+// (it is used for nothing else).
 std::vector<Case> cases_on_this_cpu() {
   std::vector<Case> cases;
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
     if (isa > best_supported_isa()) continue;
     for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) cases.push_back({isa, dtype});
   }
+  if (cpu_has_amx_bf16()) cases.push_back({Isa::kAvx512, DType::kBF16, true});
   return cases;
 }
 
 class LinearTest : public testing::TestWithParam<Case> {
  protected:
-  void SetUp() override { ASSERT_EQ(set_active_isa(GetParam().isa), GetParam().isa); }
+  void SetUp() override {
+    ASSERT_EQ(set_active_isa(GetParam().isa), GetParam().isa);
+    ASSERT_EQ(set_amx_enabled(GetParam().amx), GetParam().amx);
+  }
   void TearDown() override {
     set_active_isa(best_supported_isa());
+    set_amx_enabled(true);
     set_linear_precision(LinearPrecision::kF32);
+  }
+  // What linear_isa() reports with kBf16Dot on, whatever the weights.
+  const char* bf16_dot_isa_name() const {
+    if (GetParam().isa != Isa::kAvx512 || !cpu_has_avx512_bf16()) return isa_name(GetParam().isa);
+    return GetParam().amx ? "avx512_amx" : "avx512_bf16";
   }
 
   // Runs linear() and linear_reference() on random data (x also unaligned) and compares.
@@ -156,9 +170,7 @@ TEST_P(LinearTest, Bf16DotPrecisionStaysWithinItsBound) {
   const bool dot =
       GetParam().dtype == DType::kBF16 && GetParam().isa == Isa::kAvx512 && cpu_has_avx512_bf16();
   const double tol = dot ? 1.0 / 256 : kTolerance;
-  EXPECT_STREQ(linear_isa(), dot || (GetParam().isa == Isa::kAvx512 && cpu_has_avx512_bf16())
-                                 ? "avx512_bf16"
-                                 : isa_name(GetParam().isa));
+  EXPECT_STREQ(linear_isa(), bf16_dot_isa_name());
   uint32_t seed = 5000;
   for (int64_t m : {1, 7, 8, 10, 15, 16, 17, 33, 64, 100})
     for (int64_t k : {1, 2, 17, 64, 257, 1030})

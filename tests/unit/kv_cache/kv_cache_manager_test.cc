@@ -12,76 +12,12 @@
 #include "attention/sequence_attention.h"
 #include "core/load_error.h"
 #include "engine/attention_choice.h"
+#include "kv_test_util.h"
 
 namespace hotswap {
 namespace {
 
-constexpr int kLayers = 2;
-constexpr int kKvHeads = 2;
-constexpr int kHeadDim = 4;
-
-KvLayout layout(int block_size, int64_t num_blocks) {
-  KvLayout l;
-  l.num_layers = kLayers;
-  l.num_kv_heads = kKvHeads;
-  l.head_dim = kHeadDim;
-  l.block_size = block_size;
-  l.num_blocks = num_blocks;
-  return l;
-}
-
-// The K/V values every position must hold: a function of the tokens up to it, so blocks that
-// prefix sharing hands to another sequence hold exactly what that sequence would compute.
-float kv_value(int32_t token, int pos, int layer, int head, int x, bool is_value) {
-  return static_cast<float>(token) * 1000.0f + static_cast<float>(pos) + 0.1f * layer + 0.01f * head +
-         0.001f * x + (is_value ? 0.5f : 0.0f);
-}
-
-void write_positions(KvCacheManager& kv, const BlockTable& table, const std::vector<int32_t>& tokens, int first,
-                     int count) {
-  std::vector<float> k(static_cast<size_t>(kKvHeads) * kHeadDim), v(k.size());
-  for (int pos = first; pos < first + count; ++pos) {
-    for (int layer = 0; layer < kLayers; ++layer) {
-      for (int h = 0; h < kKvHeads; ++h) {
-        for (int x = 0; x < kHeadDim; ++x) {
-          k[h * kHeadDim + x] = kv_value(tokens[pos], pos, layer, h, x, false);
-          v[h * kHeadDim + x] = kv_value(tokens[pos], pos, layer, h, x, true);
-        }
-      }
-      kv.write_kv(table, layer, pos, k.data(), v.data());
-    }
-  }
-}
-
-// Every held position reads back what write_positions stored for these tokens.
-::testing::AssertionResult holds_tokens(const KvCacheManager& kv, const BlockTable& table,
-                                        const std::vector<int32_t>& tokens) {
-  for (int layer = 0; layer < kLayers; ++layer) {
-    const PagedKvView view = kv.view(table, layer);
-    for (int pos = 0; pos < table.num_tokens; ++pos) {
-      if (table.blocks[pos / kv.block_size()] == kNoBlock) continue;
-      for (int h = 0; h < kKvHeads; ++h) {
-        for (int x = 0; x < kHeadDim; ++x) {
-          if (view.key(pos, h)[x] != kv_value(tokens[pos], pos, layer, h, x, false) ||
-              view.value(pos, h)[x] != kv_value(tokens[pos], pos, layer, h, x, true)) {
-            return ::testing::AssertionFailure() << "layer " << layer << " pos " << pos << " head " << h << " x " << x;
-          }
-        }
-      }
-    }
-  }
-  return ::testing::AssertionSuccess();
-}
-
-// Prefill `tokens` (all of them) into a fresh table: match, write the rest, publish.
-int prefill(KvCacheManager& kv, BlockTable& table, const std::string& ns, const std::vector<int32_t>& tokens) {
-  const int cached = kv.match_prefix(table, ns, tokens);
-  const int n = static_cast<int>(tokens.size());
-  EXPECT_TRUE(kv.prepare_write(table, cached, n - cached).is_ok());
-  write_positions(kv, table, tokens, cached, n - cached);
-  kv.publish_full_blocks(table, ns, tokens);
-  return cached;
-}
+using namespace kv_test;
 
 TEST(KvCacheManager, PlanLayoutFromTokensOrBytes) {
   const KvLayout by_tokens = KvCacheManager::plan_layout(2, 2, 4, 16, 100, 0);
@@ -258,22 +194,6 @@ TEST(KvCacheManager, RepeatedPromptIsComputedOnceAndSharedInBlockCounts) {
   EXPECT_EQ(kv.num_free_blocks(), 32);
 }
 
-// The windows of `rule` need at most this many KV pages of `page` tokens.
-int64_t window_pages(const StreamingRule& rule, int page) {
-  return (rule.sink_end + page - 1) / page + (rule.max_local_span() + page - 1) / page;
-}
-
-// The request's attention object, parsed as the server parses it.
-AttentionChoice choice_of(const std::string& json) {
-  AttentionChoice c;
-  std::string error;
-  EXPECT_TRUE(parse_attention_choice(json, &c, &error)) << json << ": " << error;
-  return c;
-}
-
-// The streaming rule of a resolved streaming or mixed attention.
-const StreamingRule& rule_of(const SequenceAttention& s) { return static_cast<const PagedPattern&>(*s.config).rule; }
-
 SequenceAttention streaming_attention(int sink, int recent, int block) {
   const AttentionChoice c =
       choice_of("{\"impl\":\"streaming\",\"sink_window_size\":" + std::to_string(sink) +
@@ -295,7 +215,7 @@ TEST(KvCacheManager, StreamingGenerationHoldsNoMoreThanTheWindowsPlusOne) {
       const int n = std::min(32, prompt - pos);
       ASSERT_TRUE(kv.prepare_write(t, pos, n).is_ok());
       pos += n;
-      kv.release_invisible(t, attn.release_rule, pos);
+      kv.release_invisible(t, attn.release_rule, attn.kept_lanes, pos);
     }
     const int64_t bound = window_pages(rule_of(attn), 16) + 1;
     int64_t peak = 0;
@@ -310,7 +230,7 @@ TEST(KvCacheManager, StreamingGenerationHoldsNoMoreThanTheWindowsPlusOne) {
           ASSERT_NE(t.blocks[p / 16], kNoBlock) << "released visible position " << p;
         }
       }
-      kv.release_invisible(t, attn.release_rule, pos + 1);
+      kv.release_invisible(t, attn.release_rule, attn.kept_lanes, pos + 1);
     }
     EXPECT_LE(peak, kv.peak_blocks(attn.release_rule, pos, 1));
     EXPECT_LE(kv.peak_blocks(attn.release_rule, prompt + 4096, 32), bound + 2);
@@ -319,7 +239,7 @@ TEST(KvCacheManager, StreamingGenerationHoldsNoMoreThanTheWindowsPlusOne) {
   }
 }
 
-TEST(KvCacheManager, MixedReleasesOnlyWhenNoHeadIsDense) {
+TEST(KvCacheManager, MixedReleasesPerKvHeadAndWholePagesWhenNoHeadIsDense) {
   const ModelShape shape{2, 2, 2, 4, 8, ""};
   auto parse = [&](const std::string& l0, const std::string& l1) {
     const std::string doc = "{\"sink_window_size\":4,\"recent_window_size\":16,\"block_size\":1,"
@@ -328,8 +248,14 @@ TEST(KvCacheManager, MixedReleasesOnlyWhenNoHeadIsDense) {
     return parse_mixed_adapter(doc, shape, "m").value();
   };
   AttentionChoice choice = choice_of("mixed");
-  EXPECT_FALSE(resolve_attention(choice, parse("[0, 0.3]", "[0, 0]"), shape).value().release_rule);
-  EXPECT_TRUE(resolve_attention(choice, parse("[0, 0]", "[0, 0]"), shape).value().release_rule);
+  // Layer 0's KV head 1 is dense: only its lane keeps every position (per-KV-head release).
+  const SequenceAttention one_dense = resolve_attention(choice, parse("[0, 0.3]", "[0, 0]"), shape).value();
+  EXPECT_TRUE(one_dense.release_rule);
+  EXPECT_EQ(one_dense.kept_lanes, (std::vector<uint8_t>{0, 1, 0, 0}));
+  const SequenceAttention none_dense = resolve_attention(choice, parse("[0, 0]", "[0, 0]"), shape).value();
+  EXPECT_TRUE(none_dense.release_rule);
+  EXPECT_TRUE(none_dense.kept_lanes.empty());  // whole pages
+  EXPECT_FALSE(resolve_attention(choice, parse("[1, 0.3]", "[0.1, 1]"), shape).value().release_rule);
   choice = choice_of("{\"impl\":\"mixed\",\"gate_threshold\":0.5}");  // DuoAttention: 0.3 becomes a streaming head
   const SequenceAttention duo = resolve_attention(choice, parse("[0, 0.3]", "[0, 0]"), shape).value();
   ASSERT_TRUE(duo.release_rule);
@@ -337,7 +263,7 @@ TEST(KvCacheManager, MixedReleasesOnlyWhenNoHeadIsDense) {
   BlockTable t;
   for (int pos = 0; pos < 2000; ++pos) {
     ASSERT_TRUE(kv.prepare_write(t, pos, 1).is_ok());
-    kv.release_invisible(t, duo.release_rule, pos + 1);
+    kv.release_invisible(t, duo.release_rule, duo.kept_lanes, pos + 1);
   }
   EXPECT_LE(t.num_held(), window_pages(rule_of(duo), 16) + 1);
   kv.free(t);
@@ -399,7 +325,7 @@ TEST(KvCacheManager, RandomOperationsKeepCountsExactAndReturnThePoolToAllFree) {
       } else {
         write_positions(kv, s.table, s.tokens, cached, n - cached);
         kv.publish_full_blocks(s.table, s.ns, s.tokens);
-        kv.release_invisible(s.table, s.release, n);
+        kv.release_invisible(s.table, s.release, {}, n);
         live.emplace(next_id++, std::move(s));
       }
     } else {
@@ -419,7 +345,7 @@ TEST(KvCacheManager, RandomOperationsKeepCountsExactAndReturnThePoolToAllFree) {
           for (int i = 0; i < n; ++i) s.tokens.push_back(static_cast<int32_t>(20 + rng() % 3));
           write_positions(kv, s.table, s.tokens, first, n);
           kv.publish_full_blocks(s.table, s.ns, s.tokens);
-          kv.release_invisible(s.table, s.release, s.table.num_tokens);
+          kv.release_invisible(s.table, s.release, {}, s.table.num_tokens);
         }
       } else if (kind < 8) {  // fork (n > 1 sampling)
         Seq child;

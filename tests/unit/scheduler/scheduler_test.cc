@@ -17,10 +17,10 @@ class SchedulerTest : public ::testing::Test {
  protected:
   static constexpr int kBlockSize = 4;
 
-  void make(int num_blocks, SchedulerLimits limits) {
+  void make(int num_blocks, SchedulerLimits limits, int num_layers = 1, int num_kv_heads = 1) {
     KvLayout layout;
-    layout.num_layers = 1;
-    layout.num_kv_heads = 1;
+    layout.num_layers = num_layers;
+    layout.num_kv_heads = num_kv_heads;
     layout.head_dim = 2;
     layout.block_size = kBlockSize;
     layout.num_blocks = num_blocks;
@@ -29,10 +29,10 @@ class SchedulerTest : public ::testing::Test {
   }
 
   // A request with `prompt_len` distinct tokens (no prefix shared with any other).
-  Sequence* add(int prompt_len) {
+  Sequence* add(int prompt_len, SequenceAttention attention = {}) {
     GenerateRequest request;
     for (int i = 0; i < prompt_len; ++i) request.prompt_ids.push_back(next_token_++ % 300 + 1);
-    auto seq = std::make_unique<Sequence>(next_id_++, request, nullptr, SequenceAttention{}, tokenizer(),
+    auto seq = std::make_unique<Sequence>(next_id_++, request, nullptr, std::move(attention), tokenizer(),
                                           std::vector<int32_t>{});
     Sequence* raw = seq.get();
     scheduler_->add(std::move(seq));
@@ -187,6 +187,40 @@ TEST_F(SchedulerTest, WaitsForBlocksInsteadOfAdmittingWhatCannotFit) {
   EXPECT_EQ(scheduler_->num_waiting(), 1);
   scheduler_->finish(a);
   EXPECT_EQ(step(), (std::map<uint64_t, int>{{b->id, 8}}));
+}
+
+// DuoAttention deployment (mixed with gate_threshold): half the KV heads stream, and their
+// pages outside the window go back per KV head. A sequence whose eager footprint exceeds the
+// pool runs to the end without being preempted, holding what peak_blocks (the engine's
+// admission check) says at most, and an eager request is admitted beside it.
+TEST_F(SchedulerTest, PerKvHeadReleaseRunsWhatEagerCannotHoldAndAdmitsMoreBesideIt) {
+  make(28, {.max_batch_tokens = 16, .max_running = 4}, /*num_layers=*/2, /*num_kv_heads=*/2);
+  SequenceAttention duo;
+  duo.release_rule = StreamingRule::from_window(4, 8, 1);
+  duo.kept_lanes = {1, 0, 0, 1};  // one KV head of each layer dense
+  duo.cache_namespace = "duo";
+  const int64_t bound = kv_->peak_blocks(duo.release_rule, 120, 16, 2);
+  EXPECT_LE(bound, 28);                                       // admitted ...
+  EXPECT_GT(kv_->peak_blocks(std::nullopt, 120, 16), 28);     // ... where eager would be refused
+  EXPECT_GT(kv_->peak_blocks(duo.release_rule, 120, 16, 4), 28);  // and so would all KV heads dense
+  Sequence* a = add(40, duo);
+  int64_t peak = 0;
+  while (a->tokens.size() < 120) {
+    step();
+    ASSERT_TRUE(last_plan_.preempted.empty()) << "at " << a->tokens.size() << " tokens";
+    peak = std::max(peak, kv_->num_used_blocks());
+  }
+  EXPECT_LE(peak, bound);
+  EXPECT_EQ(kv_->num_used_blocks(), 17);  // page 0 and 2 window pages whole, 27 pages' 54 head pages in 14 blocks
+  EXPECT_EQ(kv_->stats().num_carved, 14);
+  Sequence* b = add(28);  // eager, 7 blocks: fits only because a gave back its streaming heads' pages
+  const auto plan = step();
+  EXPECT_EQ(plan.count(b->id), 1u);
+  EXPECT_TRUE(last_plan_.preempted.empty());
+  scheduler_->finish(a);
+  scheduler_->finish(b);
+  EXPECT_EQ(kv_->num_free_blocks(), 28);
+  EXPECT_EQ(kv_->stats().num_carved, 0);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "attention/mixed/mixed_backend.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -9,6 +11,18 @@
 
 namespace hotswap {
 namespace {
+
+// [layer * num_kv_heads + kv_head]: 1 when a query head of that group has a gate != 0 (it
+// reads the dense branch, so the lane keeps every position), 0 when all are streaming.
+std::vector<uint8_t> kept_lanes(const MixedAdapter& gates, const ModelShape& shape) {
+  if (shape.num_kv_heads < 1 || shape.num_heads % shape.num_kv_heads != 0) return {};  // no lanes known
+  const int group = shape.num_heads / shape.num_kv_heads;
+  std::vector<uint8_t> kept(static_cast<size_t>(shape.num_layers) * shape.num_kv_heads, 0);
+  for (int l = 0; l < shape.num_layers; ++l)
+    for (int h = 0; h < shape.num_heads; ++h)
+      if (gates.gate(l, h) != 0.0f) kept[static_cast<size_t>(l) * shape.num_kv_heads + h / group] = 1;
+  return kept;
+}
 
 class MixedBackend final : public PagedBackend {
  public:
@@ -48,13 +62,23 @@ class MixedBackend final : public PagedBackend {
       std::snprintf(buf, sizeof buf, "%a", static_cast<double>(x));  // exact, so equal keys mean equal gates
       threshold = buf;
     }
-    // KV pages are shared by all layers and heads, so they can only be released when no head
-    // of any layer reads beyond the streaming window.
+    // A KV head (of a layer) reads beyond the streaming window when any query head of its
+    // group has a gate != 0; the others give back what is outside the window, per KV head, or
+    // whole pages when no head of any layer is dense.
+    std::vector<uint8_t> kept = kept_lanes(*pattern->gates, shape);
+    const auto num_kept = static_cast<size_t>(std::count(kept.begin(), kept.end(), uint8_t{1}));
     std::optional<StreamingRule> release;
-    if (pattern->gates->all_gates_are(0.0f)) release = pattern->rule;
+    if (kept.empty()) {  // no lanes known (shape without KV heads): whole pages only
+      if (pattern->gates->all_gates_are(0.0f)) release = pattern->rule;
+    } else if (num_kept < kept.size()) {
+      release = pattern->rule;
+      if (num_kept == 0) kept.clear();  // every lane streams: whole pages
+    }
     const std::string ns =
         "mixed:" + window_key(pattern->window) + ",threshold=" + threshold + ",adapter=" + adapter->version();
-    return sequence_attention(std::move(pattern), std::move(adapter), ns, release);
+    SequenceAttention s = sequence_attention(std::move(pattern), std::move(adapter), ns, release);
+    if (release) s.kept_lanes = std::move(kept);
+    return s;
   }
 };
 

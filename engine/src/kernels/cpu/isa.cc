@@ -1,6 +1,10 @@
 #include "kernels/isa.h"
 
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <atomic>
 #include <cstdio>
@@ -43,6 +47,34 @@ Isa isa_from_env(Isa best) {
   return wanted < best ? wanted : best;
 }
 
+// CPUID.(7,0):EDX bits 24 (AMX-TILE) and 22 (AMX-BF16), then Linux's permission for the
+// 8 KiB tile state, which a process must ask for before its first tile instruction (the
+// kernel refuses where the hypervisor or the OS does not save that state).
+bool detect_amx_bf16() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  if ((edx & (1u << 24)) == 0 || (edx & (1u << 22)) == 0) return false;
+  constexpr int kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
+bool amx_from_env() {
+  const char* env = std::getenv("HOTSWAP_AMX");
+  if (env == nullptr || *env == '\0' || std::strcmp(env, "on") == 0) return true;
+  if (std::strcmp(env, "off") != 0)
+    std::fprintf(stderr, "hotswap: ignoring HOTSWAP_AMX=%s (valid: on, off)\n", env);
+  return std::strcmp(env, "off") != 0;
+}
+
+std::atomic<bool>& amx_slot() {
+  static std::atomic<bool> slot{amx_from_env()};
+  return slot;
+}
+
 // Relaxed is enough: the value is written before kernels run (see isa.h).
 std::atomic<Isa>& active_slot() {
   static std::atomic<Isa> slot{isa_from_env(best_supported_isa())};
@@ -70,6 +102,20 @@ Isa set_active_isa(Isa isa) {
 bool cpu_has_avx512_bf16() {
   static const bool has = best_supported_isa() == Isa::kAvx512 && __builtin_cpu_supports("avx512bf16");
   return has;
+}
+
+bool cpu_has_amx_bf16() {
+  static const bool has = cpu_has_avx512_bf16() && detect_amx_bf16();
+  return has;
+}
+
+bool amx_enabled() {
+  return amx_slot().load(std::memory_order_relaxed) && cpu_has_amx_bf16() && active_isa() == Isa::kAvx512;
+}
+
+bool set_amx_enabled(bool enabled) {
+  amx_slot().store(enabled, std::memory_order_relaxed);
+  return amx_enabled();
 }
 
 const char* isa_name(Isa isa) {

@@ -1,5 +1,5 @@
-// linear(): argument checks, ISA dispatch, form choice (dot vs packed) and the OpenMP split
-// of output columns. The per-ISA arithmetic lives in linear_{avx512,avx2,scalar}.cc.
+// linear() and linear_bf16_packed(): argument checks, ISA dispatch, form choice (dot vs
+// packed, AMX) and the OpenMP split of output columns. The per-ISA arithmetic lives in linear_{avx512,avx2,scalar}.cc.
 #include "kernels/linear.h"
 
 #include <algorithm>
@@ -7,6 +7,8 @@
 #include <cstring>
 
 #include "core/check.h"
+#include "kernels/bf16_packed.h"
+#include "kernels/cpu/bf16_pairs.h"
 #include "kernels/cpu/linear_kernels.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/scratch.h"
@@ -101,6 +103,44 @@ void run_bf16_dot_form(const LinearKernels& kern, const float* x, int64_t m, con
   });
 }
 
+// The AMX forms: x is rounded to bf16 one chunk of rows at a time (rows split over the
+// threads; beyond one AMX row block, padded with zero rows to whole blocks, which the tiles
+// load as they are), then sweep(xb, rows, first_row, index, count) computes the thread's
+// columns for every row of the chunk.
+template <typename Sweep>
+void run_amx_chunks(const float* x, int64_t m, int64_t k, int threads, const Sweep& sweep) {
+  constexpr int64_t kRowChunk = 512;
+  const LinearKernels& kern = detail::avx512_linear_kernels();
+  const int64_t stride = kern.bf16_x_stride(k);
+  const auto padded_rows = [](int64_t rows) {
+    return rows <= 16 ? rows : (rows + detail::kAmxRowBlock - 1) / detail::kAmxRowBlock * detail::kAmxRowBlock;
+  };
+  auto* xb = detail::thread_scratch_as<uint16_t>(ScratchSlot::kLinearX,
+                                                 static_cast<size_t>(padded_rows(std::min(m, kRowChunk)) * stride));
+  parallel_run(threads, [&](int index, int count) {
+    for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
+      const int64_t mc = std::min(kRowChunk, m - i0), padded = padded_rows(mc);
+      const Range rows = split(padded, count, index, 1, padded);
+      const int64_t real_end = std::min(rows.end, mc);
+      if (rows.begin < real_end) kern.pack_x_bf16(x + i0 * k, k, rows.begin, real_end, xb);
+      const int64_t zero_begin = std::max(rows.begin, mc);
+      if (zero_begin < rows.end)
+        std::memset(xb + zero_begin * stride, 0, static_cast<size_t>((rows.end - zero_begin) * stride) * 2);
+      barrier();  // every thread reads every row
+      sweep(xb, mc, i0, index, count);
+      if (i0 + kRowChunk < m) barrier();  // before the next chunk overwrites xb
+    }
+  });
+}
+
+void run_amx_form(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y, int threads) {
+  const int64_t tiles = (w.n + detail::kBf16TileCols - 1) / detail::kBf16TileCols;
+  run_amx_chunks(x, m, w.k, threads, [&](const uint16_t* xb, int64_t mc, int64_t i0, int index, int count) {
+    const Range cols = split(tiles, count, index, detail::kBf16TileCols, w.n);
+    if (cols.begin < cols.end) detail::amx_gemm_cols_bf16(xb, mc, w, bias, cols.begin, cols.end, y + i0 * w.n);
+  });
+}
+
 // kBf16Dot below kBf16DotMinRows rows: x rounded to bf16 once, W streamed row after row.
 void run_bf16_gemv_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
                         const float* bias, float* y, int threads) {
@@ -143,6 +183,7 @@ void linear(const float* x, int64_t m, const TensorView& w, const float* bias, f
   const LinearKernels& kern = kernels_for(active_isa());
   const int threads = thread_count(m * wm.n * wm.k);
   if (bf16_products(kern, wm)) {
+    if (m >= kBf16DotMinRows && amx_enabled()) return run_amx_form(x, m, wm, bias, y, threads);
     if (m >= kBf16DotMinRows) return run_bf16_dot_form(kern, x, m, wm, bias, y, threads);
     return run_bf16_gemv_form(kern, x, m, wm, bias, y, threads);
   }
@@ -150,11 +191,28 @@ void linear(const float* x, int64_t m, const TensorView& w, const float* bias, f
   run_dot_form(kern, x, m, wm, bias, y, threads);
 }
 
+bool bf16_packed_applies() {
+  return amx_enabled() && g_precision.load(std::memory_order_relaxed) == LinearPrecision::kBf16Dot;
+}
+
+void linear_bf16_packed(const float* x, int64_t m, const Bf16Packed& w, const float* bias, float* y) {
+  HS_CHECK(bf16_packed_applies()) << "linear_bf16_packed needs kBf16Dot and AMX";
+  HS_CHECK(m >= 0 && !w.empty()) << "linear_bf16_packed: m = " << m;
+  if (m == 0) return;
+  const int64_t tiles = (w.n + detail::kPackedTileCols - 1) / detail::kPackedTileCols;
+  run_amx_chunks(x, m, w.k, thread_count(m * w.n * w.k),
+                 [&](const uint16_t* xb, int64_t mc, int64_t i0, int index, int count) {
+                   const Range own = split(tiles, count, index, 1, tiles);
+                   if (own.begin < own.end)
+                     detail::amx_gemm_packed_bf16(xb, mc, w.pairs, w.n, w.k, bias, own.begin, own.end, y + i0 * w.n);
+                 });
+}
+
 const char* linear_isa() {
   const Isa isa = active_isa();
   if (isa == Isa::kAvx512 && cpu_has_avx512_bf16() && kernels_for(isa).gemm_cols_bf16 != nullptr &&
       linear_precision() == LinearPrecision::kBf16Dot)
-    return "avx512_bf16";
+    return amx_enabled() ? "avx512_amx" : "avx512_bf16";
   return isa_name(isa);
 }
 

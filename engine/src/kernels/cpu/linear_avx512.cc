@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/bf16_pairs.h"
 #include "kernels/cpu/linear_kernels.h"
 #include "kernels/cpu/scratch.h"
 
@@ -149,22 +150,16 @@ struct Avx512 {
 // pairs in order, then y = y + block (+ bias after the last block) — so a row's result does
 // not depend on the other rows in the call.
 
-constexpr int kBf16Vecs = 4;                           // column vectors per register tile
 constexpr int kBf16Rows = 6;                           // x rows per register tile, at most
-constexpr int64_t kBf16TileCols = 16 * kBf16Vecs;      // W rows per packed tile
 constexpr int64_t kBf16Kc = 256;                       // k per block: the packed tile is 32 KiB (L1)
 constexpr int64_t kBf16TileWords = kBf16Kc / 2 * kBf16TileCols;  // uint32 pairs per packed tile
 // Prefetch distance in packed tiles: fetched one tile ahead, W arrived late (Llama-3.2-1B batch-16
 // decode step, 1 thread: 250 ms; 2 ahead: 195 ms; 4: 200 ms; 8: 225 ms).
 constexpr int64_t kBf16PrefetchBlocks = 2;
 
-int64_t avx512_bf16_x_stride(int64_t k) {
-  return (k + 31) / 32 * 32;
-}
-
 // xb[i][0, stride) = bf16(x[i]) rounded to nearest even, zero-padded, for rows [r0, r1).
 void avx512_pack_x_bf16(const float* x, int64_t k, int64_t r0, int64_t r1, uint16_t* xb) {
-  const int64_t stride = avx512_bf16_x_stride(k);
+  const int64_t stride = bf16_x_stride(k);
   for (int64_t i = r0; i < r1; ++i) {
     const float* src = x + i * k;
     uint16_t* dst = xb + i * stride;
@@ -172,28 +167,6 @@ void avx512_pack_x_bf16(const float* x, int64_t k, int64_t r0, int64_t r1, uint1
       const __m512 lo = _mm512_maskz_loadu_ps(Avx512::mask16(static_cast<int>(k - c)), src + c);
       const __m512 hi = _mm512_maskz_loadu_ps(Avx512::mask16(static_cast<int>(k - c - 16)), src + c + 16);
       _mm512_store_si512(dst + c, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
-    }
-  }
-}
-
-// wp[(q * kBf16Vecs + v) * 16 + t] = the pair W[j + 16v + t][c0 + 2q, c0 + 2q + 1], zero for
-// rows >= `rows` and elements past kc; q < ceil(kc / 2).
-void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0, int64_t kc, uint32_t* wp) {
-  const auto* base = static_cast<const uint16_t*>(w.data);
-  const int64_t pairs = (kc + 1) / 2;
-  for (int v = 0; v < kBf16Vecs; ++v) {
-    const int64_t vrows = std::clamp<int64_t>(rows - 16 * v, 0, 16);
-    for (int64_t q0 = 0; q0 < pairs; q0 += 16) {
-      const int64_t rem = kc - 2 * q0;  // elements left in the block
-      const __mmask32 mask = rem >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << rem) - 1);
-      __m512 r[16];
-      for (int t = 0; t < 16; ++t) {
-        const uint16_t* src = base + (j + 16 * v + t) * w.k + c0 + 2 * q0;
-        r[t] = t < vrows ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mask, src)) : _mm512_setzero_ps();
-      }
-      Avx512::transpose(r);
-      const int64_t count = std::min<int64_t>(16, pairs - q0);
-      for (int64_t t = 0; t < count; ++t) _mm512_store_ps(wp + ((q0 + t) * kBf16Vecs + v) * 16, r[t]);
     }
   }
 }
@@ -308,20 +281,20 @@ void gemv_rows_bf16_m(const uint16_t* xb, int64_t m, int64_t x_stride, const Wei
   gemv_rows_bf16<kM>(xb, x_stride, w, bias, j_begin, j_end, y);
 }
 
-// y[i][j] for i < m < 8, j in [j_begin, j_end) from xb[m][avx512_bf16_x_stride(k)].
+// y[i][j] for i < m < 8, j in [j_begin, j_end) from xb[m][bf16_x_stride(k)].
 void avx512_gemv_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias, int64_t j_begin,
                       int64_t j_end, float* y) {
-  const int64_t x_stride = avx512_bf16_x_stride(w.k);
+  const int64_t x_stride = bf16_x_stride(w.k);
   for (int64_t i0 = 0; i0 < m; i0 += 7) {
     const int64_t mr = std::min<int64_t>(7, m - i0);
     gemv_rows_bf16_m<7>(xb + i0 * x_stride, mr, x_stride, w, bias, j_begin, j_end, y + i0 * w.n);
   }
 }
 
-// y[i][j] for i < m, j in [j_begin, j_end) from xb[m][avx512_bf16_x_stride(k)].
+// y[i][j] for i < m, j in [j_begin, j_end) from xb[m][bf16_x_stride(k)].
 void avx512_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias,
                            int64_t j_begin, int64_t j_end, float* y) {
-  const int64_t k = w.k, x_stride = avx512_bf16_x_stride(k);
+  const int64_t k = w.k, x_stride = bf16_x_stride(k);
   auto* wp = thread_scratch_as<uint32_t>(ScratchSlot::kGemmW, kBf16TileWords);
   // Row groups as even as possible: no group below 4 rows (16 accumulators) when m >= 8.
   const int64_t groups = (m + kBf16Rows - 1) / kBf16Rows;
@@ -330,7 +303,7 @@ void avx512_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w,
     const int64_t cols = std::min(kBf16TileCols, j_end - j);
     for (int64_t c0 = 0; c0 < k; c0 += kBf16Kc) {
       const int64_t kc = std::min(kBf16Kc, k - c0), pairs = (kc + 1) / 2;
-      pack_w_tile_bf16(w, j, cols, c0, kc, wp);
+      pack_w_tile_bf16(w, j, cols, c0, kc, wp, kBf16Vecs);
       // Fetch the block packed kBf16PrefetchBlocks later into L2 while this one computes:
       // each row segment is short, so the hardware prefetcher picks it up late, and the
       // rows are often on different pages.
@@ -356,6 +329,28 @@ void avx512_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w,
 }
 
 }  // namespace
+
+void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0, int64_t kc, uint32_t* wp,
+                      int groups) {
+  const auto* base = static_cast<const uint16_t*>(w.data);
+  const int64_t pairs = (kc + 1) / 2;
+  for (int v = 0; v < groups; ++v) {
+    const int64_t vrows = std::clamp<int64_t>(rows - 16 * v, 0, 16);
+    for (int64_t q0 = 0; q0 < pairs; q0 += 16) {
+      const int64_t rem = kc - 2 * q0;  // elements left in the block
+      const __mmask32 mask = rem >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << rem) - 1);
+      __m512 r[16];
+      for (int t = 0; t < 16; ++t) {
+        const uint16_t* src = base + (j + 16 * v + t) * w.k + c0 + 2 * q0;
+        r[t] = t < vrows ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mask, src)) : _mm512_setzero_ps();
+      }
+      Avx512::transpose(r);
+      const int64_t count = std::min<int64_t>(16, pairs - q0);
+      for (int64_t t = 0; t < count; ++t) _mm512_store_ps(wp + ((q0 + t) * groups + v) * 16, r[t]);
+    }
+  }
+}
+
 }  // namespace hotswap::kernels::detail
 
 #pragma GCC diagnostic pop
@@ -374,7 +369,7 @@ const LinearKernels& avx512_linear_kernels() {
       .pack_gemm_x = simd_pack_gemm_x<Avx512>,
       .gemm_cols = simd_gemm_cols<Avx512>,
       .bf16_tile_cols = kBf16TileCols,
-      .bf16_x_stride = avx512_bf16_x_stride,
+      .bf16_x_stride = bf16_x_stride,
       .pack_x_bf16 = avx512_pack_x_bf16,
       .gemm_cols_bf16 = avx512_gemm_cols_bf16,
       .gemv_bf16 = avx512_gemv_bf16,

@@ -1,0 +1,40 @@
+// The layout both bf16-product forms of linear() read W in (LinearPrecision::kBf16Dot, m >=
+// kBf16DotMinRows): a tile of kBf16TileCols W rows transposed into k-pairs, so a 64-byte line
+// holds one pair of k for 16 output columns. vdpbf16ps (cpu/linear_avx512.cc) loads a line as
+// one vector; AMX (cpu/linear_amx.cc) loads 16 consecutive pairs of a column group as one B
+// tile. Internal to kernels/; AVX-512 code only.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/linear_kernels.h"
+
+namespace hotswap::kernels::detail {
+
+inline constexpr int kBf16Vecs = 4;                       // 16-column groups per packed tile
+inline constexpr int64_t kBf16TileCols = 16 * kBf16Vecs;  // W rows per packed tile
+
+// Elements per row of bf16-rounded x (xb): k rounded up to whole 64-byte lines, zero-padded.
+inline int64_t bf16_x_stride(int64_t k) {
+  return (k + 31) / 32 * 32;
+}
+
+// wp[(q * groups + v) * 16 + t] = the pair W[j + 16v + t][c0 + 2q, c0 + 2q + 1] for v < groups
+// (kBf16Vecs per call-time tile, 2 in kernels/bf16_packed.h's), zero for rows >= `rows` and
+// elements past kc; q < ceil(kc / 2). wp 64-byte aligned. Defined in cpu/linear_avx512.cc.
+void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0, int64_t kc, uint32_t* wp,
+                      int groups);
+
+// AMX form of gemm_cols_bf16 (same contract, LinearKernels). When m > 16, xb must hold
+// round_up(m, kAmxRowBlock) rows, those past m zero. Needs amx_enabled().
+inline constexpr int64_t kAmxRowBlock = 32;
+void amx_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias, int64_t j_begin,
+                        int64_t j_end, float* y);
+
+// The same from W packed at load (kernels/bf16_packed.h: tiles of kPackedTileCols columns),
+// for column tiles [tile_begin, tile_end); y is [m, n].
+inline constexpr int64_t kPackedTileCols = 32;
+void amx_gemm_packed_bf16(const uint16_t* xb, int64_t m, const uint32_t* packed, int64_t n, int64_t k,
+                          const float* bias, int64_t tile_begin, int64_t tile_end, float* y);
+
+}  // namespace hotswap::kernels::detail
