@@ -29,15 +29,18 @@
 // the sparse kernel alone (means over the queries) and the summary update of one new key
 // (median of 7): where a step's time goes; the rest is "other" (the backend's union and biases,
 // planning, accounting), derived as step - parts.
-// Bytes per step: KV = keys read x Hkv x 2 x d x 4 (K and V rows, f32); summaries = what the
-// masker scans: HashAttention 4 bytes (32 bits) per key per query head, MagicPig 8 x L bytes per
+// Bytes per step: KV = keys read x Hkv x 2 x row (K and V rows of the cache's dtype, --kv_dtype:
+// f32 d x 4, bf16 d x 2, q8 d + d/32 x 4); summaries = what the masker scans (float32 whatever
+// the KV dtype): HashAttention 4 bytes (32 bits) per key per query head, MagicPig 8 x L bytes per
 // key per KV head, Quest 2 x d x 4 bytes per page per KV head, NSA its compressed K and V blocks.
 //
 // The whole decode step is estimated, not run: 16 x the layer's attention + the non-attention
 // part of a Llama-3.2-1B decode step measured by engine_throughput_bench (--non_attention_ms).
 //
 //   build/bin/long_context_masked_bench [--rounds=3] [--contexts=1024,4096,...] [--non_attention_ms=88]
-//                                       [--cpu_time] [Google Benchmark flags]
+//                                       [--cpu_time] [--kv_dtype=bf16|f32|q8] [Google Benchmark flags]
+// --kv_dtype: the KV cache's element type (engine.kv_cache_dtype; default bf16, the engine's
+// default): K and V are drawn in float32 and stored as the engine writes them (store_kv_row).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -69,6 +72,7 @@
 #include "attention/nsa/nsa_attention.h"
 #include "attention/sequence_attention.h"
 #include "engine/attention_choice.h"
+#include "kv_cache/kv_storage.h"
 #include "long_context_util.h"
 
 #ifdef _OPENMP
@@ -89,7 +93,12 @@ constexpr int kSteps = 32;      // decode steps per timed run
 constexpr int kAdvance = 1024;  // positions a context's runs may use after it, all rounds together
 constexpr int kNeedles = 8;
 constexpr float kScale = 0.125f;  // 1/sqrt(64)
-constexpr size_t kRowBytes = kHeadDim * sizeof(float);
+constexpr size_t kF32RowBytes = kHeadDim * sizeof(float);  // summaries (Quest bounds, NSA blocks) are float32
+
+// --kv_dtype: the KV cache's element type (engine.kv_cache_dtype's default: bf16).
+KvDtype g_kv_dtype = KvDtype::kBf16;
+// Bytes of one K or V row of the cache.
+size_t kv_row_bytes() { return kv_row_units(g_kv_dtype, kHeadDim) * kv_dtype_size(g_kv_dtype); }
 
 std::vector<int> g_contexts = {1024, 4096, 8192, 16384, 32768, 65536};
 int g_rounds = 3;
@@ -106,30 +115,41 @@ const char* const kNames[kNumConfigs] = {"eager", "nsa_s8", "hat", "magic_pig", 
 const char* const kMaskedJson[kNumConfigs] = {nullptr, nullptr, bench::kHatJson, bench::kPigJson, bench::kQuestJson};
 constexpr int kLshTables = 8, kQuestPage = 16;
 
-// One layer's paged KV cache for every context's positions, filled once.
+// One layer's paged KV cache for every context's positions, filled once, rows of g_kv_dtype.
 struct Cache {
   int capacity = 0;
   std::vector<int32_t> table;
-  std::vector<float> k, v;
+  std::vector<float> k, v;  // storage (float-aligned); rows of g_kv_dtype
 
   explicit Cache(int cap) : capacity(cap) {
     const int blocks = (cap + kPage - 1) / kPage;
     table.resize(static_cast<size_t>(blocks));
     std::iota(table.begin(), table.end(), 0);
     std::shuffle(table.begin(), table.end(), std::mt19937_64(2));
-    const size_t per_block = static_cast<size_t>(kKvHeads) * kPage * kHeadDim;
-    k.resize(per_block * blocks);
+    const size_t rows_per_block = static_cast<size_t>(kKvHeads) * kPage;
+    const size_t per_block = rows_per_block * kHeadDim;  // float32 values drawn per block
+    const size_t ru = kv_row_units(g_kv_dtype, kHeadDim);
+    const size_t block_bytes = rows_per_block * ru * kv_dtype_size(g_kv_dtype);  // a multiple of 4
+    k.resize(block_bytes / sizeof(float) * blocks);
     v.resize(k.size());
-    // Seeded by logical block: position p holds the same K and V whatever the capacity.
+    // Seeded by logical block: position p holds the same K and V whatever the capacity (and,
+    // before rounding, whatever the dtype); stored as the engine stores a row.
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < blocks; ++b) {
-      const size_t at = per_block * static_cast<size_t>(table[static_cast<size_t>(b)]);
-      fill_normal(k.data() + at, per_block, 2 * static_cast<uint64_t>(b));
-      fill_normal(v.data() + at, per_block, 2 * static_cast<uint64_t>(b) + 1);
+      std::vector<float> rows(per_block);
+      const size_t at = rows_per_block * static_cast<size_t>(table[static_cast<size_t>(b)]);
+      for (int side = 0; side < 2; ++side) {
+        fill_normal(rows.data(), per_block, 2 * static_cast<uint64_t>(b) + side);
+        void* base = side ? v.data() : k.data();
+        for (size_t r = 0; r < rows_per_block; ++r)
+          store_kv_row(g_kv_dtype, rows.data() + r * kHeadDim, kHeadDim, base, (at + r) * ru);
+      }
     }
   }
   PagedKvView view() const {
-    return PagedKvView{k.data(), v.data(), table.data(), static_cast<int>(table.size()), kPage, kKvHeads, kHeadDim};
+    PagedKvView kv{k.data(), v.data(), table.data(), static_cast<int>(table.size()), kPage, kKvHeads, kHeadDim};
+    kv.dtype = g_kv_dtype;
+    return kv;
   }
 };
 
@@ -147,12 +167,13 @@ struct Queries {
     const PagedKvView kv = cache().view();
     std::mt19937 rng(static_cast<unsigned>(context));
     std::uniform_int_distribution<int> pick(0, context - 1);
+    std::vector<float> buf(kHeadDim);
     for (int s = 0; s < kSteps; ++s) {
       q[s].resize(static_cast<size_t>(kHeads) * kHeadDim);
       fill_normal(q[s].data(), q[s].size(), 1000 + static_cast<uint64_t>(context) * kSteps + s);
       for (int g = 0; g < kKvHeads; ++g) {
         for (int n = 0; n < kNeedles; ++n) {
-          const float* key = kv.key(pick(rng), g);
+          const float* key = kv.key_row(pick(rng), g, buf.data());
           for (int a = 0; a < kGroup; ++a) {
             float* qh = q[s].data() + static_cast<size_t>(g * kGroup + a) * kHeadDim;
             for (int c = 0; c < kHeadDim; ++c) qh[c] += key[c] / std::sqrt(static_cast<float>(kNeedles));
@@ -345,9 +366,9 @@ struct Runner {
                         std::min<double>(c.sliding_window_size, sk);
     census.keys_read = keys;
     census.density = keys / static_cast<double>(sk);
-    census.kv_bytes = keys * kKvHeads * 2 * kRowBytes;
+    census.kv_bytes = keys * kKvHeads * 2 * kv_row_bytes();
     census.summary_bytes =
-        static_cast<double>(c.num_compressed_blocks(sk) + c.num_mem_tokens) * kKvHeads * 2 * kRowBytes;
+        static_cast<double>(c.num_compressed_blocks(sk) + c.num_mem_tokens) * kKvHeads * 2 * kF32RowBytes;
   }
 
   // select_keys on summaries of its own at the first decode position (query 0).
@@ -427,7 +448,7 @@ struct Runner {
     census.kernel_us = kernel_us / kSteps;
     census.density = density / kSteps;
     census.keys_read = total / kSteps / kKvHeads;
-    census.kv_bytes = total / kSteps * 2 * kRowBytes;
+    census.kv_bytes = total / kSteps * 2 * kv_row_bytes();
     std::vector<double> times;
     // One new key at a time, as a decode step does (after the selection: it moves the caches on).
     times.clear();
@@ -443,7 +464,7 @@ struct Runner {
     if (config == kHat) census.summary_bytes = static_cast<double>(sk) * kHeads * ks.hat_word_bytes();
     if (config == kPig) census.summary_bytes = static_cast<double>(sk) * kKvHeads * 8 * kLshTables;
     if (config == kQuest)
-      census.summary_bytes = static_cast<double>((sk + kQuestPage - 1) / kQuestPage) * kKvHeads * 2 * kRowBytes;
+      census.summary_bytes = static_cast<double>((sk + kQuestPage - 1) / kQuestPage) * kKvHeads * 2 * kF32RowBytes;
   }
 };
 
@@ -499,8 +520,9 @@ void print_summary(const Reporter& rep) {
 #endif
   std::printf(
       "\nDecode attention per step, one layer (H %d, Hkv %d, d %d, 16-token pages), %d thread(s), median of %d "
-      "rounds x %d steps, %s, load average now %.2f\n",
-      kHeads, kKvHeads, kHeadDim, threads, g_rounds, kSteps, g_cpu_time ? "CPU time" : "wall time", load_average());
+      "rounds x %d steps, %s, %s KV (%zu-byte rows), load average now %.2f\n",
+      kHeads, kKvHeads, kHeadDim, threads, g_rounds, kSteps, g_cpu_time ? "CPU time" : "wall time",
+      kv_dtype_name(g_kv_dtype), kv_row_bytes(), load_average());
   std::printf(
       "  ratio = eager / config; density = mean over query heads of selected / visible keys (timed steps); "
       "keys/KVh = keys the kernel reads per KV head (union of its 4 query heads); select = select_keys alone; "
@@ -518,7 +540,7 @@ void print_summary(const Reporter& rep) {
       const double t = median(it->second);
       const Runner& r = *g_runners.at({c, context});
       const double sk = context + 1;
-      const double kv = c == kEager ? sk * kKvHeads * 2 * kRowBytes : r.census.kv_bytes;
+      const double kv = c == kEager ? sk * kKvHeads * 2 * kv_row_bytes() : r.census.kv_bytes;
       const double keys = c == kEager ? sk : r.census.keys_read;
       char parts[4][32] = {"-", "-", "-", "-"};
       if (c >= kHat) {
@@ -558,6 +580,8 @@ int main(int argc, char** argv) {
       g_rounds = std::max(1, std::atoi(arg.c_str() + 9));
     } else if (arg == "--cpu_time" || arg == "--cpu_time=true") {
       g_cpu_time = true;
+    } else if (arg.rfind("--kv_dtype=", 0) == 0) {
+      if (!bench::parse_kv_dtype(arg.substr(11), &g_kv_dtype)) return 2;
     } else if (arg.rfind("--non_attention_ms=", 0) == 0) {
       g_non_attention_ms = std::atof(arg.c_str() + 19);
     } else if (arg.rfind("--contexts=", 0) == 0) {
@@ -569,7 +593,7 @@ int main(int argc, char** argv) {
         ++p;
       }
     } else {
-      std::fprintf(stderr, "unknown argument %s (--rounds=N, --contexts=A,B,..., --non_attention_ms=X, --cpu_time, Google Benchmark's flags)\n",
+      std::fprintf(stderr, "unknown argument %s (--rounds=N, --contexts=A,B,..., --non_attention_ms=X, --cpu_time, --kv_dtype=f32|bf16|q8, Google Benchmark's flags)\n",
                    arg.c_str());
       return 2;
     }

@@ -9,10 +9,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "adapters/adapter.h"
 #include "adapters/hashattention_adapter.h"
+#include "kv_cache/kv_layout.h"
 
 namespace hotswap::bench {
 
@@ -26,6 +28,18 @@ inline constexpr const char* kPigJson =
     R"({"type":"magic_pig","lsh_l":8,"lsh_k":8}]})";
 inline constexpr const char* kQuestJson =
     R"({"impl":"masked","maskers":[{"type":"quest_top_k","heavy_size":2048,"page_size":16}]})";
+
+// --kv_dtype=f32|bf16|q8 (engine.kv_cache_dtype's names): false, with a message, for another name.
+inline bool parse_kv_dtype(const std::string& name, KvDtype* out) {
+  for (KvDtype t : {KvDtype::kF32, KvDtype::kBf16, KvDtype::kQ8}) {
+    if (name == kv_dtype_name(t)) {
+      *out = t;
+      return true;
+    }
+  }
+  std::fprintf(stderr, "--kv_dtype must be f32, bf16 or q8 (got %s)\n", name.c_str());
+  return false;
+}
 
 inline double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();

@@ -9,7 +9,10 @@
 // timed, its time printed); then `--reps` decode steps are timed, median reported. Contexts
 // ascending; at each, eager and the masked configurations back to back.
 //
-//   build/bin/masked_whole_step_bench [--contexts=4096,16384] [--reps=5] [--cpu_time] [--model_root=DIR]
+//   build/bin/masked_whole_step_bench [--contexts=4096,16384] [--reps=5] [--cpu_time] [--kv_dtype=bf16|f32|q8]
+//                                     [--model_root=DIR]
+// --kv_dtype: the KV cache's element type (engine.kv_cache_dtype; default bf16, the engine's
+// default); the random K/V are drawn in float32 and stored as the engine writes them.
 #include <algorithm>
 #include <ctime>
 #include <cstdio>
@@ -50,6 +53,7 @@ volatile float g_sink;
 // --cpu_time: time steps by the process's CPU time (with OMP_NUM_THREADS=1 the work itself,
 // immune to other processes' time slices on a shared machine) instead of wall time.
 bool g_cpu_time = false;
+KvDtype g_kv_dtype = KvDtype::kBf16;  // --kv_dtype
 
 double clock_ms() {
   if (!g_cpu_time) return bench::now_ms();
@@ -67,19 +71,26 @@ int run(const std::vector<int>& contexts, int reps, const std::string& root) {
   const int max_context = *std::max_element(contexts.begin(), contexts.end());
   const int capacity = max_context + 2 + reps;
   const int blocks = (capacity + kBlockSize - 1) / kBlockSize;
-  KvStorage kv(model->kv_layout(kBlockSize, blocks));
+  KvStorage kv(model->kv_layout(kBlockSize, blocks, g_kv_dtype));
   std::vector<int32_t> table(static_cast<size_t>(blocks));
   std::iota(table.begin(), table.end(), 0);
   const size_t layer_floats = static_cast<size_t>(blocks) * mc.num_kv_heads * kBlockSize * mc.head_dim;
+  const size_t ru = kv.layout().row_units();
   double t0 = bench::now_ms();
 #pragma omp parallel for schedule(dynamic, 1)
   for (int l = 0; l < 2 * layers; ++l) {
-    float* base = l % 2 ? kv.values(l / 2) : kv.keys(l / 2);
-    for (size_t i = 0; i < layer_floats; i += 1 << 20)
-      bench::fill_normal(base + i, std::min<size_t>(1 << 20, layer_floats - i), 77 + 1000 * l + i / (1 << 20));
+    void* base = l % 2 ? kv.value_data(l / 2) : kv.key_data(l / 2);
+    std::vector<float> chunk(1 << 20);  // a multiple of head_dim values: whole rows
+    for (size_t i = 0; i < layer_floats; i += 1 << 20) {
+      const size_t n = std::min<size_t>(1 << 20, layer_floats - i);
+      bench::fill_normal(chunk.data(), n, 77 + 1000 * l + i / (1 << 20));
+      for (size_t r = 0; r < n / mc.head_dim; ++r)
+        store_kv_row(g_kv_dtype, chunk.data() + r * mc.head_dim, mc.head_dim, base, (i / mc.head_dim + r) * ru);
+    }
   }
-  std::printf("%s: %d layers, KV %.2f GiB f32, random fill %.1f s\n", dir.c_str(), layers,
-              2.0 * layers * static_cast<double>(layer_floats) * 4 / (1u << 30), (bench::now_ms() - t0) / 1e3);
+  std::printf("%s: %d layers, KV %.2f GiB %s, random fill %.1f s\n", dir.c_str(), layers,
+              2.0 * layers * static_cast<double>(kv.layout().layer_elems()) * kv_dtype_size(g_kv_dtype) / (1u << 30),
+              kv_dtype_name(g_kv_dtype), (bench::now_ms() - t0) / 1e3);
 
   std::vector<Masked> masked(3);
   masked[0].name = "hat", masked[0].json = bench::kHatJson, masked[0].adapter = bench::hat_adapter(layers);
@@ -154,9 +165,9 @@ int run(const std::vector<int>& contexts, int reps, const std::string& root) {
 #endif
   std::printf(
       "\nWhole decode step (Model::forward of one token, 16 layers + LM head, bf16 weights), ms, median of %d, "
-      "%s, %d thread(s), load average now %.2f; ratio = eager / config; first = the first decode step, "
+      "%s, %d thread(s), %s KV, load average now %.2f; ratio = eager / config; first = the first decode step, "
       "which builds the prompt's summaries (one-off)\n%7s %9s",
-      reps, g_cpu_time ? "process CPU time" : "wall time", threads, bench::load_average(), "context", "eager");
+      reps, g_cpu_time ? "process CPU time" : "wall time", threads, kv_dtype_name(g_kv_dtype), bench::load_average(), "context", "eager");
   for (const Masked& m : masked) std::printf(" %10s %6s %9s", m.name, "ratio", "first");
   std::printf("\n");
   for (const Row& row : rows) {
@@ -183,12 +194,14 @@ int main(int argc, char** argv) {
         contexts.push_back(std::atoi(p));
     } else if (arg == "--cpu_time" || arg == "--cpu_time=true") {
       hotswap::g_cpu_time = true;
+    } else if (arg.rfind("--kv_dtype=", 0) == 0) {
+      if (!hotswap::bench::parse_kv_dtype(arg.substr(11), &hotswap::g_kv_dtype)) return 2;
     } else if (arg.rfind("--reps=", 0) == 0) {
       reps = std::max(1, std::atoi(arg.c_str() + 7));
     } else if (arg.rfind("--model_root=", 0) == 0) {
       root = arg.substr(13);
     } else {
-      std::fprintf(stderr, "unknown argument %s (--contexts=A,B --reps=N --cpu_time --model_root=DIR)\n", arg.c_str());
+      std::fprintf(stderr, "unknown argument %s (--contexts=A,B --reps=N --cpu_time --kv_dtype=f32|bf16|q8 --model_root=DIR)\n", arg.c_str());
       return 2;
     }
   }
