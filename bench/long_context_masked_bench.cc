@@ -71,6 +71,7 @@
 #include "attention/masked/sparse_attention.h"
 #include "attention/nsa/nsa_attention.h"
 #include "attention/sequence_attention.h"
+#include "core/huge_buffer.h"
 #include "engine/attention_choice.h"
 #include "kv_cache/kv_storage.h"
 #include "long_context_util.h"
@@ -115,11 +116,12 @@ const char* const kNames[kNumConfigs] = {"eager", "nsa_s8", "hat", "magic_pig", 
 const char* const kMaskedJson[kNumConfigs] = {nullptr, nullptr, bench::kHatJson, bench::kPigJson, bench::kQuestJson};
 constexpr int kLshTables = 8, kQuestPage = 16;
 
-// One layer's paged KV cache for every context's positions, filled once, rows of g_kv_dtype.
+// One layer's paged KV cache for every context's positions, filled once, rows of g_kv_dtype,
+// in huge pages as the engine's KvStorage keeps them (core/huge_buffer.h).
 struct Cache {
   int capacity = 0;
   std::vector<int32_t> table;
-  std::vector<float> k, v;  // storage (float-aligned); rows of g_kv_dtype
+  HugeBuffer k, v;
 
   explicit Cache(int cap) : capacity(cap) {
     const int blocks = (cap + kPage - 1) / kPage;
@@ -129,9 +131,9 @@ struct Cache {
     const size_t rows_per_block = static_cast<size_t>(kKvHeads) * kPage;
     const size_t per_block = rows_per_block * kHeadDim;  // float32 values drawn per block
     const size_t ru = kv_row_units(g_kv_dtype, kHeadDim);
-    const size_t block_bytes = rows_per_block * ru * kv_dtype_size(g_kv_dtype);  // a multiple of 4
-    k.resize(block_bytes / sizeof(float) * blocks);
-    v.resize(k.size());
+    const size_t block_bytes = rows_per_block * ru * kv_dtype_size(g_kv_dtype);
+    k = allocate_huge_buffer(block_bytes * blocks);
+    v = allocate_huge_buffer(block_bytes * blocks);
     // Seeded by logical block: position p holds the same K and V whatever the capacity (and,
     // before rounding, whatever the dtype); stored as the engine stores a row.
 #pragma omp parallel for schedule(static)
@@ -140,14 +142,14 @@ struct Cache {
       const size_t at = rows_per_block * static_cast<size_t>(table[static_cast<size_t>(b)]);
       for (int side = 0; side < 2; ++side) {
         fill_normal(rows.data(), per_block, 2 * static_cast<uint64_t>(b) + side);
-        void* base = side ? v.data() : k.data();
+        void* base = side ? v.get() : k.get();
         for (size_t r = 0; r < rows_per_block; ++r)
           store_kv_row(g_kv_dtype, rows.data() + r * kHeadDim, kHeadDim, base, (at + r) * ru);
       }
     }
   }
   PagedKvView view() const {
-    PagedKvView kv{k.data(), v.data(), table.data(), static_cast<int>(table.size()), kPage, kKvHeads, kHeadDim};
+    PagedKvView kv{k.get(), v.get(), table.data(), static_cast<int>(table.size()), kPage, kKvHeads, kHeadDim};
     kv.dtype = g_kv_dtype;
     return kv;
   }
