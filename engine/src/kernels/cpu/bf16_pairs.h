@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "kernels/bf16_packed.h"
 #include "kernels/cpu/linear_kernels.h"
 
 namespace hotswap::kernels::detail {
@@ -36,5 +37,10 @@ void amx_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, co
 inline constexpr int64_t kPackedTileCols = 32;
 void amx_gemm_packed_bf16(const uint16_t* xb, int64_t m, const uint32_t* packed, int64_t n, int64_t k,
                           const float* bias, int64_t tile_begin, int64_t tile_end, float* y);
+
+// Thread `index` of `count`'s share of linear_bf16_packed: its nearly equal run of whole column
+// tiles (the split linear_bf16_packed and linear_bf16_packed_team both use).
+void amx_packed_share(const uint16_t* xb, int64_t m, const Bf16Packed& w, const float* bias, float* y, int index,
+                      int count);
 
 }  // namespace hotswap::kernels::detail

@@ -81,39 +81,18 @@ void run_packed_form(const LinearKernels& kern, const float* x, int64_t m, const
   });
 }
 
-// x is rounded to bf16 one chunk of rows at a time (rows split over the threads), then each
-// thread computes its own columns for every row of the chunk.
-void run_bf16_dot_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
-                       const float* bias, float* y, int threads) {
-  constexpr int64_t kRowChunk = 512;
-  const int64_t stride = kern.bf16_x_stride(w.k), tile = kern.bf16_tile_cols;
-  auto* xb = detail::thread_scratch_as<uint16_t>(ScratchSlot::kLinearX,
-                                                 static_cast<size_t>(std::min(m, kRowChunk) * stride));
-  const int64_t tiles = (w.n + tile - 1) / tile;
-  parallel_run(threads, [&](int index, int count) {
-    const Range cols = split(tiles, count, index, tile, w.n);
-    for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
-      const int64_t mc = std::min(kRowChunk, m - i0);
-      const Range rows = split(mc, count, index, 1, mc);
-      kern.pack_x_bf16(x + i0 * w.k, w.k, rows.begin, rows.end, xb);
-      barrier();  // every thread reads every row
-      if (cols.begin < cols.end) kern.gemm_cols_bf16(xb, mc, w, bias, cols.begin, cols.end, y + i0 * w.n);
-      barrier();  // before the next chunk overwrites xb
-    }
-  });
-}
-
-// The AMX forms: x is rounded to bf16 one chunk of rows at a time (rows split over the
-// threads; beyond one AMX row block, padded with zero rows to whole blocks, which the tiles
-// load as they are), then sweep(xb, rows, first_row, index, count) computes the thread's
-// columns for every row of the chunk.
+// The bf16-product forms from kBf16DotMinRows rows: x is rounded to bf16 one chunk of rows at
+// a time (rows split over the threads; for AMX, beyond one row block, padded with zero rows to
+// whole blocks, which the tiles load as they are), then sweep(xb, rows, first_row, index,
+// count) computes the thread's columns for every row of the chunk.
 template <typename Sweep>
-void run_amx_chunks(const float* x, int64_t m, int64_t k, int threads, const Sweep& sweep) {
+void run_bf16_chunks(const LinearKernels& kern, const float* x, int64_t m, int64_t k, bool amx_rows, int threads,
+                     const Sweep& sweep) {
   constexpr int64_t kRowChunk = 512;
-  const LinearKernels& kern = detail::avx512_linear_kernels();
   const int64_t stride = kern.bf16_x_stride(k);
-  const auto padded_rows = [](int64_t rows) {
-    return rows <= 16 ? rows : (rows + detail::kAmxRowBlock - 1) / detail::kAmxRowBlock * detail::kAmxRowBlock;
+  const auto padded_rows = [amx_rows](int64_t rows) {
+    if (!amx_rows || rows <= 16) return rows;
+    return (rows + detail::kAmxRowBlock - 1) / detail::kAmxRowBlock * detail::kAmxRowBlock;
   };
   auto* xb = detail::thread_scratch_as<uint16_t>(ScratchSlot::kLinearX,
                                                  static_cast<size_t>(padded_rows(std::min(m, kRowChunk)) * stride));
@@ -133,9 +112,20 @@ void run_amx_chunks(const float* x, int64_t m, int64_t k, int threads, const Swe
   });
 }
 
+void run_bf16_dot_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
+                       const float* bias, float* y, int threads) {
+  const int64_t tile = kern.bf16_tile_cols, tiles = (w.n + tile - 1) / tile;
+  run_bf16_chunks(kern, x, m, w.k, /*amx_rows=*/false, threads,
+                  [&](const uint16_t* xb, int64_t mc, int64_t i0, int index, int count) {
+                    const Range cols = split(tiles, count, index, tile, w.n);
+                    if (cols.begin < cols.end)
+                      kern.gemm_cols_bf16(xb, mc, w, bias, cols.begin, cols.end, y + i0 * w.n);
+                  });
+}
+
 void run_amx_form(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y, int threads) {
   const int64_t tiles = (w.n + detail::kBf16TileCols - 1) / detail::kBf16TileCols;
-  run_amx_chunks(x, m, w.k, threads, [&](const uint16_t* xb, int64_t mc, int64_t i0, int index, int count) {
+  run_bf16_chunks(detail::avx512_linear_kernels(), x, m, w.k, /*amx_rows=*/true, threads, [&](const uint16_t* xb, int64_t mc, int64_t i0, int index, int count) {
     const Range cols = split(tiles, count, index, detail::kBf16TileCols, w.n);
     if (cols.begin < cols.end) detail::amx_gemm_cols_bf16(xb, mc, w, bias, cols.begin, cols.end, y + i0 * w.n);
   });
@@ -199,13 +189,10 @@ void linear_bf16_packed(const float* x, int64_t m, const Bf16Packed& w, const fl
   HS_CHECK(bf16_packed_applies()) << "linear_bf16_packed needs kBf16Dot and AMX";
   HS_CHECK(m >= 0 && !w.empty()) << "linear_bf16_packed: m = " << m;
   if (m == 0) return;
-  const int64_t tiles = (w.n + detail::kPackedTileCols - 1) / detail::kPackedTileCols;
-  run_amx_chunks(x, m, w.k, thread_count(m * w.n * w.k),
-                 [&](const uint16_t* xb, int64_t mc, int64_t i0, int index, int count) {
-                   const Range own = split(tiles, count, index, 1, tiles);
-                   if (own.begin < own.end)
-                     detail::amx_gemm_packed_bf16(xb, mc, w.pairs, w.n, w.k, bias, own.begin, own.end, y + i0 * w.n);
-                 });
+  run_bf16_chunks(detail::avx512_linear_kernels(), x, m, w.k, /*amx_rows=*/true, thread_count(m * w.n * w.k),
+                  [&](const uint16_t* xb, int64_t mc, int64_t i0, int index, int count) {
+                    detail::amx_packed_share(xb, mc, w, bias, y + i0 * w.n, index, count);
+                  });
 }
 
 const char* linear_isa() {

@@ -23,6 +23,7 @@
 #include <cstring>
 
 #include "kernels/cpu/bf16_pairs.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/scratch.h"
 
 #pragma GCC push_options
@@ -166,6 +167,13 @@ void amx_gemm_packed_bf16(const uint16_t* xb, int64_t m, const uint32_t* packed,
     sweep_rows(xb, x_stride, m, steps, tile, cols, bias != nullptr ? bias + j : nullptr, y + j, n, c_tiles);
   }
   _tile_release();
+}
+
+void amx_packed_share(const uint16_t* xb, int64_t m, const Bf16Packed& w, const float* bias, float* y, int index,
+                      int count) {
+  const int64_t tiles = (w.n + kPackedTileCols - 1) / kPackedTileCols;
+  const Range own = split(tiles, count, index, 1, tiles);
+  if (own.begin < own.end) amx_gemm_packed_bf16(xb, m, w.pairs, w.n, w.k, bias, own.begin, own.end, y);
 }
 
 }  // namespace hotswap::kernels::detail

@@ -61,15 +61,11 @@ void linear_bf16_packed_team(const float* x, int64_t m, const Bf16Packed& w, con
       << "linear_bf16_packed_team: m " << m;
   const int share = detail::thread_count(m * w.n * w.k) > 1 ? count : 1;
   if (index >= share) return;
-  // linear_bf16_packed's split: whole tiles, as even as possible.
-  const int64_t tiles = (w.n + detail::kPackedTileCols - 1) / detail::kPackedTileCols;
-  const detail::Range own = detail::split(tiles, share, index, 1, tiles);
-  if (own.begin >= own.end) return;
   const detail::LinearKernels& kern = detail::avx512_linear_kernels();
   auto* xb = detail::thread_scratch_as<uint16_t>(detail::ScratchSlot::kLinearX,
                                                  static_cast<size_t>(m * kern.bf16_x_stride(w.k)));
   kern.pack_x_bf16(x, w.k, 0, m, xb);  // up to 16 rows the AMX tiles need no zero rows
-  detail::amx_gemm_packed_bf16(xb, m, w.pairs, w.n, w.k, bias, own.begin, own.end, y);
+  detail::amx_packed_share(xb, m, w, bias, y, index, share);
 }
 
 }  // namespace hotswap::kernels
