@@ -25,8 +25,8 @@ float* thread_buffer(Buffer which, int64_t n) {
 
 // As Model::forward's project(): the AMX-packed form when it has one and it applies.
 void project(const LayerProjection& p, const float* x, int64_t T, float* y, int index, int count) {
-  if (p.packed != nullptr && !p.packed->empty() && kernels::bf16_packed_applies())
-    return kernels::linear_bf16_packed_team(x, T, *p.packed, p.bias, y, index, count);
+  if (const kernels::Bf16Packed* packed = p.packed_in_use())
+    return kernels::linear_bf16_packed_team(x, T, *packed, p.bias, y, index, count);
   kernels::linear_team(x, T, *p.w, p.bias, y, index, count);
 }
 

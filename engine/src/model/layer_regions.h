@@ -21,6 +21,11 @@ struct LayerProjection {
   const TensorView* w;
   const float* bias;                          // null if none
   const kernels::Bf16Packed* packed = nullptr;  // W packed for AMX, used when it applies
+
+  // The packed form when it exists and the kernels multiply bf16 products with AMX, else null.
+  const kernels::Bf16Packed* packed_in_use() const {
+    return packed != nullptr && !packed->empty() && kernels::bf16_packed_applies() ? packed : nullptr;
+  }
 };
 
 struct LayerProjections {

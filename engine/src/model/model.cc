@@ -40,13 +40,11 @@ const float* bias_or_null(const std::vector<float>& bias) {
 
 // W as stored; its q8 / q4 form when the model was loaded with WeightFormat::kQ8 / kQ4; its
 // AMX-packed form when it has one and the kernels multiply bf16 products with AMX.
-void project(const float* x, int64_t rows, const TensorView& w, const kernels::Q8Matrix* q8,
-             const kernels::Bf16Packed* packed, const std::vector<float>& bias, float* y) {
-  const float* b = bias_or_null(bias);
-  if (q8 != nullptr) return kernels::linear_q8(x, rows, *q8, b, y);
-  if (packed != nullptr && !packed->empty() && kernels::bf16_packed_applies())
-    return kernels::linear_bf16_packed(x, rows, *packed, b, y);
-  kernels::linear(x, rows, w, b, y);
+void project(const LayerProjection& p, const kernels::Q8Matrix* q8, const float* x, int64_t rows, float* y) {
+  if (q8 != nullptr) return kernels::linear_q8(x, rows, *q8, p.bias, y);
+  if (const kernels::Bf16Packed* packed = p.packed_in_use())
+    return kernels::linear_bf16_packed(x, rows, *packed, p.bias, y);
+  kernels::linear(x, rows, *p.w, p.bias, y);
 }
 
 }  // namespace
@@ -222,35 +220,32 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   };
 
   auto run_layer = [&](int l) {
-    const LayerWeights& w = weights_.layers[l];
-    const LayerBiases& b = biases_[l];
     const QuantizedLayer* q8 = quantized_ ? &quantized_->layers[l] : nullptr;
-    const PackedLayer* pk = packed_ ? &packed_->layers[l] : nullptr;
     const LayerProjections p = projections(l);
     const bool in_regions = q8 == nullptr && layer_regions_apply(T, p);
     // Attention block.
     if (in_regions) {
       attention_inputs_region(p, T, D, ws);
     } else {
-      kernels::rms_norm(ws.hidden.data(), T, D, w.input_norm, c.rms_norm_eps, ws.normed.data());
-      project(ws.normed.data(), T, w.q_proj, q8 ? &q8->q_proj : nullptr, pk ? &pk->q_proj : nullptr, b.q, ws.q.data());
-      project(ws.normed.data(), T, w.k_proj, q8 ? &q8->k_proj : nullptr, pk ? &pk->k_proj : nullptr, b.k, ws.k.data());
-      project(ws.normed.data(), T, w.v_proj, q8 ? &q8->v_proj : nullptr, pk ? &pk->v_proj : nullptr, b.v, ws.v.data());
+      kernels::rms_norm(ws.hidden.data(), T, D, *p.input_norm, p.eps, ws.normed.data());
+      project(p.q, q8 ? &q8->q_proj : nullptr, ws.normed.data(), T, ws.q.data());
+      project(p.k, q8 ? &q8->k_proj : nullptr, ws.normed.data(), T, ws.k.data());
+      project(p.v, q8 ? &q8->v_proj : nullptr, ws.normed.data(), T, ws.v.data());
     }
     attend(l);
     if (in_regions) {
       attention_output_and_mlp_region(p, T, D, I, ws);
       return;
     }
-    project(ws.attn.data(), T, w.o_proj, q8 ? &q8->o_proj : nullptr, pk ? &pk->o_proj : nullptr, b.o, ws.proj.data());
+    project(p.o, q8 ? &q8->o_proj : nullptr, ws.attn.data(), T, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
 
     // MLP block (SwiGLU).
-    kernels::rms_norm(ws.hidden.data(), T, D, w.post_attention_norm, c.rms_norm_eps, ws.normed.data());
-    project(ws.normed.data(), T, w.gate_proj, q8 ? &q8->gate_proj : nullptr, pk ? &pk->gate_proj : nullptr, b.gate, ws.gate.data());
-    project(ws.normed.data(), T, w.up_proj, q8 ? &q8->up_proj : nullptr, pk ? &pk->up_proj : nullptr, b.up, ws.up.data());
+    kernels::rms_norm(ws.hidden.data(), T, D, *p.post_attention_norm, p.eps, ws.normed.data());
+    project(p.gate, q8 ? &q8->gate_proj : nullptr, ws.normed.data(), T, ws.gate.data());
+    project(p.up, q8 ? &q8->up_proj : nullptr, ws.normed.data(), T, ws.up.data());
     kernels::silu_mul(ws.gate.data(), ws.up.data(), ws.gate.data(), T * I);
-    project(ws.gate.data(), T, w.down_proj, q8 ? &q8->down_proj : nullptr, pk ? &pk->down_proj : nullptr, b.down, ws.proj.data());
+    project(p.down, q8 ? &q8->down_proj : nullptr, ws.gate.data(), T, ws.proj.data());
     kernels::add_inplace(ws.hidden.data(), ws.proj.data(), T * D);
   };
 
@@ -286,8 +281,8 @@ Logits Model::forward(const ForwardBatch& batch, KvStorage& kv, Workspace& ws) c
   for (int64_t r = 0; r < R; ++r) std::copy_n(&ws.hidden[rows[r] * D], D, &ws.proj[r * D]);
   kernels::rms_norm(ws.proj.data(), R, D, weights_.final_norm, c.rms_norm_eps, ws.normed.data());
   out.data.resize(static_cast<size_t>(R) * c.vocab_size);
-  project(ws.normed.data(), R, weights_.lm_head, quantized_ ? &quantized_->lm_head : nullptr,
-          packed_ ? &packed_->lm_head : nullptr, {}, out.data.data());
+  const LayerProjection lm_head{&weights_.lm_head, nullptr, packed_ ? &packed_->lm_head : nullptr};
+  project(lm_head, quantized_ ? &quantized_->lm_head : nullptr, ws.normed.data(), R, out.data.data());
   return out;
 }
 
