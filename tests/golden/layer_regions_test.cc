@@ -4,6 +4,8 @@
 // threads.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -18,9 +20,12 @@
 namespace hotswap {
 namespace {
 
-// Layers large enough that every projection exceeds the kernels' parallel threshold.
+// Layers large enough that every projection exceeds the kernels' parallel threshold. One folder
+// per process: ctest runs each precision as its own process, at the same time, and rewriting
+// the safetensors file another process has mapped kills it with SIGBUS.
 std::string small_split_model() {
-  const std::string dir = (std::filesystem::temp_directory_path() / "hotswap_layer_regions_model").string();
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           ("hotswap_layer_regions_model_" + std::to_string(getpid()))).string();
   RandomModelSpec spec = random_model_preset("demo");
   spec.hidden_size = 256;
   spec.intermediate_size = 704;
@@ -73,7 +78,9 @@ class LayerRegionsTest : public ::testing::TestWithParam<kernels::LinearPrecisio
 
 // kAuto takes the one-region form here (short contexts), kPerLayer the two-region one.
 TEST_P(LayerRegionsTest, LogitsBitwiseEqualToKernelByKernel) {
-  auto model = Model::load(small_split_model());
+  const std::string dir = small_split_model();
+  auto model = Model::load(dir);
+  std::filesystem::remove_all(dir);  // the mapping outlives the name
   for (KvDtype kv_dtype : {KvDtype::kF32, KvDtype::kBf16}) {
     set_layer_regions(LayerRegions::kOff);
     const std::vector<float> expected = run_steps(*model, kv_dtype);
