@@ -26,6 +26,7 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/bf16_packed.h"
 #include "kernels/isa.h"
 #include "roofline.h"
 #include "kernels/linear.h"
@@ -179,13 +180,36 @@ struct LinearCase {
   DType dtype;
   Isa isa;
   LinearPrecision precision = LinearPrecision::kF32;
+  bool packed = false;  // linear_bf16_packed() on W packed at load (AMX), as the model runs it
 };
+
+// `w` packed for linear_bf16_packed(), in copies totalling >= 1 GiB: batched decode with
+// packed weights is bound by reading them from DRAM, and this host's L3 can hold 128 MiB.
+const std::vector<Bf16Packed>& packed_copies(const WeightCopies& w) {
+  static std::map<const WeightCopies*, std::pair<std::vector<AlignedBytes>, std::vector<Bf16Packed>>> cache;
+  auto& [buffers, copies] = cache[&w];
+  if (!copies.empty()) return copies;
+  const TensorView& v = w.views.front();
+  const size_t bytes = static_cast<size_t>(bf16_packed_words(v.shape[0], v.shape[1])) * 4;
+  const size_t count = std::max<size_t>(1, ((size_t{1} << 30) + bytes - 1) / bytes);
+  for (size_t c = 0; c < count; ++c) {
+    buffers.push_back(aligned_bytes(bytes));
+    auto* words = reinterpret_cast<uint32_t*>(buffers.back().get());
+    if (c == 0)
+      pack_bf16_weights(v, words);
+    else
+      std::memcpy(words, buffers.front().get(), bytes);
+    copies.push_back(Bf16Packed{words, v.shape[0], v.shape[1]});
+  }
+  return copies;
+}
 
 std::string case_name(const LinearCase& c) {
   const std::string dt(dtype_name(c.dtype));
   std::string name = c.m == 1 ? "gemv" : "gemm_m" + std::to_string(c.m);
   name += "/" + dt + "/n" + std::to_string(c.n) + "_k" + std::to_string(c.k) + "/" + isa_name(c.isa);
   if (c.precision == LinearPrecision::kBf16Dot) name += "_bf16dot";
+  if (c.packed) name += "_packed";
   return name;
 }
 
@@ -196,6 +220,11 @@ void BM_Linear(benchmark::State& state, LinearCase c) {
   }
   set_linear_precision(c.precision);
   const WeightCopies& w = weights(c.dtype, c.n, c.k);
+  if (c.packed && !bf16_packed_applies()) {
+    state.SkipWithError("packed bf16 needs AMX");
+    return;
+  }
+  if (c.packed) packed_copies(w);  // packed before the timing
   std::vector<float> x(static_cast<size_t>(c.m * c.k)), y(static_cast<size_t>(c.m * c.n));
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 97) / 97.0f - 0.5f;
   const double bytes = static_cast<double>(c.n * c.k) * dtype_size(c.dtype);
@@ -205,11 +234,16 @@ void BM_Linear(benchmark::State& state, LinearCase c) {
   BestRate rate;
   for (auto _ : state) {
     rate.start();
-    linear(x.data(), c.m, w.views[copy], nullptr, y.data());
+    if (c.packed) {
+      const std::vector<Bf16Packed>& packed = packed_copies(w);
+      linear_bf16_packed(x.data(), c.m, packed[copy % packed.size()], nullptr, y.data());
+    } else {
+      linear(x.data(), c.m, w.views[copy], nullptr, y.data());
+    }
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
     rate.stop(amount, bench_threads());
-    copy = (copy + 1) % w.views.size();
+    copy = (copy + 1) % (c.packed ? packed_copies(w).size() : w.views.size());
   }
   // The time column is the mean call; the counters are the best call.
   state.counters[c.m == 1 ? "GB/s_best" : "GFLOP/s_best"] = rate.wall();
@@ -284,12 +318,21 @@ void register_benchmarks() {
   // for the last position only). m = 8 and 12 on one shape for the kBf16DotMinRows choice.
   if (best_supported_isa() == Isa::kAvx512) {
     const std::pair<int64_t, int64_t> shapes[] = {{512, 2048}, {8192, 2048}, {2048, 8192}, {128256, 2048}};
-    for (int64_t m : {8, 12, 16, 32, 64, 512}) {
+    for (int64_t m : {8, 12, 16, 32, 40, 64, 72, 136, 512}) {
       for (auto [n, k] : shapes) {
         if ((n == 128256 && m > 64) || (m < 16 && n != 2048)) continue;
+        // Served mixed steps (8 decodes and a prefill chunk): the packed form only.
+        const bool mixed_step = m == 40 || m == 72 || m == 136;
+        if (mixed_step) {
+          if (amx_enabled())
+            cases.push_back({m, n, k, DType::kBF16, Isa::kAvx512, LinearPrecision::kBf16Dot, /*packed=*/true});
+          continue;
+        }
         cases.push_back({m, n, k, DType::kBF16, Isa::kAvx512});
         if (cpu_has_avx512_bf16())
           cases.push_back({m, n, k, DType::kBF16, Isa::kAvx512, LinearPrecision::kBf16Dot});
+        if (amx_enabled())
+          cases.push_back({m, n, k, DType::kBF16, Isa::kAvx512, LinearPrecision::kBf16Dot, /*packed=*/true});
       }
     }
   }

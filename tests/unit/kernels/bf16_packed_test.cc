@@ -76,11 +76,13 @@ TEST_F(Bf16PackedTest, StaysWithinTheBf16DotBound) {
 }
 
 // The packed layout changes where W comes from, not the arithmetic: from kBf16DotMinRows rows
-// it is bitwise linear()'s AMX form on the stored W.
+// it is bitwise linear()'s AMX form on the stored W. Beyond 16 rows the packed form sums k in
+// chunks (partial sums kept in y between them): {100, 333, 4100} and {515, 70, 1100} take
+// three, with partial row blocks and partial column tiles.
 TEST_F(Bf16PackedTest, EqualsLinearsAmxFormBitwise) {
   ASSERT_STREQ(linear_isa(), "avx512_amx");
   for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{8, 100, 1030}, {17, 64, 256}, {40, 333, 2050},
-                         {515, 70, 300}}) {
+                         {515, 70, 300}, {100, 333, 4100}, {515, 70, 1100}, {64, 96, 8192}}) {
     std::mt19937 rng(static_cast<uint32_t>(m * n + k));
     const Packed w = make_packed(n, k, rng);
     const std::vector<float> x = random_floats(m * k, rng), bias = random_floats(n, rng);

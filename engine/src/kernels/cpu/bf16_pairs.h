@@ -26,9 +26,15 @@ inline int64_t bf16_x_stride(int64_t k) {
 void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0, int64_t kc, uint32_t* wp,
                       int groups);
 
-// AMX form of gemm_cols_bf16 (same contract, LinearKernels). When m > 16, xb must hold
-// round_up(m, kAmxRowBlock) rows, those past m zero. Needs amx_enabled().
+// The AMX forms take x as bf16_x_stride(k) elements a row (pack_x_bf16) up to 16 rows and,
+// beyond, in tile order ("AmxX"): round_up(m, kAmxRowBlock) rows, those past m zero, stored as
+// 16-row blocks, each step after step, each step's 16 rows x 32 elements one 1 KiB A tile:
+// x[i][c] at xt[((i / 16) * steps + c / 32) * 512 + (i % 16) * 32 + c % 32], steps =
+// bf16_x_stride(k) / 32. amx_pack_x writes rows [r_begin, r_end) of that (zero from row m).
 inline constexpr int64_t kAmxRowBlock = 32;
+void amx_pack_x(const float* x, int64_t m, int64_t k, int64_t r_begin, int64_t r_end, uint16_t* xt);
+
+// AMX form of gemm_cols_bf16 (same contract, LinearKernels, but x as above). Needs amx_enabled().
 void amx_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias, int64_t j_begin,
                         int64_t j_end, float* y);
 

@@ -82,9 +82,9 @@ void run_packed_form(const LinearKernels& kern, const float* x, int64_t m, const
 }
 
 // The bf16-product forms from kBf16DotMinRows rows: x is rounded to bf16 one chunk of rows at
-// a time (rows split over the threads; for AMX, beyond one row block, padded with zero rows to
-// whole blocks, which the tiles load as they are), then sweep(xb, rows, first_row, index,
-// count) computes the thread's columns for every row of the chunk.
+// a time (rows split over the threads; for AMX, beyond one row block, in tile order with zero
+// rows to whole blocks: cpu/bf16_pairs.h), then sweep(xb, rows, first_row, index, count)
+// computes the thread's columns for every row of the chunk.
 template <typename Sweep>
 void run_bf16_chunks(const LinearKernels& kern, const float* x, int64_t m, int64_t k, bool amx_rows, int threads,
                      const Sweep& sweep) {
@@ -100,11 +100,11 @@ void run_bf16_chunks(const LinearKernels& kern, const float* x, int64_t m, int64
     for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
       const int64_t mc = std::min(kRowChunk, m - i0), padded = padded_rows(mc);
       const Range rows = split(padded, count, index, 1, padded);
-      const int64_t real_end = std::min(rows.end, mc);
-      if (rows.begin < real_end) kern.pack_x_bf16(x + i0 * k, k, rows.begin, real_end, xb);
-      const int64_t zero_begin = std::max(rows.begin, mc);
-      if (zero_begin < rows.end)
-        std::memset(xb + zero_begin * stride, 0, static_cast<size_t>((rows.end - zero_begin) * stride) * 2);
+      if (amx_rows && mc > 16) {
+        if (rows.begin < rows.end) detail::amx_pack_x(x + i0 * k, mc, k, rows.begin, rows.end, xb);
+      } else if (rows.begin < rows.end) {
+        kern.pack_x_bf16(x + i0 * k, k, rows.begin, rows.end, xb);
+      }
       barrier();  // every thread reads every row
       sweep(xb, mc, i0, index, count);
       if (i0 + kRowChunk < m) barrier();  // before the next chunk overwrites xb

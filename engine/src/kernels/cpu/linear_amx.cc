@@ -4,11 +4,18 @@
 // arithmetic and become bound by reading W.
 //
 // Tiles: C0-C3 accumulate up to 32 rows x 32 columns of y (2 row blocks x 2 column groups),
-// A0-A1 hold 16 rows x 32 k of xb each, B0-B1 16 k-pairs x 16 columns of W pairs each. W comes
+// A0-A1 hold 16 rows x 32 k of x each, B0-B1 16 k-pairs x 16 columns of W pairs each. W comes
 // as k-pair-major tiles (cpu/bf16_pairs.h): packed per call by linear() (64 columns, from 8
-// rows) or once at load (kernels/bf16_packed.h, 32 columns, at every row count). Either way a
-// thread holds one W tile over the whole k and sweeps every row block against it, so C stays
-// in tile registers for the whole k and y is written once.
+// rows) or once at load (kernels/bf16_packed.h, 32 columns, at every row count).
+//
+// Up to 16 rows (decode) a thread sweeps each W tile once over the whole k; that is bound by
+// reading W. Beyond, the tile registers can do ~3 TFLOP/s a core, which only L1 and L2 feed:
+//  * x comes in tile order (AmxX): each A tile is 1 KiB in one piece, not 16 rows 4 KiB apart;
+//  * the packed form blocks rows and k (RowGroups) so that the x it sweeps stays in L2 while W
+//    tiles pass, fetches the next W tile into L2 while one is swept (a tile's first block would
+//    otherwise wait on DRAM one load at a time), and keeps each C block in the tile registers
+//    for 64 to 128 k steps (storing C stalls the tile pipeline; every 32 steps costs ~30%).
+// Partial sums between k chunks go through y (float32: exact).
 //
 // Row independence: each row of C is summed from zero over the k steps in order, whatever
 // other rows share the tile, so a row's result does not depend on the rest of the batch; the
@@ -46,6 +53,13 @@ struct TileConfig {
 
 constexpr int64_t kTileRows = 16;  // rows of an A or C tile
 constexpr int64_t kStepK = 32;     // bf16 elements of k per tdpbf16ps (64-byte A rows)
+// Packed form beyond 16 rows: bytes of x swept per k chunk (half this CPU class's 2 MiB L2;
+// the W tile in use and the next take part of the rest), and the k steps a C block stays in
+// the tile registers per chunk: at least kMinChunkSteps unless the rows must be split into
+// groups (each reading W again), at most kMaxChunkSteps.
+constexpr int64_t kXGroupBytes = int64_t{1} << 20;
+constexpr int64_t kMinChunkSteps = 64;
+constexpr int64_t kMaxChunkSteps = 128;
 
 // Every tile 64 bytes wide; A and C tiles `rows` tall (fewer than 16 when the call has fewer
 // rows: tdpbf16ps then does less work), B tiles 16. Per thread, until release.
@@ -77,6 +91,20 @@ void write_block(const float* c_tiles, int64_t row_count, int64_t cols, const fl
   }
 }
 
+// c_tiles (as write_block reads it) = y's rows [0, row_count), columns [0, cols): the partial
+// sums of a block that does not fill its tiles; zero elsewhere.
+void read_block(const float* y, int64_t ldy, int64_t row_count, int64_t cols, float* c_tiles) {
+  std::memset(c_tiles, 0, 4 * 256 * sizeof(float));
+  for (int64_t g = 0; g < 2; ++g) {
+    const int64_t c0 = 16 * g, vc = std::min<int64_t>(16, cols - c0);
+    if (vc <= 0) break;
+    const __mmask16 mask = static_cast<__mmask16>((1u << vc) - 1);
+    for (int64_t r = 0; r < row_count; ++r)
+      _mm512_store_ps(c_tiles + ((r / kTileRows) * 2 + g) * 256 + (r % kTileRows) * 16,
+                      _mm512_maskz_loadu_ps(mask, y + r * ldy + c0));
+  }
+}
+
 // A W tile in k-pair-major form: the 16 pairs of k step s for column group g (16 columns)
 // start at pairs + s * step_words + 16 g, one tile row every row_bytes.
 struct PairTile {
@@ -85,52 +113,164 @@ struct PairTile {
   int64_t row_bytes;
 };
 
-// y[i][c] (+ bias[c]) for i < m and c < cols <= 32, from xb (x_stride elements a row, padded
-// with zero rows to a multiple of 32 when m > 16) and `steps` k steps of w.
-void sweep_rows(const uint16_t* xb, int64_t x_stride, int64_t m, int64_t steps, const PairTile& w, int64_t cols,
-                const float* bias, float* y, int64_t ldy, float* c_tiles) {
-  const int64_t a_bytes = x_stride * 2;
-  if (m <= kTileRows) {  // one row block, tiles configured m rows tall
-    _tile_zero(0);
-    _tile_zero(1);
-    for (int64_t s = 0; s < steps; ++s) {
-      const uint32_t* b = w.pairs + s * w.step_words;
-      _tile_loadd(4, xb + s * kStepK, a_bytes);
-      _tile_loadd(6, b, w.row_bytes);
-      _tile_loadd(7, b + 16, w.row_bytes);
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-    }
-    _tile_stored(0, c_tiles, 64);
-    _tile_stored(1, c_tiles + 256, 64);
-    return write_block(c_tiles, m, cols, bias, y, ldy);
+// Where 16 rows of x sit for tile loads: step s's A tile at rows + s * step_elems, one tile
+// row every row_bytes. Row-major xb (up to 16 rows) or the AmxX tile order.
+struct ATiles {
+  const uint16_t* rows;
+  int64_t step_elems;
+  int64_t row_bytes;
+};
+
+// The 16-row blocks of tile-ordered x (AmxX): block b, step s at xt + (b * steps + s) * 512.
+ATiles amx_x_block(const uint16_t* xt, int64_t steps, int64_t block) {
+  return ATiles{xt + block * steps * kTileRows * kStepK, kTileRows * kStepK, kStepK * 2};
+}
+
+// Where a block's k steps sit in the whole sum: C starts from zero at the first step of k,
+// else from the partial sums in y; after the last step y gets C + bias, else C.
+struct KRange {
+  int64_t begin, end;
+  bool first, last;
+};
+
+// Software prefetch of the next W tile (or chunk of one) into L2, spread over the k steps
+// that sweep this one.
+struct NextTile {
+  const char* at = nullptr;  // next line to fetch
+  const char* end = nullptr;
+  int64_t lines_per_step = 0;
+
+  void step() {
+    for (int64_t l = 0; l < lines_per_step && at < end; ++l, at += 64) _mm_prefetch(at, _MM_HINT_T1);
   }
-  for (int64_t i0 = 0; i0 < m; i0 += 2 * kTileRows) {
-    const uint16_t* a = xb + i0 * x_stride;
+};
+
+// One block of up to 32 rows (a0: rows 0-15, a1: 16-31, zero past row_count) x `cols` <= 32
+// columns of y over k steps `ks`. A whole block's C goes between y and the tile registers
+// directly; a partial one (the last rows, or the last columns of W) through c_tiles, so y is
+// never touched outside its rows and columns.
+void sweep_block(const ATiles& a0, const ATiles& a1, int64_t row_count, const KRange& ks, const PairTile& w,
+                 int64_t cols, const float* bias, float* y, int64_t ldy, float* c_tiles, NextTile& next) {
+  const int64_t y_bytes = ldy * 4;
+  const bool direct = row_count == 2 * kTileRows && cols == 2 * 16 && !(ks.last && bias != nullptr);
+  if (ks.first) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    for (int64_t s = 0; s < steps; ++s) {
-      const uint32_t* b = w.pairs + s * w.step_words;
-      _tile_loadd(4, a + s * kStepK, a_bytes);
-      _tile_loadd(5, a + kTileRows * x_stride + s * kStepK, a_bytes);
-      _tile_loadd(6, b, w.row_bytes);
-      _tile_loadd(7, b + 16, w.row_bytes);
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-      _tile_dpbf16ps(2, 5, 6);
-      _tile_dpbf16ps(3, 5, 7);
-    }
-    _tile_stored(0, c_tiles, 64);
-    _tile_stored(1, c_tiles + 256, 64);
-    _tile_stored(2, c_tiles + 512, 64);
-    _tile_stored(3, c_tiles + 768, 64);
-    write_block(c_tiles, std::min(2 * kTileRows, m - i0), cols, bias, y + i0 * ldy, ldy);
+  } else if (direct) {
+    _tile_loadd(0, y, y_bytes);
+    _tile_loadd(1, y + 16, y_bytes);
+    _tile_loadd(2, y + kTileRows * ldy, y_bytes);
+    _tile_loadd(3, y + kTileRows * ldy + 16, y_bytes);
+  } else {
+    read_block(y, ldy, row_count, cols, c_tiles);
+    _tile_loadd(0, c_tiles, 64);
+    _tile_loadd(1, c_tiles + 256, 64);
+    _tile_loadd(2, c_tiles + 512, 64);
+    _tile_loadd(3, c_tiles + 768, 64);
+  }
+  for (int64_t s = ks.begin; s < ks.end; ++s) {
+    const uint32_t* b = w.pairs + s * w.step_words;
+    _tile_loadd(4, a0.rows + s * a0.step_elems, a0.row_bytes);
+    _tile_loadd(5, a1.rows + s * a1.step_elems, a1.row_bytes);
+    next.step();
+    _tile_loadd(6, b, w.row_bytes);
+    _tile_loadd(7, b + 16, w.row_bytes);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  if (direct) {
+    _tile_stored(0, y, y_bytes);
+    _tile_stored(1, y + 16, y_bytes);
+    _tile_stored(2, y + kTileRows * ldy, y_bytes);
+    _tile_stored(3, y + kTileRows * ldy + 16, y_bytes);
+    return;
+  }
+  _tile_stored(0, c_tiles, 64);
+  _tile_stored(1, c_tiles + 256, 64);
+  _tile_stored(2, c_tiles + 512, 64);
+  _tile_stored(3, c_tiles + 768, 64);
+  write_block(c_tiles, row_count, cols, ks.last ? bias : nullptr, y, ldy);
+}
+
+// Up to 16 rows (tiles configured m rows tall): y[i][c] (+ bias[c]) for c < cols <= 32 over
+// the whole k, from row-major xb.
+void sweep_few_rows(const uint16_t* xb, int64_t x_stride, int64_t m, int64_t steps, const PairTile& w, int64_t cols,
+                    const float* bias, float* y, int64_t ldy, float* c_tiles) {
+  const int64_t a_bytes = x_stride * 2;
+  _tile_zero(0);
+  _tile_zero(1);
+  for (int64_t s = 0; s < steps; ++s) {
+    const uint32_t* b = w.pairs + s * w.step_words;
+    _tile_loadd(4, xb + s * kStepK, a_bytes);
+    _tile_loadd(6, b, w.row_bytes);
+    _tile_loadd(7, b + 16, w.row_bytes);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+  }
+  _tile_stored(0, c_tiles, 64);
+  _tile_stored(1, c_tiles + 256, 64);
+  write_block(c_tiles, m, cols, bias, y, ldy);
+}
+
+// Rows [r_begin, r_end) of tile-ordered x (AmxX) against one W tile over k steps `ks`.
+void sweep_blocks(const uint16_t* xt, int64_t steps, int64_t m, int64_t r_begin, int64_t r_end, const KRange& ks,
+                  const PairTile& w, int64_t cols, const float* bias, float* y, int64_t ldy, float* c_tiles,
+                  NextTile& next) {
+  for (int64_t i0 = r_begin; i0 < r_end; i0 += 2 * kTileRows) {
+    const int64_t block = i0 / kTileRows;
+    sweep_block(amx_x_block(xt, steps, block), amx_x_block(xt, steps, block + 1), std::min(2 * kTileRows, m - i0), ks,
+                w, cols, bias, y + i0 * ldy, ldy, c_tiles, next);
   }
 }
 
+// How the packed form blocks rows and k beyond 16 rows (see the top of the file).
+struct RowGroups {
+  int64_t chunk_steps;  // k steps per chunk
+  int64_t group_rows;   // rows per group, a multiple of 32
+};
+
+RowGroups row_groups(int64_t m, int64_t steps) {
+  const int64_t blocks = (m + 2 * kTileRows - 1) / (2 * kTileRows), line_bytes = kStepK * 2;
+  const auto even_chunks = [steps](int64_t at_most) {
+    const int64_t chunks = (steps + at_most - 1) / at_most;
+    return (steps + chunks - 1) / chunks;
+  };
+  // One group (W read once) when chunks of kMinChunkSteps or more keep every row in L2.
+  const int64_t fit_steps = kXGroupBytes / (blocks * 2 * kTileRows * line_bytes);
+  if (fit_steps >= std::min(steps, kMinChunkSteps))
+    return RowGroups{even_chunks(std::min(fit_steps, kMaxChunkSteps)), blocks * 2 * kTileRows};
+  // Else groups of rows, as even as possible, over chunks as long as allowed.
+  const int64_t chunk_steps = even_chunks(kMaxChunkSteps);
+  const int64_t fit_blocks = std::max<int64_t>(1, kXGroupBytes / (chunk_steps * line_bytes) / (2 * kTileRows));
+  const int64_t groups = (blocks + fit_blocks - 1) / fit_blocks;
+  return RowGroups{chunk_steps, (blocks + groups - 1) / groups * 2 * kTileRows};
+}
+
 }  // namespace
+
+void amx_pack_x(const float* x, int64_t m, int64_t k, int64_t r_begin, int64_t r_end, uint16_t* xt) {
+  const int64_t steps = bf16_x_stride(k) / kStepK;
+  for (int64_t i = r_begin; i < r_end; ++i) {
+    uint16_t* row = xt + (i / kTileRows) * steps * kTileRows * kStepK + (i % kTileRows) * kStepK;
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t c = s * kStepK;
+      __m512i line = _mm512_setzero_si512();
+      if (i < m) {
+        const float* src = x + i * k + c;
+        const __m512 lo = _mm512_maskz_loadu_ps(k - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (k - c)) - 1), src);
+        const int64_t rest = k - c - 16;
+        const __mmask16 hi_mask = rest >= 16 ? __mmask16(0xffff) : rest > 0 ? __mmask16((1u << rest) - 1) : 0;
+        const __m512 hi = _mm512_maskz_loadu_ps(hi_mask, src + 16);
+        line = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+      }
+      _mm512_store_si512(row + s * kTileRows * kStepK, line);
+    }
+  }
+}
 
 void amx_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias, int64_t j_begin,
                         int64_t j_end, float* y) {
@@ -140,6 +280,8 @@ void amx_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, co
   auto* wp = thread_scratch_as<uint32_t>(ScratchSlot::kGemmW, static_cast<size_t>(padded_pairs * kPairWords));
   auto* c_tiles = thread_scratch_as<float>(ScratchSlot::kGemmC, 4 * 256);
   configure_tiles(std::min(m, kTileRows));
+  const KRange whole{0, steps, true, true};
+  NextTile none;
   for (int64_t j = j_begin; j < j_end; j += kBf16TileCols) {
     const int64_t cols = std::min(kBf16TileCols, j_end - j);
     pack_w_tile_bf16(w, j, cols, 0, k, wp, kBf16Vecs);
@@ -147,8 +289,11 @@ void amx_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, co
     std::memset(wp + pairs * kPairWords, 0, static_cast<size_t>((padded_pairs - pairs) * kPairWords) * sizeof(uint32_t));
     for (int64_t v0 = 0; v0 < kBf16Vecs && 16 * v0 < cols; v0 += 2) {
       const PairTile tile{wp + v0 * 16, (kStepK / 2) * kPairWords, kPairWords * 4};
-      sweep_rows(xb, x_stride, m, steps, tile, cols - 16 * v0, bias != nullptr ? bias + j + 16 * v0 : nullptr,
-                 y + j + 16 * v0, w.n, c_tiles);
+      const float* b = bias != nullptr ? bias + j + 16 * v0 : nullptr;
+      if (m <= kTileRows)
+        sweep_few_rows(xb, x_stride, m, steps, tile, cols - 16 * v0, b, y + j + 16 * v0, w.n, c_tiles);
+      else
+        sweep_blocks(xb, steps, m, 0, m, whole, tile, cols - 16 * v0, b, y + j + 16 * v0, w.n, c_tiles, none);
     }
   }
   // Back to the initial state: the OS then need not save 8 KiB of tiles at a context switch.
@@ -158,13 +303,40 @@ void amx_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, co
 void amx_gemm_packed_bf16(const uint16_t* xb, int64_t m, const uint32_t* packed, int64_t n, int64_t k,
                           const float* bias, int64_t tile_begin, int64_t tile_end, float* y) {
   const int64_t x_stride = bf16_x_stride(k), steps = x_stride / kStepK;
-  const int64_t tile_words = steps * (kStepK / 2) * kPackedTileCols;
+  const int64_t step_words = (kStepK / 2) * kPackedTileCols, tile_words = steps * step_words;
   auto* c_tiles = thread_scratch_as<float>(ScratchSlot::kGemmC, 4 * 256);
   configure_tiles(std::min(m, kTileRows));
-  for (int64_t t = tile_begin; t < tile_end; ++t) {
-    const int64_t j = t * kPackedTileCols, cols = std::min(kPackedTileCols, n - j);
-    const PairTile tile{packed + t * tile_words, (kStepK / 2) * kPackedTileCols, kPackedTileCols * 4};
-    sweep_rows(xb, x_stride, m, steps, tile, cols, bias != nullptr ? bias + j : nullptr, y + j, n, c_tiles);
+  const auto tile_at = [&](int64_t t) { return PairTile{packed + t * tile_words, step_words, kPackedTileCols * 4}; };
+  if (m <= kTileRows) {
+    for (int64_t t = tile_begin; t < tile_end; ++t) {
+      const int64_t j = t * kPackedTileCols;
+      sweep_few_rows(xb, x_stride, m, steps, tile_at(t), std::min(kPackedTileCols, n - j),
+                     bias != nullptr ? bias + j : nullptr, y + j, n, c_tiles);
+    }
+    return _tile_release();
+  }
+  const RowGroups plan = row_groups(m, steps);
+  for (int64_t g0 = 0; g0 < m; g0 += plan.group_rows) {
+    const int64_t g1 = std::min(m, g0 + plan.group_rows);
+    const int64_t blocks = (g1 - g0 + 2 * kTileRows - 1) / (2 * kTileRows);
+    for (int64_t s0 = 0; s0 < steps; s0 += plan.chunk_steps) {
+      const KRange ks{s0, std::min(steps, s0 + plan.chunk_steps), s0 == 0, s0 + plan.chunk_steps >= steps};
+      const int64_t chunk_bytes = (ks.end - ks.begin) * step_words * 4;
+      for (int64_t t = tile_begin; t < tile_end; ++t) {
+        // Fetched meanwhile: this chunk of the next tile, else the next chunk of the first.
+        const bool last_tile = t + 1 == tile_end;
+        const int64_t next_step = last_tile ? (ks.last ? 0 : ks.end) : ks.begin;
+        NextTile next;
+        if (!(last_tile && ks.last && g1 == m)) {
+          next.at = reinterpret_cast<const char*>(tile_at(last_tile ? tile_begin : t + 1).pairs + next_step * step_words);
+          next.end = next.at + std::min(chunk_bytes, (steps - next_step) * step_words * 4);
+          next.lines_per_step = (chunk_bytes / 64 + blocks * (ks.end - ks.begin) - 1) / (blocks * (ks.end - ks.begin));
+        }
+        const int64_t j = t * kPackedTileCols;
+        sweep_blocks(xb, steps, m, g0, g1, ks, tile_at(t), std::min(kPackedTileCols, n - j),
+                     bias != nullptr ? bias + j : nullptr, y + j, n, c_tiles, next);
+      }
+    }
   }
   _tile_release();
 }
