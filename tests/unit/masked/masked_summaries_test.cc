@@ -25,17 +25,7 @@ constexpr int kLayers = 2, kHeads = 4, kKvHeads = 2, kDim = 8;
 
 std::shared_ptr<HashAttentionAdapter> random_hat(uint32_t seed, int bits) {
   std::mt19937 rng(seed);
-  std::normal_distribution<float> n(0.0f, 0.5f);
-  auto linear = [&](int d_in, int d_out) {
-    HashLinear l;
-    l.d_in = d_in;
-    l.d_out = d_out;
-    l.weight.resize(static_cast<size_t>(kHeads) * d_in * d_out);
-    l.bias.resize(static_cast<size_t>(kHeads) * d_out);
-    for (float& x : l.weight) x = n(rng);
-    for (float& x : l.bias) x = n(rng);
-    return l;
-  };
+  auto linear = [&](int d_in, int d_out) { return testing::random_hash_linear(kHeads, d_in, d_out, 0.5f, rng); };
   auto hat = std::make_shared<HashAttentionAdapter>();
   hat->num_layers = kLayers;
   hat->num_heads = kHeads;

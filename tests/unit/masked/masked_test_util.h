@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "adapters/hashattention_adapter.h"
 #include "attention/masked/masker_config.h"
 #include "kv_cache/paged_kv_view.h"
 
@@ -83,6 +84,19 @@ inline std::vector<float> random_query(int num_heads, int d, uint32_t seed, floa
   std::vector<float> q(static_cast<size_t>(num_heads) * d);
   for (float& x : q) x = scale * n(rng);
   return q;
+}
+
+// One random layer of a hashattention MLP for `heads` heads: weights and biases N(0, sd).
+inline HashLinear random_hash_linear(int heads, int d_in, int d_out, float sd, std::mt19937& rng) {
+  std::normal_distribution<float> n(0.0f, sd);
+  HashLinear l;
+  l.d_in = d_in;
+  l.d_out = d_out;
+  l.weight.resize(static_cast<size_t>(heads) * d_in * d_out);
+  l.bias.resize(static_cast<size_t>(heads) * d_out);
+  for (float& x : l.weight) x = n(rng);
+  for (float& x : l.bias) x = n(rng);
+  return l;
 }
 
 // parse_masked_config of a JSON text that must be valid.

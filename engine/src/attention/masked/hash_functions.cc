@@ -10,6 +10,31 @@
 
 namespace hotswap::masked {
 
+namespace {
+
+// GCC vector extension: 16 float32 lanes, one register.
+typedef float V16 __attribute__((vector_size(64)));
+constexpr int kRowTiles = 8;  // 128 outputs of one row in registers
+
+// One row through one layer: outputs [o0, o0 + 16 * Tiles) accumulate in registers over the
+// whole input loop, each as y += x_a * W[a, o] for a = 0, 1, ... (hash_signatures' order).
+template <int Tiles>
+void row_tiles(const HashLinear& l, const float* w, const float* in, int o0, V16* acc) {
+  int lanes[Tiles];
+  for (int t = 0; t < Tiles; ++t) acc[t] = V16{}, lanes[t] = std::min(16, l.d_out - o0 - 16 * t);
+  for (int a = 0; a < l.d_in; ++a) {
+    const float* wr = w + static_cast<size_t>(a) * l.d_out + o0;
+    for (int t = 0; t < Tiles; ++t) {
+      V16 wv = {};
+      if (lanes[t] == 16) std::memcpy(&wv, wr + 16 * t, sizeof wv);
+      else std::memcpy(&wv, wr + 16 * t, sizeof(float) * static_cast<size_t>(lanes[t]));
+      acc[t] += in[a] * wv;
+    }
+  }
+}
+
+}  // namespace
+
 uint64_t hash_signature(const std::vector<HashLinear>& mlp, HashActivation activation, int head, const float* x,
                         std::vector<float>& scratch) {
   int widest = 0;
@@ -21,16 +46,24 @@ uint64_t hash_signature(const std::vector<HashLinear>& mlp, HashActivation activ
     const HashLinear& l = mlp[i];
     const float* w = l.weight.data() + static_cast<size_t>(head) * l.d_in * l.d_out;
     const float* b = l.bias.data() + static_cast<size_t>(head) * l.d_out;
-    std::fill(out, out + l.d_out, 0.0f);
-    for (int a = 0; a < l.d_in; ++a) {  // y += x_a * W[a, :]: a row at a time, vectorised over outputs
-      const float xa = in[a];
-      const float* row = w + static_cast<size_t>(a) * l.d_out;
-      for (int o = 0; o < l.d_out; ++o) out[o] += xa * row[o];
-    }
     const bool last = i + 1 == mlp.size();
-    for (int o = 0; o < l.d_out; ++o) {
-      const float y = out[o] + b[o];
-      out[o] = last ? y : apply_hash_activation(activation, y);
+    for (int o0 = 0; o0 < l.d_out; o0 += 16 * kRowTiles) {
+      const int tiles = std::min(kRowTiles, (l.d_out - o0 + 15) / 16);
+      V16 acc[kRowTiles];
+      switch (tiles) {  // a compile-time tile count keeps the accumulators in registers
+        case 1: row_tiles<1>(l, w, in, o0, acc); break;
+        case 2: row_tiles<2>(l, w, in, o0, acc); break;
+        case 3: row_tiles<3>(l, w, in, o0, acc); break;
+        case 4: row_tiles<4>(l, w, in, o0, acc); break;
+        case 5: row_tiles<5>(l, w, in, o0, acc); break;
+        case 6: row_tiles<6>(l, w, in, o0, acc); break;
+        case 7: row_tiles<7>(l, w, in, o0, acc); break;
+        default: row_tiles<kRowTiles>(l, w, in, o0, acc); break;
+      }
+      for (int o = o0; o < std::min(l.d_out, o0 + 16 * kRowTiles); ++o) {
+        const float y = acc[(o - o0) / 16][(o - o0) % 16] + b[o];  // NOLINT: vector subscript
+        out[o] = last ? y : apply_hash_activation(activation, y);
+      }
     }
     in = out;
     out = (out == scratch.data()) ? scratch.data() + widest : scratch.data();
@@ -64,7 +97,6 @@ void hash_signatures(const std::vector<HashLinear>& mlp, HashActivation activati
     for (int o0 = 0; o0 < l.d_out; o0 += 16) {
       const int lanes = std::min(16, l.d_out - o0);
       // GCC vector extension: 16 lanes, one register per key of the batch.
-      typedef float V16 __attribute__((vector_size(64)));
       V16 acc[kHashBatch] = {};
       for (int a = 0; a < l.d_in; ++a) {
         const float* wr = w + static_cast<size_t>(a) * l.d_out + o0;

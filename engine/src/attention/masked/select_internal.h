@@ -49,11 +49,22 @@ struct HeadQuery {
   int group = 1;  // query heads per KV head
   const float* q = nullptr;
   const PagedKvView* kv = nullptr;
+  // This head's quest page scores of pages [0, num_page_scores) for the masker at
+  // page_scores_masker, computed for the whole KV group (quest_page_scores); null when none.
+  const float* page_scores = nullptr;
+  int64_t num_page_scores = 0;
+  size_t page_scores_masker = 0;
 };
 void apply_hashattention_top_k(const MaskerSpec& m, size_t index, const QueryContext& ctx, const HeadQuery& hq,
                                HeadWeights& hw);
 void apply_magic_pig(const MaskerSpec& m, size_t index, const QueryContext& ctx, const HeadQuery& hq, HeadWeights& hw);
 void apply_quest_top_k(const MaskerSpec& m, size_t index, const QueryContext& ctx, const HeadQuery& hq,
                        HeadWeights& hw);
+// Quest's page scores of every query head for the masker at `index` (label_bits 16), each KV
+// group's bounds read once for its query heads: pages [0, n) into scratch.page_scores, [H][n];
+// returns n (pages whose stored bounds hold no key beyond the query: all at decode).
+// `parallel`: spread the KV groups over the threads.
+int64_t quest_page_scores(const MaskerSpec& m, size_t index, const QueryContext& ctx, const float* q, int num_heads,
+                          const PagedKvView& kv, bool parallel, SelectionScratch& s);
 
 }  // namespace hotswap::masked::detail

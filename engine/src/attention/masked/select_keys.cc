@@ -6,9 +6,11 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "attention/masked/select_internal.h"
+#include "attention/masked/select_kernels.h"
 
 #include "attention/kernel_dispatch.h"
 
@@ -106,6 +108,24 @@ void set_all_dense(int num_heads, std::vector<HeadSelection>* out) {
   }
 }
 
+// touched as the few ascending runs the maskers appended (sink, local, a top-k's keys in
+// order), when their key ranges do not overlap: the runs in key order, or false.
+constexpr size_t kMaxRuns = 8;
+bool disjoint_runs(const std::vector<int32_t>& touched, std::vector<std::pair<size_t, size_t>>* runs) {
+  runs->clear();
+  size_t begin = 0;
+  for (size_t i = 1; i <= touched.size(); ++i) {
+    if (i < touched.size() && touched[i] > touched[i - 1]) continue;
+    if (runs->size() == kMaxRuns) return false;
+    runs->push_back({begin, i});
+    begin = i;
+  }
+  std::sort(runs->begin(), runs->end(), [&](const auto& a, const auto& b) { return touched[a.first] < touched[b.first]; });
+  for (size_t r = 1; r < runs->size(); ++r)
+    if (touched[(*runs)[r - 1].second - 1] >= touched[(*runs)[r].first]) return false;
+  return true;
+}
+
 // Moves the head's weights into `sel` (ascending keys) and leaves scratch.w all zero again.
 void collect(detail::HeadWeights& hw, HeadSelection& sel) {
   SelectionScratch& s = hw.s;
@@ -113,26 +133,30 @@ void collect(detail::HeadWeights& hw, HeadSelection& sel) {
   sel.dense = false;
   sel.keys.clear();
   sel.weights.clear();
-  sel.keys.reserve(m);
-  sel.weights.reserve(m);
+  sel.keys.reserve(m + 16);
+  sel.weights.reserve(m + 16);
+  auto take = [&](int32_t j) {
+    sel.keys.push_back(j);
+    sel.weights.push_back(s.w[j]);
+    s.w[j] = 0.0f;
+  };
+  thread_local std::vector<std::pair<size_t, size_t>> runs;
   const size_t log_m = static_cast<size_t>(std::bit_width(m));
-  // Many keys: one sequential (vectorised) pass over w beats sorting them, which costs a few
-  // ns per comparison (measured: 2K keys of 32K sort in ~70 us, the pass takes ~10 us).
-  if (m * log_m * 8 > static_cast<size_t>(hw.sk)) {
-    for (int64_t j = 0; j < hw.sk; ++j) {
-      if (s.w[j] != 0.0f) {
-        sel.keys.push_back(static_cast<int32_t>(j));
-        sel.weights.push_back(s.w[j]);
-        s.w[j] = 0.0f;
-      }
-    }
+  if (disjoint_runs(s.touched, &runs)) {  // O(m): no sort, no pass over all sk weights
+    for (const auto& [begin, end] : runs)
+      for (size_t i = begin; i < end; ++i) take(s.touched[i]);
+  } else if (m * log_m * 8 > static_cast<size_t>(hw.sk)) {
+    // Many keys: one sequential (vectorised) pass over w beats sorting them, which costs a
+    // few ns per comparison (measured: 2K keys of 32K sort in ~70 us, the pass ~10 us).
+    sel.keys.resize(m + 16);  // the kernel stores whole vectors
+    sel.weights.resize(m + 16);
+    const int64_t n = detail::select_kernels().gather_nonzero(s.w.data(), hw.sk, sel.keys.data(), sel.weights.data());
+    HS_CHECK(n == static_cast<int64_t>(m)) << n << " weights set, " << m << " keys touched";
+    sel.keys.resize(m);
+    sel.weights.resize(m);
   } else {
     std::sort(s.touched.begin(), s.touched.end());
-    for (int32_t j : s.touched) {
-      sel.keys.push_back(j);
-      sel.weights.push_back(s.w[j]);
-      s.w[j] = 0.0f;
-    }
+    for (int32_t j : s.touched) take(j);
   }
   s.touched.clear();
 }
@@ -240,7 +264,26 @@ void select_keys(const MaskedConfig& config, const QueryContext& ctx, const floa
   for (const MaskerSpec& m : config.maskers)
     HS_CHECK(!keeps_key_summaries(m.type) || ctx.summaries != nullptr)
         << masker_type_name(m.type) << " without the sequence's key summaries";
-  auto head_query = [&](int h) { return detail::HeadQuery{h, group, q + static_cast<size_t>(h) * d, &kv}; };
+  // One head per work item when this call has the threads to itself (a lone decode query;
+  // the backend runs many queries in parallel otherwise).
+  const bool parallel = !scratch.draw_override && sk * num_heads >= kMinParallelWork && attention_detail::kernel_threads() > 1;
+  // Quest's page scores depend on the query and the bounds only: scored for each KV group's
+  // heads together, its bounds read once (the first quest masker without label quantisation).
+  size_t quest_index = config.maskers.size();
+  int64_t num_page_scores = 0;
+  for (size_t i = 0; i < config.maskers.size() && quest_index == config.maskers.size(); ++i)
+    if (config.maskers[i].type == MaskerType::kQuestTopK && config.maskers[i].label_bits >= 16) quest_index = i;
+  if (quest_index < config.maskers.size())
+    num_page_scores = detail::quest_page_scores(config.maskers[quest_index], quest_index, ctx, q, num_heads, kv, parallel, scratch);
+  auto head_query = [&](int h) {
+    detail::HeadQuery hq{h, group, q + static_cast<size_t>(h) * d, &kv};
+    if (quest_index < config.maskers.size()) {
+      hq.page_scores = scratch.page_scores.data() + static_cast<size_t>(h) * num_page_scores;
+      hq.num_page_scores = num_page_scores;
+      hq.page_scores_masker = quest_index;
+    }
+    return hq;
+  };
   if (scores) {
     scratch.dots.resize(static_cast<size_t>(num_heads) * static_cast<size_t>(sk));
     // Every key is read once per KV head; the KV heads' rows of dots are disjoint.
@@ -257,10 +300,8 @@ void select_keys(const MaskedConfig& config, const QueryContext& ctx, const floa
       }
     }
   }
-  // One head per work item when this call has the threads to itself (a lone decode query;
-  // the backend runs many queries in parallel otherwise). Heads share only the read-only dots;
-  // each thread has its own weights and buffers. Injected draws (tests) stay on this thread.
-  const bool parallel = !scratch.draw_override && sk * num_heads >= kMinParallelWork && attention_detail::kernel_threads() > 1;
+  // Heads share only the read-only dots and page scores; each thread has its own weights and
+  // buffers. Injected draws (tests) stay on this thread.
   bool any_empty = false;
   if (!parallel) {
     for (int h = 0; h < num_heads; ++h)

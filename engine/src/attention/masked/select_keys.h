@@ -53,9 +53,11 @@ struct SelectionScratch {
   };
   std::vector<Ranked> ranked;   // top-k candidates
   std::vector<int32_t> draws;   // sampled indices (with replacement)
-  std::vector<int32_t> counts;  // hashattention's keys per integer score
-  std::vector<int32_t> scores;  // hashattention's score per key, then its take/skip mark
-  std::vector<float> bounds;    // quest's page scores; then a page's bounds when recomputed
+  std::vector<uint8_t> distance;    // hashattention's Hamming distance per key (kSkipKey: active)
+  std::vector<float> bounds;        // quest's page scores; then a page's bounds when recomputed
+  std::vector<float> page_scores;   // [num_heads][pages] quest's bounds scored per KV group at once
+  std::vector<uint32_t> order;      // quest's page scores as order-preserving integers
+  std::vector<int32_t> pages;       // quest's chosen pages, ascending
   std::vector<float> vec;       // per-head vectors of the summarising maskers (hash MLP, centred q)
   std::vector<uint64_t> codes;  // magic_pig's query codes
   std::vector<float> row;       // one bf16 key row widened to float32 (PagedKvView::key_row)

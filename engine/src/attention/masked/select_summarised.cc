@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "attention/masked/hash_functions.h"
+#include "attention/masked/select_kernels.h"
 #include "attention/masked/select_internal.h"
 #include "core/check.h"
 
@@ -25,50 +26,55 @@ void apply_hashattention_top_k(const MaskerSpec& m, size_t index, const QueryCon
   const uint64_t q_sig =
       hash_signature(hat.layers[static_cast<size_t>(ctx.layer)].query, hat.activation, hq.head, hq.q, s.vec);
   const int bits = hat.bits;
+  const SelectKernels& kern = select_kernels();
 
-  // Scores are integers in [-bits, bits]; already active keys rank below all of them (the
-  // reference's finfo.min). One pass over the head's signature rows, block by block (xor +
-  // popcount, vectorised), stores the scores; counting per score then finds the k-th largest
-  // in O(sk); ties at the threshold go to the lower positions.
-  s.counts.assign(static_cast<size_t>(2 * bits + 1), 0);
-  s.scores.resize(static_cast<size_t>(sk));
-  int32_t* scores = s.scores.data();
+  // Score = bits - 2 * Hamming distance, so the k highest scores are the k smallest distances.
+  // One pass over the head's signature rows, block by block, stores the distances as bytes.
+  s.distance.resize(static_cast<size_t>(sk));
+  uint8_t* dist = s.distance.data();
   const int64_t n_block = ks.keys_per_block(index);
+  const size_t row_bytes = static_cast<size_t>(n_block) * static_cast<size_t>(ks.hat_word_bytes());
   for (int64_t b0 = 0; b0 < sk; b0 += n_block) {
     const int64_t n = std::min(n_block, sk - b0);
     const void* row = ks.hat_block(index, ctx.layer, b0 / n_block, hq.head);
-    if (ks.hat_word_bytes() == 4) {
-      const auto* w = static_cast<const uint32_t*>(row);
-      const uint32_t q = static_cast<uint32_t>(q_sig);
-      for (int64_t i = 0; i < n; ++i) scores[b0 + i] = bits - 2 * std::popcount(q ^ w[i]);
-    } else {
-      const auto* w = static_cast<const uint64_t*>(row);
-      for (int64_t i = 0; i < n; ++i) scores[b0 + i] = bits - 2 * std::popcount(q_sig ^ w[i]);
+    if (b0 + n_block < sk) {  // the next block's row is a record away: start reading it now
+      const auto* next = static_cast<const char*>(ks.hat_block(index, ctx.layer, b0 / n_block + 1, hq.head));
+      for (size_t line = 0; line < row_bytes; line += 64) __builtin_prefetch(next + line);
     }
+    if (ks.hat_word_bytes() == 4)
+      kern.hamming32(static_cast<uint32_t>(q_sig), static_cast<const uint32_t*>(row), n, dist + b0);
+    else
+      kern.hamming64(q_sig, static_cast<const uint64_t*>(row), n, dist + b0);
   }
-  int64_t inactive = 0;
-  for (int64_t j = 0; j < sk; ++j) {
-    if (hw.active(j)) continue;
-    ++s.counts[static_cast<size_t>(scores[j] + bits)];
-    ++inactive;
+  // Already active keys rank below all of them (the reference's finfo.min): skipped.
+  for (int32_t j : s.touched) dist[j] = kSkipKey;
+  const int64_t inactive = sk - static_cast<int64_t>(s.touched.size());
+  int threshold = kSkipKey;  // every inactive key, then active ones (already 1: no change)
+  int64_t ties = 0, take = inactive;
+  if (k < inactive) {
+    // The smallest distance t with at least k keys at or below it (binary search over
+    // [0, bits], a vector count per probe); ties at t go to the lowest positions.
+    int lo = 0, hi = bits;  // every inactive key is <= bits, and k < inactive
+    int64_t below_lo = 0;   // keys < lo
+    while (lo < hi) {
+      const int mid = (lo + hi) / 2;
+      const int64_t at_most = kern.count_at_most(dist, sk, mid);
+      if (at_most >= k) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+        below_lo = at_most;
+      }
+    }
+    threshold = lo;
+    ties = k - below_lo;
+    take = k;
   }
-  if (k >= inactive) {  // every inactive key, then active ones (already 1: no change)
-    for (int64_t j = 0; j < sk; ++j)
-      if (!hw.active(j)) hw.add(j, 1.0f);
-    return;
-  }
-  int threshold = bits;
-  int64_t above = 0;  // keys scoring > threshold
-  while (above + s.counts[static_cast<size_t>(threshold + bits)] < k) above += s.counts[static_cast<size_t>(threshold-- + bits)];
-  int64_t at_threshold = k - above;  // taken from the lowest positions
-  // Mark first, add after: adding while scanning would change active().
-  for (int64_t j = 0; j < sk; ++j) {
-    const int sc = scores[j];
-    const bool take = !hw.active(j) && (sc > threshold || (sc == threshold && at_threshold-- > 0));
-    scores[j] = take ? 1 : 0;
-  }
-  for (int64_t j = 0; j < sk; ++j)
-    if (scores[j]) hw.add(j, 1.0f);
+  const size_t before = s.touched.size();
+  s.touched.resize(before + static_cast<size_t>(take) + 16);  // the kernel stores whole vectors
+  const int64_t taken = kern.take_below(dist, sk, threshold, ties, s.w.data(), s.touched.data() + before);
+  HS_CHECK(taken == take) << "hashattention took " << taken << " keys of " << take;
+  s.touched.resize(before + static_cast<size_t>(take));
 }
 
 void apply_magic_pig(const MaskerSpec& m, size_t index, const QueryContext& ctx, const HeadQuery& hq, HeadWeights& hw) {
@@ -116,6 +122,60 @@ void apply_magic_pig(const MaskerSpec& m, size_t index, const QueryContext& ctx,
   }
 }
 
+namespace {
+
+// A float32 score as an unsigned integer of the same order (NaN was made +inf before): -0 and
+// +0, which compare equal, share one.
+uint32_t order_key(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f == 0.0f ? 0.0f : f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// The k highest of key[0, n) (0 < k <= n < 2^31), ties to the lower index, ascending, into `out`:
+// the k-th highest value is built bit by bit (a counting pass per bit, no sort).
+void top_k_ascending(const uint32_t* key, int64_t n, int64_t k, std::vector<int32_t>* out) {
+  uint32_t kth = 0;
+  for (int b = 31; b >= 0; --b) {
+    const uint32_t probe = kth | (uint32_t{1} << b);
+    int32_t at_least = 0;  // 32-bit lanes: the count vectorises 16 keys at a time
+    for (int64_t i = 0; i < n; ++i) at_least += key[i] >= probe ? 1 : 0;
+    if (at_least >= k) kth = probe;
+  }
+  int32_t above = 0;
+  for (int64_t i = 0; i < n; ++i) above += key[i] > kth ? 1 : 0;
+  int64_t ties = k - above;
+  out->clear();
+  for (int64_t i = 0; i < n; ++i)
+    if (key[i] > kth || (key[i] == kth && ties-- > 0)) out->push_back(static_cast<int32_t>(i));
+}
+
+}  // namespace
+
+int64_t quest_page_scores(const MaskerSpec& m, size_t index, const QueryContext& ctx, const float* q, int num_heads,
+                          const PagedKvView& kv, bool parallel, SelectionScratch& s) {
+  const int64_t sk = static_cast<int64_t>(ctx.position) + 1;
+  const int64_t ps = m.page_size;
+  const int64_t pages = (sk + ps - 1) / ps;
+  const KeySummaries& ks = *ctx.summaries;
+  const KeySummaries::QuestLayer& ql = ks.quest(index, ctx.layer);
+  HS_CHECK(ql.done >= sk) << "quest bounds behind the query";
+  // A last page that already holds keys beyond the query (a multi-query chunk) is rescored
+  // per head from its keys (apply_quest_top_k).
+  const int64_t n = ql.done > sk ? pages - 1 : pages;
+  s.page_scores.resize(static_cast<size_t>(num_heads) * static_cast<size_t>(n));
+  const SelectKernels& kern = select_kernels();
+  const int64_t run = ql.pages.records_per_page();  // consecutive records in memory
+  const size_t stride = ql.pages.record_bytes() / sizeof(float);
+  const int64_t runs = (n + run - 1) / run;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t r = 0; r < runs; ++r) {
+    const int64_t p0 = r * run;
+    kern.quest_scores(ks.quest_bounds(index, ctx.layer, p0, 0), stride, std::min(run, n - p0), q, kv.num_kv_heads,
+                      num_heads / kv.num_kv_heads, kv.head_dim, s.page_scores.data() + p0, static_cast<size_t>(n));
+  }
+  return n;
+}
+
 void apply_quest_top_k(const MaskerSpec& m, size_t index, const QueryContext& ctx, const HeadQuery& hq,
                        HeadWeights& hw) {
   const int64_t sk = hw.sk;
@@ -133,7 +193,12 @@ void apply_quest_top_k(const MaskerSpec& m, size_t index, const QueryContext& ct
   s.row.resize(static_cast<size_t>(d));  // a bf16 key widened
   float* own = s.bounds.data() + pages;  // [2d]: a page's bounds recomputed or quantised
   const int64_t last = pages - 1;
-  for (int64_t p = 0; p < pages; ++p) {
+  int64_t from = 0;  // pages scored already for the whole group
+  if (hq.page_scores != nullptr && hq.page_scores_masker == index) {
+    from = hq.num_page_scores;
+    std::copy(hq.page_scores, hq.page_scores + from, s.bounds.data());
+  }
+  for (int64_t p = from; p < pages; ++p) {
     const float* b = ks.quest_bounds(index, ctx.layer, p, g);
     if (p == last && ql.done > sk) {
       // The cache already folded keys beyond this query into the page: the bounds over the
@@ -153,24 +218,19 @@ void apply_quest_top_k(const MaskerSpec& m, size_t index, const QueryContext& ct
       pseudo_quantize(own + d, d, m.label_bits);
       b = own;
     }
-    float score = quest_bound(hq.q, b, b + d, d);
-    if (std::isnan(score)) score = std::numeric_limits<float>::infinity();  // torch.topk ranks NaN highest
-    s.bounds[static_cast<size_t>(p)] = score;
+    s.bounds[static_cast<size_t>(p)] = quest_bound(hq.q, b, b + d, d);
   }
-  // The kp best pages, ties to the lower page (previously active keys are not excluded).
-  auto& ranked = s.ranked;
-  ranked.resize(static_cast<size_t>(pages));
-  for (int64_t p = 0; p < pages; ++p) ranked[static_cast<size_t>(p)] = {s.bounds[static_cast<size_t>(p)], static_cast<int32_t>(p)};
-  auto better = [](const SelectionScratch::Ranked& a, const SelectionScratch::Ranked& b) {
-    return a.score > b.score || (a.score == b.score && a.key < b.key);
-  };
-  if (kp < pages) std::nth_element(ranked.begin(), ranked.begin() + (kp - 1), ranked.end(), better);
+  // The kp best pages, ties to the lower page (previously active keys are not excluded);
+  // torch.topk ranks NaN highest.
+  s.order.resize(static_cast<size_t>(pages));
+  for (int64_t p = 0; p < pages; ++p) {
+    const float score = s.bounds[static_cast<size_t>(p)];
+    s.order[static_cast<size_t>(p)] = order_key(std::isnan(score) ? std::numeric_limits<float>::infinity() : score);
+  }
+  top_k_ascending(s.order.data(), pages, kp, &s.pages);
   // Ascending pages add ascending keys (the selection's collect then needs no sort).
-  std::sort(ranked.begin(), ranked.begin() + kp, [](const auto& a, const auto& b) { return a.key < b.key; });
-  for (int64_t i = 0; i < kp; ++i) {
-    const int64_t p = ranked[static_cast<size_t>(i)].key;
+  for (const int32_t p : s.pages)
     for (int64_t j = p * ps; j < std::min(sk, (p + 1) * ps); ++j) hw.add(j, 1.0f);
-  }
 }
 
 }  // namespace hotswap::masked::detail

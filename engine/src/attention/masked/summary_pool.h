@@ -68,6 +68,10 @@ class SummaryArray {
     return const_cast<SummaryArray*>(this)->record<T>(i);
   }
   int64_t capacity() const { return static_cast<int64_t>(pages_.size()) * per_page_; }
+  // Records [i * records_per_page(), (i + 1) * records_per_page()) are consecutive in memory,
+  // record_bytes() apart.
+  int64_t records_per_page() const { return per_page_; }
+  size_t record_bytes() const { return record_bytes_; }
   int64_t num_pages() const { return static_cast<int64_t>(pages_.size()); }
 
  private:
