@@ -18,19 +18,27 @@ constexpr int kRowTiles = 8;  // 128 outputs of one row in registers
 
 // One row through one layer: outputs [o0, o0 + 16 * Tiles) accumulate in registers over the
 // whole input loop, each as y += x_a * W[a, o] for a = 0, 1, ... (hash_signatures' order).
-template <int Tiles>
+// Full: every tile has 16 outputs (no per-lane copies, which would keep acc in memory).
+template <int Tiles, bool Full>
 void row_tiles(const HashLinear& l, const float* w, const float* in, int o0, V16* acc) {
-  int lanes[Tiles];
-  for (int t = 0; t < Tiles; ++t) acc[t] = V16{}, lanes[t] = std::min(16, l.d_out - o0 - 16 * t);
+  for (int t = 0; t < Tiles; ++t) acc[t] = V16{};
   for (int a = 0; a < l.d_in; ++a) {
     const float* wr = w + static_cast<size_t>(a) * l.d_out + o0;
     for (int t = 0; t < Tiles; ++t) {
       V16 wv = {};
-      if (lanes[t] == 16) std::memcpy(&wv, wr + 16 * t, sizeof wv);
-      else std::memcpy(&wv, wr + 16 * t, sizeof(float) * static_cast<size_t>(lanes[t]));
+      const int lanes = Full ? 16 : std::min(16, l.d_out - o0 - 16 * t);
+      std::memcpy(&wv, wr + 16 * t, sizeof(float) * static_cast<size_t>(lanes));
       acc[t] += in[a] * wv;
     }
   }
+}
+
+template <int Tiles>
+void row_tiles(const HashLinear& l, const float* w, const float* in, int o0, V16* acc) {
+  if (l.d_out - o0 >= 16 * Tiles)
+    row_tiles<Tiles, true>(l, w, in, o0, acc);
+  else
+    row_tiles<Tiles, false>(l, w, in, o0, acc);
 }
 
 }  // namespace

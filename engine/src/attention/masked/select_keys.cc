@@ -108,21 +108,25 @@ void set_all_dense(int num_heads, std::vector<HeadSelection>* out) {
   }
 }
 
-// touched as the few ascending runs the maskers appended (sink, local, a top-k's keys in
-// order), when their key ranges do not overlap: the runs in key order, or false.
+// Sorts touched by merging the ascending runs the maskers appended (sink, local, a top-k's
+// keys in order): O(m x runs). False, touched unchanged, when it has more than kMaxRuns runs.
 constexpr size_t kMaxRuns = 8;
-bool disjoint_runs(const std::vector<int32_t>& touched, std::vector<std::pair<size_t, size_t>>* runs) {
-  runs->clear();
-  size_t begin = 0;
+bool merge_runs(std::vector<int32_t>& touched) {
+  thread_local std::vector<size_t> ends;
+  thread_local std::vector<int32_t> merged;
+  ends.clear();
   for (size_t i = 1; i <= touched.size(); ++i) {
     if (i < touched.size() && touched[i] > touched[i - 1]) continue;
-    if (runs->size() == kMaxRuns) return false;
-    runs->push_back({begin, i});
-    begin = i;
+    if (ends.size() == kMaxRuns) return false;
+    ends.push_back(i);
   }
-  std::sort(runs->begin(), runs->end(), [&](const auto& a, const auto& b) { return touched[a.first] < touched[b.first]; });
-  for (size_t r = 1; r < runs->size(); ++r)
-    if (touched[(*runs)[r - 1].second - 1] >= touched[(*runs)[r].first]) return false;
+  for (size_t r = 1; r < ends.size(); ++r) {
+    merged.resize(ends[r]);
+    std::merge(touched.begin(), touched.begin() + static_cast<ptrdiff_t>(ends[r - 1]),
+               touched.begin() + static_cast<ptrdiff_t>(ends[r - 1]), touched.begin() + static_cast<ptrdiff_t>(ends[r]),
+               merged.begin());
+    std::copy(merged.begin(), merged.end(), touched.begin());
+  }
   return true;
 }
 
@@ -131,23 +135,11 @@ void collect(detail::HeadWeights& hw, HeadSelection& sel) {
   SelectionScratch& s = hw.s;
   const size_t m = s.touched.size();
   sel.dense = false;
-  sel.keys.clear();
-  sel.weights.clear();
-  sel.keys.reserve(m + 16);
-  sel.weights.reserve(m + 16);
-  auto take = [&](int32_t j) {
-    sel.keys.push_back(j);
-    sel.weights.push_back(s.w[j]);
-    s.w[j] = 0.0f;
-  };
-  thread_local std::vector<std::pair<size_t, size_t>> runs;
   const size_t log_m = static_cast<size_t>(std::bit_width(m));
-  if (disjoint_runs(s.touched, &runs)) {  // O(m): no sort, no pass over all sk weights
-    for (const auto& [begin, end] : runs)
-      for (size_t i = begin; i < end; ++i) take(s.touched[i]);
-  } else if (m * log_m * 8 > static_cast<size_t>(hw.sk)) {
-    // Many keys: one sequential (vectorised) pass over w beats sorting them, which costs a
-    // few ns per comparison (measured: 2K keys of 32K sort in ~70 us, the pass ~10 us).
+  // Many keys in many runs: one sequential (vectorised) pass over w beats sorting them, which
+  // costs a few ns per comparison (measured: 2K keys of 32K sort in ~70 us, the pass ~10 us).
+  const bool sorted = merge_runs(s.touched);
+  if (!sorted && m * log_m * 8 > static_cast<size_t>(hw.sk)) {
     sel.keys.resize(m + 16);  // the kernel stores whole vectors
     sel.weights.resize(m + 16);
     const int64_t n = detail::select_kernels().gather_nonzero(s.w.data(), hw.sk, sel.keys.data(), sel.weights.data());
@@ -155,8 +147,14 @@ void collect(detail::HeadWeights& hw, HeadSelection& sel) {
     sel.keys.resize(m);
     sel.weights.resize(m);
   } else {
-    std::sort(s.touched.begin(), s.touched.end());
-    for (int32_t j : s.touched) take(j);
+    if (!sorted) std::sort(s.touched.begin(), s.touched.end());
+    sel.keys.assign(s.touched.begin(), s.touched.end());
+    sel.weights.resize(m);
+    float* w = s.w.data();
+    for (size_t i = 0; i < m; ++i) {
+      sel.weights[i] = w[sel.keys[i]];
+      w[sel.keys[i]] = 0.0f;
+    }
   }
   s.touched.clear();
 }

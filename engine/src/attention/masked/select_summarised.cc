@@ -132,10 +132,15 @@ uint32_t order_key(float f) {
 }
 
 // The k highest of key[0, n) (0 < k <= n < 2^31), ties to the lower index, ascending, into `out`:
-// the k-th highest value is built bit by bit (a counting pass per bit, no sort).
+// the k-th highest value is built bit by bit below the keys' common leading bits (a counting
+// pass per bit, no sort).
 void top_k_ascending(const uint32_t* key, int64_t n, int64_t k, std::vector<int32_t>* out) {
-  uint32_t kth = 0;
-  for (int b = 31; b >= 0; --b) {
+  // The k-th highest lies in [min, max]: it shares their common leading bits.
+  uint32_t lo = key[0], hi = key[0];
+  for (int64_t i = 1; i < n; ++i) lo = std::min(lo, key[i]), hi = std::max(hi, key[i]);
+  const int differ = std::bit_width(lo ^ hi);  // bits below the common prefix
+  uint32_t kth = differ == 32 ? 0 : lo & ~((uint32_t{1} << differ) - 1);
+  for (int b = differ - 1; b >= 0; --b) {
     const uint32_t probe = kth | (uint32_t{1} << b);
     int32_t at_least = 0;  // 32-bit lanes: the count vectorises 16 keys at a time
     for (int64_t i = 0; i < n; ++i) at_least += key[i] >= probe ? 1 : 0;
@@ -144,9 +149,15 @@ void top_k_ascending(const uint32_t* key, int64_t n, int64_t k, std::vector<int3
   int32_t above = 0;
   for (int64_t i = 0; i < n; ++i) above += key[i] > kth ? 1 : 0;
   int64_t ties = k - above;
-  out->clear();
-  for (int64_t i = 0; i < n; ++i)
-    if (key[i] > kth || (key[i] == kth && ties-- > 0)) out->push_back(static_cast<int32_t>(i));
+  out->resize(static_cast<size_t>(k) + 1);  // + 1: the store after the last taken one
+  int32_t* o = out->data();
+  for (int64_t i = 0; i < n; ++i) {  // branch-free: the taken pages are unpredictable
+    const bool tie = key[i] == kth && ties > 0;
+    *o = static_cast<int32_t>(i);
+    o += (key[i] > kth) | tie;
+    ties -= tie;
+  }
+  out->resize(static_cast<size_t>(k));
 }
 
 }  // namespace
@@ -228,9 +239,20 @@ void apply_quest_top_k(const MaskerSpec& m, size_t index, const QueryContext& ct
     s.order[static_cast<size_t>(p)] = order_key(std::isnan(score) ? std::numeric_limits<float>::infinity() : score);
   }
   top_k_ascending(s.order.data(), pages, kp, &s.pages);
-  // Ascending pages add ascending keys (the selection's collect then needs no sort).
-  for (const int32_t p : s.pages)
-    for (int64_t j = p * ps; j < std::min(sk, (p + 1) * ps); ++j) hw.add(j, 1.0f);
+  // Ascending pages add ascending keys (the selection's collect then needs no sort). Weight
+  // 1: min(1, w + 1) is 1 whatever w was; keys at 0 join touched (branch-free).
+  const size_t before = s.touched.size();
+  s.touched.resize(before + static_cast<size_t>(kp * ps));
+  int32_t* out = s.touched.data() + before;
+  float* w = s.w.data();
+  for (const int32_t p : s.pages) {
+    for (int64_t j = p * ps; j < std::min(sk, (p + 1) * ps); ++j) {
+      *out = static_cast<int32_t>(j);
+      out += w[j] == 0.0f;
+      w[j] = 1.0f;
+    }
+  }
+  s.touched.resize(static_cast<size_t>(out - s.touched.data()));
 }
 
 }  // namespace hotswap::masked::detail
