@@ -7,8 +7,9 @@
 #include "attention/masked/masked_backend.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
-#include <iterator>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -378,31 +379,37 @@ class MaskedBackend final : public AttentionBackend {
       }
       return;
     }
-    // The union of the heads' ascending lists, merged pairwise (each list is sorted already).
-    keys->assign(first[0].keys.begin(), first[0].keys.end());
-    std::vector<int32_t>& merged = merge_scratch();
-    for (int h = 1; h < group; ++h) {
-      merged.clear();
-      std::set_union(keys->begin(), keys->end(), first[h].keys.begin(), first[h].keys.end(), std::back_inserter(merged));
-      keys->swap(merged);
-    }
+    // The union of the heads' lists as one bit per key 0..t, read back in order (a merge of
+    // interleaved lists costs a mispredicted branch per key), and each key's place in it.
+    UnionScratch& u = union_scratch();
+    u.bits.assign(static_cast<size_t>(t) / 64 + 1, 0);
+    for (int h = 0; h < group; ++h)
+      for (const int32_t j : first[h].keys) u.bits[static_cast<size_t>(j) >> 6] |= uint64_t{1} << (j & 63);
+    keys->clear();
+    for (size_t w = 0; w < u.bits.size(); ++w)
+      for (uint64_t b = u.bits[w]; b != 0; b &= b - 1) keys->push_back(static_cast<int32_t>(w * 64 + std::countr_zero(b)));
     const size_t n = keys->size();
+    if (u.slot.size() < static_cast<size_t>(t) + 1) u.slot.resize(static_cast<size_t>(t) + 1);
+    for (size_t i = 0; i < n; ++i) u.slot[static_cast<size_t>((*keys)[i])] = static_cast<int32_t>(i);
     bias->assign(static_cast<size_t>(group) * n, -std::numeric_limits<float>::infinity());
     const float certain = -std::log(1.0f + 1e-6f);  // w = 1: sink, local, top-k, HashAttention, Quest keys
     for (int h = 0; h < group; ++h) {
       const HeadSelection& s = first[h];
-      size_t at = 0;
+      float* b = bias->data() + static_cast<size_t>(h) * n;
       for (size_t i = 0; i < s.keys.size(); ++i) {
-        while ((*keys)[at] != s.keys[i]) ++at;  // both ascending; s.keys is a subset
         const float w = s.weights[i];
-        (*bias)[static_cast<size_t>(h) * n + at] = w == 1.0f ? certain : -std::log(w + 1e-6f);
+        b[u.slot[static_cast<size_t>(s.keys[i])]] = w == 1.0f ? certain : -std::log(w + 1e-6f);
       }
     }
   }
 
-  static std::vector<int32_t>& merge_scratch() {
-    thread_local std::vector<int32_t> v;
-    return v;
+  struct UnionScratch {
+    std::vector<uint64_t> bits;  // key j is in the union
+    std::vector<int32_t> slot;   // a union key's index in the merged list
+  };
+  static UnionScratch& union_scratch() {
+    thread_local UnionScratch u;
+    return u;
   }
 
   // Density of every sparse query, and its relative L2 error against dense attention when
