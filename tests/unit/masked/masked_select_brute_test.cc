@@ -88,7 +88,9 @@ std::vector<int32_t> brute_keys(const MaskedConfig& c, const KeySummaries& ks, c
 }
 
 TEST(MaskedSelectBrute, HashAttentionAndQuestSelectWhatAFullSortSelects) {
-  constexpr int kPositions = 3000;
+  // 5,000 keys x 8 heads: the last query spreads its heads over the threads (select_keys'
+  // parallel path, with the page scores shared across them).
+  constexpr int kPositions = 5000;
   TestCache cache(kPositions, kKvHeads, kDim, 16, /*shuffled=*/true);
   cache.fill_random(23);
   // Ties in plenty: some keys repeated, so that signatures and page bounds collide.
@@ -114,7 +116,7 @@ TEST(MaskedSelectBrute, HashAttentionAndQuestSelectWhatAFullSortSelects) {
       kernels::set_active_isa(isa);
       SelectionScratch scratch;
       std::vector<HeadSelection> got;
-      for (int t : {700, 1500, 2999}) {
+      for (int t : {700, 1500, kPositions - 1}) {
         const std::vector<float> q = random_query(kHeads, kDim, static_cast<uint32_t>(t));
         QueryContext ctx{0, t, 1, 0.125f, &ks};
         // Keys beyond t are summarised (a multi-query chunk): the last page is rescored.
