@@ -336,6 +336,11 @@ void register_benchmarks() {
       }
     }
   }
+  // Decode with packed weights (the model's AMX path): bound by reading W from DRAM.
+  if (amx_enabled())
+    for (int64_t m : {1, 8})
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{8192, 2048}, {2048, 8192}})
+        cases.push_back({m, n, k, DType::kBF16, Isa::kAvx512, LinearPrecision::kBf16Dot, /*packed=*/true});
   for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kScalar}) {
     if (isa > best_supported_isa()) continue;
     const std::string suffix = std::string("/") + isa_name(isa);
