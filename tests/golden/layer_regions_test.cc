@@ -39,17 +39,18 @@ std::string small_split_model() {
   return dir;
 }
 
-// Logits of every step: a 5-token prompt chunk, a 3-token chunk, then 4 single-token decodes.
+// Logits of every step: a 5-token prompt chunk, a 3-token chunk, 4 single-token decodes, then
+// chunks of 12 and 16 (the AMX-packed projections' team form goes to 16 rows).
 std::vector<float> run_steps(const Model& model, KvDtype kv_dtype) {
   const int bs = 16;
   KvStorage kv(model.kv_layout(bs, 4, kv_dtype));
   std::vector<int32_t> tokens;
-  for (int i = 0; i < 12; ++i) tokens.push_back((i * 37 + 5) % model.config().vocab_size);
+  for (int i = 0; i < 40; ++i) tokens.push_back((i * 37 + 5) % model.config().vocab_size);
   const std::vector<int32_t> blocks = {0, 1, 2, 3};
   Workspace ws;
   std::vector<float> all;
-  const int cuts[] = {0, 5, 8, 9, 10, 11, 12};
-  for (int s = 0; s + 1 < 7; ++s) {
+  const int cuts[] = {0, 5, 8, 9, 10, 11, 12, 24, 40};
+  for (size_t s = 0; s + 1 < std::size(cuts); ++s) {
     ForwardBatch batch;
     SequenceChunk c;
     c.tokens = std::span<const int32_t>(tokens).subspan(cuts[s], cuts[s + 1] - cuts[s]);

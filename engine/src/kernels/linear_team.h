@@ -22,7 +22,9 @@ bool linear_team_applies(int64_t m, const TensorView& w);
 void linear_team(const float* x, int64_t m, const TensorView& w, const float* bias, float* y, int index, int count);
 
 // The same for W packed for AMX (kernels/bf16_packed.h; needs bf16_packed_applies()): the
-// thread's share of linear_bf16_packed's column tiles, bitwise its y, for m < kBf16DotMinRows.
+// thread's share of linear_bf16_packed's column tiles, bitwise its y, for m up to
+// kBf16PackedTeamMaxRows (one row block of tiles: the batched decode steps of a busy server).
+inline constexpr int64_t kBf16PackedTeamMaxRows = 16;
 void linear_bf16_packed_team(const float* x, int64_t m, const Bf16Packed& w, const float* bias, float* y, int index,
                              int count);
 

@@ -39,8 +39,10 @@ LayerRegions layer_regions() { return g_mode.load(std::memory_order_relaxed); }
 
 bool layer_regions_apply(int64_t T, const LayerProjections& p) {
   if (layer_regions() == LayerRegions::kOff) return false;
-  for (const LayerProjection* q : {&p.q, &p.k, &p.v, &p.o, &p.gate, &p.up, &p.down})
-    if (!kernels::linear_team_applies(T, *q->w)) return false;
+  for (const LayerProjection* q : {&p.q, &p.k, &p.v, &p.o, &p.gate, &p.up, &p.down}) {
+    const bool packed = q->packed_in_use() != nullptr && T <= kernels::kBf16PackedTeamMaxRows;
+    if (!packed && !kernels::linear_team_applies(T, *q->w)) return false;
+  }
   return true;
 }
 

@@ -35,8 +35,9 @@ struct LayerProjections {
   float eps;
 };
 
-// Whether a step of T tokens runs the layer this way: enabled, T below kBf16DotMinRows and
-// every projection a linear_team one (weights as stored, not quantised).
+// Whether a step of T tokens runs the layer this way: enabled, and every projection a team
+// one: AMX-packed up to kBf16PackedTeamMaxRows rows, else linear_team's (weights as stored,
+// not quantised; T below kBf16DotMinRows).
 bool layer_regions_apply(int64_t T, const LayerProjections& p);
 
 // kAuto (the default): one region for all layers when the attention is cheap, else two a layer.

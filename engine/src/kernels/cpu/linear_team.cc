@@ -57,14 +57,14 @@ void linear_team(const float* x, int64_t m, const TensorView& w, const float* bi
 
 void linear_bf16_packed_team(const float* x, int64_t m, const Bf16Packed& w, const float* bias, float* y, int index,
                              int count) {
-  HS_CHECK(bf16_packed_applies() && m > 0 && m < kBf16DotMinRows && !w.empty())
+  HS_CHECK(bf16_packed_applies() && m > 0 && m <= kBf16PackedTeamMaxRows && !w.empty())
       << "linear_bf16_packed_team: m " << m;
   const int share = detail::thread_count(m * w.n * w.k) > 1 ? count : 1;
   if (index >= share) return;
   const detail::LinearKernels& kern = detail::avx512_linear_kernels();
   auto* xb = detail::thread_scratch_as<uint16_t>(detail::ScratchSlot::kLinearX,
                                                  static_cast<size_t>(m * kern.bf16_x_stride(w.k)));
-  kern.pack_x_bf16(x, w.k, 0, m, xb);  // up to 16 rows the AMX tiles need no zero rows
+  kern.pack_x_bf16(x, w.k, 0, m, xb);  // up to 16 rows: row-major, as linear_bf16_packed's
   detail::amx_packed_share(xb, m, w, bias, y, index, share);
 }
 
