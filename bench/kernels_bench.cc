@@ -224,7 +224,8 @@ void BM_Linear(benchmark::State& state, LinearCase c) {
     state.SkipWithError("packed bf16 needs AMX");
     return;
   }
-  if (c.packed) packed_copies(w);  // packed before the timing
+  const std::vector<Bf16Packed>* packed = c.packed ? &packed_copies(w) : nullptr;  // packed before the timing
+  const size_t copies = packed != nullptr ? packed->size() : w.views.size();
   std::vector<float> x(static_cast<size_t>(c.m * c.k)), y(static_cast<size_t>(c.m * c.n));
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 97) / 97.0f - 0.5f;
   const double bytes = static_cast<double>(c.n * c.k) * dtype_size(c.dtype);
@@ -234,16 +235,15 @@ void BM_Linear(benchmark::State& state, LinearCase c) {
   BestRate rate;
   for (auto _ : state) {
     rate.start();
-    if (c.packed) {
-      const std::vector<Bf16Packed>& packed = packed_copies(w);
-      linear_bf16_packed(x.data(), c.m, packed[copy % packed.size()], nullptr, y.data());
+    if (packed != nullptr) {
+      linear_bf16_packed(x.data(), c.m, (*packed)[copy], nullptr, y.data());
     } else {
       linear(x.data(), c.m, w.views[copy], nullptr, y.data());
     }
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
     rate.stop(amount, bench_threads());
-    copy = (copy + 1) % (c.packed ? packed_copies(w).size() : w.views.size());
+    copy = (copy + 1) % copies;
   }
   // The time column is the mean call; the counters are the best call.
   state.counters[c.m == 1 ? "GB/s_best" : "GFLOP/s_best"] = rate.wall();

@@ -31,7 +31,12 @@ void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0
 // 16-row blocks, each step after step, each step's 16 rows x 32 elements one 1 KiB A tile:
 // x[i][c] at xt[((i / 16) * steps + c / 32) * 512 + (i % 16) * 32 + c % 32], steps =
 // bf16_x_stride(k) / 32. amx_pack_x writes rows [r_begin, r_end) of that (zero from row m).
+inline constexpr int64_t kAmxTileRows = 16;  // rows of an AMX A or C tile
 inline constexpr int64_t kAmxRowBlock = 32;
+constexpr bool amx_x_in_tile_order(int64_t m) {
+  return m > kAmxTileRows;
+}
+// Defined in cpu/linear_avx512.cc, beside pack_x_bf16 (the same rounding, line by line).
 void amx_pack_x(const float* x, int64_t m, int64_t k, int64_t r_begin, int64_t r_end, uint16_t* xt);
 
 // AMX form of gemm_cols_bf16 (same contract, LinearKernels, but x as above). Needs amx_enabled().

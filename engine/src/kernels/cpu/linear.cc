@@ -90,9 +90,9 @@ void run_bf16_chunks(const LinearKernels& kern, const float* x, int64_t m, int64
                      const Sweep& sweep) {
   constexpr int64_t kRowChunk = 512;
   const int64_t stride = kern.bf16_x_stride(k);
-  const auto padded_rows = [amx_rows](int64_t rows) {
-    if (!amx_rows || rows <= 16) return rows;
-    return (rows + detail::kAmxRowBlock - 1) / detail::kAmxRowBlock * detail::kAmxRowBlock;
+  const auto tile_order = [amx_rows](int64_t rows) { return amx_rows && detail::amx_x_in_tile_order(rows); };
+  const auto padded_rows = [&](int64_t rows) {
+    return tile_order(rows) ? (rows + detail::kAmxRowBlock - 1) / detail::kAmxRowBlock * detail::kAmxRowBlock : rows;
   };
   auto* xb = detail::thread_scratch_as<uint16_t>(ScratchSlot::kLinearX,
                                                  static_cast<size_t>(padded_rows(std::min(m, kRowChunk)) * stride));
@@ -100,10 +100,11 @@ void run_bf16_chunks(const LinearKernels& kern, const float* x, int64_t m, int64
     for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
       const int64_t mc = std::min(kRowChunk, m - i0), padded = padded_rows(mc);
       const Range rows = split(padded, count, index, 1, padded);
-      if (amx_rows && mc > 16) {
-        if (rows.begin < rows.end) detail::amx_pack_x(x + i0 * k, mc, k, rows.begin, rows.end, xb);
-      } else if (rows.begin < rows.end) {
-        kern.pack_x_bf16(x + i0 * k, k, rows.begin, rows.end, xb);
+      if (rows.begin < rows.end) {
+        if (tile_order(mc))
+          detail::amx_pack_x(x + i0 * k, mc, k, rows.begin, rows.end, xb);
+        else
+          kern.pack_x_bf16(x + i0 * k, k, rows.begin, rows.end, xb);
       }
       barrier();  // every thread reads every row
       sweep(xb, mc, i0, index, count);

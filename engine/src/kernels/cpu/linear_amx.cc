@@ -10,7 +10,7 @@
 //
 // Up to 16 rows (decode) a thread sweeps each W tile once over the whole k; that is bound by
 // reading W. Beyond, the tile registers can do ~3 TFLOP/s a core, which only L1 and L2 feed:
-//  * x comes in tile order (AmxX): each A tile is 1 KiB in one piece, not 16 rows 4 KiB apart;
+//  * x comes in tile order (AmxX, amx_pack_x): each A tile is 1 KiB in one piece, not 16 rows 4 KiB apart;
 //  * the packed form blocks rows and k (RowGroups) so that the x it sweeps stays in L2 while W
 //    tiles pass, fetches the next W tile into L2 while one is swept (a tile's first block would
 //    otherwise wait on DRAM one load at a time), and keeps each C block in the tile registers
@@ -51,7 +51,7 @@ struct TileConfig {
   uint8_t rows[16];
 };
 
-constexpr int64_t kTileRows = 16;  // rows of an A or C tile
+constexpr int64_t kTileRows = kAmxTileRows;  // rows of an A or C tile
 constexpr int64_t kStepK = 32;     // bf16 elements of k per tdpbf16ps (64-byte A rows)
 // Packed form beyond 16 rows: bytes of x swept per k chunk (half this CPU class's 2 MiB L2;
 // the W tile in use and the next take part of the rest), and the k steps a C block stays in
@@ -259,26 +259,6 @@ RowGroups row_groups(int64_t m, int64_t steps) {
 
 }  // namespace
 
-void amx_pack_x(const float* x, int64_t m, int64_t k, int64_t r_begin, int64_t r_end, uint16_t* xt) {
-  const int64_t steps = bf16_x_stride(k) / kStepK;
-  for (int64_t i = r_begin; i < r_end; ++i) {
-    uint16_t* row = xt + (i / kTileRows) * steps * kTileRows * kStepK + (i % kTileRows) * kStepK;
-    for (int64_t s = 0; s < steps; ++s) {
-      const int64_t c = s * kStepK;
-      __m512i line = _mm512_setzero_si512();
-      if (i < m) {
-        const float* src = x + i * k + c;
-        const __m512 lo = _mm512_maskz_loadu_ps(k - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (k - c)) - 1), src);
-        const int64_t rest = k - c - 16;
-        const __mmask16 hi_mask = rest >= 16 ? __mmask16(0xffff) : rest > 0 ? __mmask16((1u << rest) - 1) : 0;
-        const __m512 hi = _mm512_maskz_loadu_ps(hi_mask, src + 16);
-        line = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-      }
-      _mm512_store_si512(row + s * kTileRows * kStepK, line);
-    }
-  }
-}
-
 void amx_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias, int64_t j_begin,
                         int64_t j_end, float* y) {
   constexpr int64_t kPairWords = kBf16Vecs * 16;  // uint32 per k-pair in a packed tile
@@ -297,7 +277,7 @@ void amx_gemm_cols_bf16(const uint16_t* xb, int64_t m, const WeightMatrix& w, co
     for (int64_t v0 = 0; v0 < kBf16Vecs && 16 * v0 < cols; v0 += 2) {
       const PairTile tile{wp + v0 * 16, (kStepK / 2) * kPairWords, kPairWords * 4};
       const float* b = bias != nullptr ? bias + j + 16 * v0 : nullptr;
-      if (m <= kTileRows)
+      if (!amx_x_in_tile_order(m))
         sweep_few_rows(xb, x_stride, m, steps, tile, cols - 16 * v0, b, y + j + 16 * v0, w.n, c_tiles,
                        /*fetch_end=*/nullptr);  // W is this thread's packed copy, already in cache
       else
@@ -315,7 +295,7 @@ void amx_gemm_packed_bf16(const uint16_t* xb, int64_t m, const uint32_t* packed,
   auto* c_tiles = thread_scratch_as<float>(ScratchSlot::kGemmC, 4 * 256);
   configure_tiles(std::min(m, kTileRows));
   const auto tile_at = [&](int64_t t) { return PairTile{packed + t * tile_words, step_words, kPackedTileCols * 4}; };
-  if (m <= kTileRows) {
+  if (!amx_x_in_tile_order(m)) {
     for (int64_t t = tile_begin; t < tile_end; ++t) {
       const int64_t j = t * kPackedTileCols;
       sweep_few_rows(xb, x_stride, m, steps, tile_at(t), std::min(kPackedTileCols, n - j),
@@ -330,7 +310,8 @@ void amx_gemm_packed_bf16(const uint16_t* xb, int64_t m, const uint32_t* packed,
     const int64_t blocks = (g1 - g0 + 2 * kTileRows - 1) / (2 * kTileRows);
     for (int64_t s0 = 0; s0 < steps; s0 += plan.chunk_steps) {
       const KRange ks{s0, std::min(steps, s0 + plan.chunk_steps), s0 == 0, s0 + plan.chunk_steps >= steps};
-      const int64_t chunk_bytes = (ks.end - ks.begin) * step_words * 4;
+      const int64_t chunk_bytes = (ks.end - ks.begin) * step_words * 4, block_steps = blocks * (ks.end - ks.begin);
+      const int64_t lines_per_step = (chunk_bytes / 64 + block_steps - 1) / block_steps;
       for (int64_t t = tile_begin; t < tile_end; ++t) {
         // Fetched meanwhile: this chunk of the next tile, else the next chunk of the first.
         const bool last_tile = t + 1 == tile_end;
@@ -339,7 +320,7 @@ void amx_gemm_packed_bf16(const uint16_t* xb, int64_t m, const uint32_t* packed,
         if (!(last_tile && ks.last && g1 == m)) {
           next.at = reinterpret_cast<const char*>(tile_at(last_tile ? tile_begin : t + 1).pairs + next_step * step_words);
           next.end = next.at + std::min(chunk_bytes, (steps - next_step) * step_words * 4);
-          next.lines_per_step = (chunk_bytes / 64 + blocks * (ks.end - ks.begin) - 1) / (blocks * (ks.end - ks.begin));
+          next.lines_per_step = lines_per_step;
         }
         const int64_t j = t * kPackedTileCols;
         sweep_blocks(xb, steps, m, g0, g1, ks, tile_at(t), std::min(kPackedTileCols, n - j),

@@ -157,19 +157,36 @@ constexpr int64_t kBf16TileWords = kBf16Kc / 2 * kBf16TileCols;  // uint32 pairs
 // decode step, 1 thread: 250 ms; 2 ahead: 195 ms; 4: 200 ms; 8: 225 ms).
 constexpr int64_t kBf16PrefetchBlocks = 2;
 
+// One 64-byte line of xb: the 32 floats at src, of which the first `count` (> 0) are x's,
+// rounded to bf16 (nearest even); the rest zero.
+HS_INLINE __m512i bf16_line(const float* src, int64_t count) {
+  const int n = static_cast<int>(std::min<int64_t>(count, 32));
+  const __m512 lo = _mm512_maskz_loadu_ps(Avx512::mask16(n), src);
+  const __m512 hi = _mm512_maskz_loadu_ps(Avx512::mask16(n - 16), src + 16);
+  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+}
+
 // xb[i][0, stride) = bf16(x[i]) rounded to nearest even, zero-padded, for rows [r0, r1).
 void avx512_pack_x_bf16(const float* x, int64_t k, int64_t r0, int64_t r1, uint16_t* xb) {
   const int64_t stride = bf16_x_stride(k);
-  for (int64_t i = r0; i < r1; ++i) {
-    const float* src = x + i * k;
-    uint16_t* dst = xb + i * stride;
-    for (int64_t c = 0; c < stride; c += 32) {
-      const __m512 lo = _mm512_maskz_loadu_ps(Avx512::mask16(static_cast<int>(k - c)), src + c);
-      const __m512 hi = _mm512_maskz_loadu_ps(Avx512::mask16(static_cast<int>(k - c - 16)), src + c + 16);
-      _mm512_store_si512(dst + c, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
-    }
+  for (int64_t i = r0; i < r1; ++i)
+    for (int64_t c = 0; c < stride; c += 32) _mm512_store_si512(xb + i * stride + c, bf16_line(x + i * k + c, k - c));
+}
+
+}  // namespace
+
+// The same rounding into the AMX tile order (cpu/bf16_pairs.h): row i's line s is the A tile
+// row (i % 16) of block i / 16, step s; rows from m are zero.
+void amx_pack_x(const float* x, int64_t m, int64_t k, int64_t r_begin, int64_t r_end, uint16_t* xt) {
+  const int64_t lines = bf16_x_stride(k) / 32, tile_elems = kAmxTileRows * 32;
+  for (int64_t i = r_begin; i < r_end; ++i) {
+    uint16_t* row = xt + (i / kAmxTileRows) * lines * tile_elems + (i % kAmxTileRows) * 32;
+    for (int64_t s = 0; s < lines; ++s)
+      _mm512_store_si512(row + s * tile_elems, i < m ? bf16_line(x + i * k + s * 32, k - s * 32) : _mm512_setzero_si512());
   }
 }
+
+namespace {
 
 // y[i0 + r][j + 16v + t] for r < kR, over the pairs of one k block, `cols` valid columns.
 // first: y = block, else y += block; bias (last block only) is added after.

@@ -64,7 +64,8 @@ void linear_bf16_packed_team(const float* x, int64_t m, const Bf16Packed& w, con
   const detail::LinearKernels& kern = detail::avx512_linear_kernels();
   auto* xb = detail::thread_scratch_as<uint16_t>(detail::ScratchSlot::kLinearX,
                                                  static_cast<size_t>(m * kern.bf16_x_stride(w.k)));
-  kern.pack_x_bf16(x, w.k, 0, m, xb);  // up to 16 rows: row-major, as linear_bf16_packed's
+  static_assert(!detail::amx_x_in_tile_order(kBf16PackedTeamMaxRows), "the team form packs x row-major");
+  kern.pack_x_bf16(x, w.k, 0, m, xb);  // row-major, as linear_bf16_packed's at these rows
   detail::amx_packed_share(xb, m, w, bias, y, index, share);
 }
 
