@@ -74,6 +74,8 @@
 #include "core/huge_buffer.h"
 #include "engine/attention_choice.h"
 #include "kv_cache/kv_storage.h"
+#include "gather_floor.h"
+#include "long_context_report.h"
 #include "long_context_util.h"
 
 #ifdef _OPENMP
@@ -83,6 +85,7 @@
 namespace hotswap {
 namespace {
 
+using bench::Census;
 using bench::fill_normal;
 using bench::hat_adapter;
 using bench::load_average;
@@ -249,17 +252,6 @@ std::shared_ptr<NsaAdapter> nsa_adapter() {
 }
 
 // ---- one sequence per (configuration, context) ----
-
-// What one decode step reads, counted at the first decode position (see the header).
-struct Census {
-  double density = 0;     // selection_density: mean over query heads of selected / visible
-  double keys_read = 0;   // per KV head, mean: the union of its query heads' keys
-  double kv_bytes = 0;    // K and V rows read by the kernel
-  double summary_bytes = 0;
-  double select_us = 0;   // select_keys alone
-  double kernel_us = 0;   // sparse_attention over the union items alone
-  double update_us = 0;   // write_keys + prepare_queries for one new key
-};
 
 double median_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -503,71 +495,52 @@ class Reporter : public benchmark::ConsoleReporter {
   }
 };
 
-double median(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
-
-std::string mb(double bytes) {
-  char b[32];
-  std::snprintf(b, sizeof b, bytes >= 1e6 ? "%.1f MB" : "%.0f KB", bytes >= 1e6 ? bytes / 1e6 : bytes / 1e3);
-  return b;
+// The census's reads at the probe's rates: eager streams its K and V rows; a masked or NSA
+// step gathers its keys' rows (in runs of `run` positions: Quest's pages) and streams its
+// summaries. NSA's selected blocks are counted as scattered keys, its compressed blocks as
+// its summaries.
+double floor_us(bench::RowGatherProbe& probe, double stream_gbps, const bench::LayerResult& r, int run) {
+  const double stream_us = (r.eager ? r.kv_bytes : r.summary_bytes) / (stream_gbps * 1e3);
+  if (r.eager) return stream_us;
+  const double density = std::min(1.0, r.keys_read / (r.context + 1));
+  return r.keys_read * kKvHeads * probe.scattered_ns_per_key(run, density, bench::Residency::kWarm) / 1e3 + stream_us;
 }
 
 void print_summary(const Reporter& rep) {
-  int threads = 1;
+  bench::LayerReportSetup setup;
+  setup.heads = kHeads, setup.kv_heads = kKvHeads, setup.head_dim = kHeadDim;
 #ifdef _OPENMP
-  threads = omp_get_max_threads();
+  setup.threads = omp_get_max_threads();
 #endif
-  std::printf(
-      "\nDecode attention per step, one layer (H %d, Hkv %d, d %d, 16-token pages), %d thread(s), median of %d "
-      "rounds x %d steps, %s, %s KV (%zu-byte rows), load average now %.2f\n",
-      kHeads, kKvHeads, kHeadDim, threads, g_rounds, kSteps, g_cpu_time ? "CPU time" : "wall time",
-      kv_dtype_name(g_kv_dtype), kv_row_bytes(), load_average());
-  std::printf(
-      "  ratio = eager / config; density = mean over query heads of selected / visible keys (timed steps); "
-      "keys/KVh = keys the kernel reads per KV head (union of its 4 query heads); select = select_keys alone; "
-      "setup = prompt summaries, one-off\n"
-      "  masked step = select (select_keys) + kernel (sparse_attention over the union) + update (summaries of "
-      "the new key) + other (union, biases, plan, accounting; derived): census at the first decode position, "
-      "mean over the context's %d queries\n", kSteps);
-  std::printf("%7s %-10s %10s %7s %8s %9s %10s %10s %9s %9s %9s %9s %9s\n", "context", "config", "us/step", "ratio",
-              "density", "keys/KVh", "KV read", "summaries", "select", "kernel", "update", "other", "setup ms");
+  setup.rounds = g_rounds, setup.steps = kSteps, setup.cpu_time = g_cpu_time;
+  setup.kv_dtype = kv_dtype_name(g_kv_dtype), setup.kv_row_bytes = kv_row_bytes();
+  setup.load_average = load_average(), setup.non_attention_ms = g_non_attention_ms;
+  // The probe's cache has the layer cache's size, rows and pages, so its reads meet the same
+  // caches and TLB as the benchmark's.
+  const Cache& c = cache();
+  bench::RowGatherProbe probe(2 * c.table.size() * kKvHeads * kPage * kv_row_bytes(), kv_row_bytes(), kPage);
+  setup.stream_gbps = probe.stream_gbps();
+  setup.key_gather_ns = probe.scattered_ns_per_key(1, 0.2, bench::Residency::kWarm);
+  setup.probe_mb = probe.bytes() / 1e6;
+  std::vector<bench::LayerResult> results;
   for (int context : g_contexts) {
-    const double eager = median(rep.us.count({kEager, context}) ? rep.us.at({kEager, context}) : std::vector<double>{});
-    for (int c = 0; c < kNumConfigs; ++c) {
-      const auto it = rep.us.find({c, context});
+    for (int cfg = 0; cfg < kNumConfigs; ++cfg) {
+      const auto it = rep.us.find({cfg, context});
       if (it == rep.us.end()) continue;
-      const double t = median(it->second);
-      const Runner& r = *g_runners.at({c, context});
+      const Runner& r = *g_runners.at({cfg, context});
+      bench::LayerResult x;
+      x.context = context, x.config = kNames[cfg], x.eager = cfg == kEager, x.masked = cfg >= kHat;
+      x.us = it->second, x.density = r.density(), x.setup_ms = r.setup_ms, x.census = r.census;
       const double sk = context + 1;
-      const double kv = c == kEager ? sk * kKvHeads * 2 * kv_row_bytes() : r.census.kv_bytes;
-      const double keys = c == kEager ? sk : r.census.keys_read;
-      char parts[4][32] = {"-", "-", "-", "-"};
-      if (c >= kHat) {
-        const Census& s = r.census;
-        const double v[4] = {s.select_us, s.kernel_us, s.update_us, t - s.select_us - s.kernel_us - s.update_us};
-        for (int i = 0; i < 4; ++i) std::snprintf(parts[i], sizeof parts[i], "%.0f", v[i]);
-      }
-      std::printf("%7d %-10s %10.1f %6.1fx %7.2f%% %9.0f %10s %10s %9s %9s %9s %9s %9.0f\n", context, kNames[c], t,
-                  eager / t, 100.0 * r.density(), keys, mb(kv).c_str(), mb(r.census.summary_bytes).c_str(), parts[0],
-                  parts[1], parts[2], parts[3], r.setup_ms);
+      x.kv_bytes = x.eager ? sk * kKvHeads * 2 * kv_row_bytes() : r.census.kv_bytes;
+      x.keys_read = x.eager ? sk : r.census.keys_read;
+      x.summary_bytes = r.census.summary_bytes;
+      // Quest reads whole pages, NSA whole selected blocks (l' 16); the others single keys.
+      x.floor_us = floor_us(probe, setup.stream_gbps, x, cfg == kQuest ? kQuestPage : cfg == kNsa ? 16 : 1);
+      results.push_back(std::move(x));
     }
   }
-  std::printf("\nEstimated whole decode step (ms) = 16 layers x the attention above + %.1f ms non-attention "
-              "(--non_attention_ms); ratio = eager / config\n%7s", g_non_attention_ms, "context");
-  for (int c = 0; c < kNumConfigs; ++c) std::printf(" %10s %6s", kNames[c], "ratio");
-  std::printf("\n");
-  for (int context : g_contexts) {
-    std::printf("%7d", context);
-    const auto whole = [&](int c) {
-      const auto it = rep.us.find({c, context});
-      return it == rep.us.end() ? NAN : 16 * median(it->second) / 1e3 + g_non_attention_ms;
-    };
-    for (int c = 0; c < kNumConfigs; ++c) std::printf(" %10.1f %5.2fx", whole(c), whole(kEager) / whole(c));
-    std::printf("\n");
-  }
+  bench::print_layer_report(results, g_contexts, setup);
 }
 
 }  // namespace

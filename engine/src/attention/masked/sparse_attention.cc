@@ -116,7 +116,7 @@ void sparse_attention_run(const SparseAttentionItem* items, int num_items, int m
       for_active_isa(sparse_avx512_item_kernel(), sparse_avx2_item_kernel(), sparse_scalar_item_kernel());
   auto shape = [items](const WorkItem& w) {
     const SparseAttentionItem& it = items[w.item];
-    return WorkShape{sparse_scratch_floats(it.group, it.kv->head_dim), it.group, it.kv->head_dim};
+    return WorkShape{sparse_scratch_floats(it.kv->head_dim), it.group, it.kv->head_dim};
   };
   auto run = [&](const WorkItem& w, float* state, float* scratch) {
     kernel(args_of(items[w.item], w.begin, w.end), state, scratch);

@@ -6,6 +6,7 @@
 // (attention/kernel_dispatch.h).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -14,7 +15,10 @@
 
 namespace hotswap::attention_detail {
 
-inline constexpr int kSparseTileKeys = 128;  // keys scored per online-softmax update
+// Keys located per tile (and per online-softmax update): the tile's K and V rows (16 KiB in
+// bf16 at d 64) and the next tile's, prefetched meanwhile, stay in L1 while every query head
+// of the group reads them.
+inline constexpr int kSparseTileKeys = 64;
 inline constexpr int kSparseMaxGroup = 64;   // query heads per KV head
 // Below this many keys per split a split costs more in merging than it gains.
 inline constexpr int kSparseMinKeysPerSplit = 256;
@@ -44,10 +48,26 @@ inline size_t sparse_state_stride(int head_dim) { return state_stride(head_dim);
 inline size_t sparse_state_floats(int group, int head_dim) {
   return static_cast<size_t>(group) * sparse_state_stride(head_dim);
 }
-// Scratch one work item needs (per thread).
-// The last head_dim floats hold a bf16 row widened once for all the heads it serves.
-inline size_t sparse_scratch_floats(int group, int head_dim) {
-  return 2 * static_cast<size_t>(group) * kSparseTileKeys + static_cast<size_t>(group) * head_dim + group + head_dim;
+// Scratch one work item needs (per thread): one head's scores and probabilities over a tile,
+// and its tile value sum.
+inline size_t sparse_scratch_floats(int head_dim) { return 2 * static_cast<size_t>(kSparseTileKeys) + head_dim; }
+
+// The keys of a tile one query head attends (bias != -inf), compacted to the front of the
+// outputs in order: their K rows, V rows and biases; returns how many. The portable form,
+// without a branch per key (the AVX-512 build compresses 8 keys at a time instead). The
+// outputs have room for n + kSparseCompactSlack entries.
+inline constexpr int kSparseCompactSlack = 8;
+template <class T>
+inline int compact_attended_portable(const float* bias, int n, const T* const* k_rows, const T* const* v_rows,
+                                     const T** k_out, const T** v_out, float* bias_out) {
+  int c = 0;
+  for (int j = 0; j < n; ++j) {
+    k_out[c] = k_rows[j];
+    v_out[c] = v_rows[j];
+    bias_out[c] = bias[j];
+    c += bias[j] != -INFINITY;
+  }
+  return c;
 }
 
 using SparseItemKernel = void (*)(const SparseItemArgs& args, float* state, float* scratch);

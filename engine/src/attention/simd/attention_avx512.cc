@@ -160,6 +160,47 @@ struct Simd {
     for (int r = 0; r < n; ++r) axpy(p[r], rows + static_cast<size_t>(r) * ru, y, d);
   }
 
+  // compact_attended_portable (sparse_attention_kernel.h), 8 keys at a time: the attended
+  // keys' row pointers and biases compressed in registers and stored whole (the outputs have
+  // slack for the unused lanes).
+  template <class T>
+  static HS_INLINE int compact_attended(const float* bias, int n, const T* const* k_rows, const T* const* v_rows,
+                                        const T** k_out, const T** v_out, float* bias_out) {
+    const __m256 minus_inf = _mm256_set1_ps(-INFINITY);
+    int c = 0;
+    for (int j = 0; j < n; j += 8) {
+      const __mmask8 in = static_cast<__mmask8>(n - j >= 8 ? 0xff : (1u << (n - j)) - 1u);
+      const __m256 b = _mm256_maskz_loadu_ps(in, bias + j);
+      const __mmask8 m = _mm256_mask_cmp_ps_mask(in, b, minus_inf, _CMP_NEQ_OQ);
+      const __m512i kp = _mm512_maskz_loadu_epi64(in, k_rows + j);
+      const __m512i vp = _mm512_maskz_loadu_epi64(in, v_rows + j);
+      _mm512_storeu_si512(k_out + c, _mm512_maskz_compress_epi64(m, kp));
+      _mm512_storeu_si512(v_out + c, _mm512_maskz_compress_epi64(m, vp));
+      _mm256_storeu_ps(bias_out + c, _mm256_maskz_compress_ps(m, b));
+      c += __builtin_popcount(m);
+    }
+    return c;
+  }
+
+  // y += sum_r p[r] * rows[r][:] over n rows found through pointers, in row order, y in
+  // registers across the rows (the sparse kernel's value sums over a head's gathered keys).
+  template <int N, class T>
+  static HS_INLINE void axpy_rows_at_n(const float* p, const T* const* rows, int n, int d, float* y) {
+    __m512 acc[N];
+    for (int k = 0; k < N; ++k) acc[k] = _mm512_loadu_ps(y + 16 * k);
+    for (int r = 0; r < n; ++r) {
+      const __m512 vs = _mm512_set1_ps(p[r]);
+      for (int k = 0; k < N; ++k) acc[k] = _mm512_fmadd_ps(vs, ld(rows[r], 16 * k, d), acc[k]);
+    }
+    for (int k = 0; k < N; ++k) _mm512_storeu_ps(y + 16 * k, acc[k]);
+  }
+  template <class T>
+  static HS_INLINE void axpy_rows_at(const float* p, const T* const* rows, int n, int d, float* y) {
+    if (d == 64) return axpy_rows_at_n<4>(p, rows, n, d, y);
+    if (d == 128) return axpy_rows_at_n<8>(p, rows, n, d, y);
+    for (int r = 0; r < n; ++r) axpy(p[r], rows[r], y, d);
+  }
+
   // acc = acc * c + t
   static HS_INLINE void scale_add(float* acc, float c, const float* t, int d) {
     const __m512 vc = _mm512_set1_ps(c);
