@@ -58,10 +58,22 @@ void quest_scores(const float* records, size_t stride, int64_t n, const float* q
   }
 }
 
+int64_t pig_collisions(const uint64_t* codes, int64_t n, int tables, const uint64_t* qc, int32_t base, int32_t* keys) {
+  int64_t m = 0;
+  for (int64_t i = 0; i < n; ++i, codes += tables) {
+    bool match = false;
+    for (int t = 0; t < tables; ++t) match |= codes[t] == qc[t];
+    keys[m] = base + static_cast<int32_t>(i);
+    m += match;
+  }
+  return m;
+}
+
 }  // namespace
 
 const SelectKernels& select_kernels_scalar() {
-  static const SelectKernels k{hamming32, hamming64, count_at_most, take_below, gather_nonzero, quest_scores};
+  static const SelectKernels k{hamming32, hamming64, count_at_most, take_below, gather_nonzero, quest_scores,
+                               pig_collisions};
   return k;
 }
 

@@ -189,11 +189,42 @@ void quest_scores(const float* records, size_t stride, int64_t n, const float* q
                    kv_heads, group, d, acc, scores + p0, score_stride);
 }
 
+// Each key's codes against the query's, 8 tables to a compare; 16 keys' verdicts make one
+// mask, whose keys are compressed out.
+int64_t pig_collisions(const uint64_t* codes, int64_t n, int tables, const uint64_t* qc, int32_t base, int32_t* keys) {
+  constexpr int kMaxChunks = 8;  // 64 tables; more go to the portable loop
+  const int chunks = (tables + 7) / 8;
+  if (chunks > kMaxChunks) return select_kernels_scalar().pig_collisions(codes, n, tables, qc, base, keys);
+  __m512i q[kMaxChunks];
+  __mmask8 lanes[kMaxChunks];
+  for (int c = 0; c < chunks; ++c) {
+    lanes[c] = static_cast<__mmask8>(tables - 8 * c >= 8 ? 0xFF : (1u << (tables - 8 * c)) - 1u);
+    q[c] = _mm512_maskz_loadu_epi64(lanes[c], qc + 8 * c);
+  }
+  int64_t m = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += 16) {
+    const int keys_here = static_cast<int>(std::min<int64_t>(16, n - i0));
+    uint32_t hit = 0;
+    for (int k = 0; k < keys_here; ++k) {
+      const uint64_t* kc = codes + (i0 + k) * tables;
+      __mmask8 eq = 0;
+      for (int c = 0; c < chunks; ++c)
+        eq |= _mm512_mask_cmpeq_epi64_mask(lanes[c], _mm512_maskz_loadu_epi64(lanes[c], kc + 8 * c), q[c]);
+      hit |= static_cast<uint32_t>(eq != 0) << k;
+    }
+    const __m512i idx = _mm512_add_epi32(iota16(), _mm512_set1_epi32(base + static_cast<int32_t>(i0)));
+    _mm512_storeu_si512(keys + m, _mm512_maskz_compress_epi32(static_cast<__mmask16>(hit), idx));
+    m += __builtin_popcount(hit);
+  }
+  return m;
+}
+
 }  // namespace
 
 const SelectKernels& select_kernels_avx512() {
   static const SelectKernels k = [] {
-    SelectKernels s{hamming32, hamming64, count_at_most, take_below, gather_nonzero, quest_scores};
+    SelectKernels s{hamming32,      hamming64,    count_at_most, take_below, gather_nonzero,
+                    quest_scores,   pig_collisions};
     if (!__builtin_cpu_supports("avx512vpopcntdq")) {
       s.hamming32 = select_kernels_scalar().hamming32;
       s.hamming64 = select_kernels_scalar().hamming64;

@@ -60,6 +60,7 @@ struct SelectionScratch {
   std::vector<int32_t> pages;       // quest's chosen pages, ascending
   std::vector<float> vec;       // per-head vectors of the summarising maskers (hash MLP, centred q)
   std::vector<uint64_t> codes;  // magic_pig's query codes
+  std::vector<int32_t> collisions;  // magic_pig's colliding keys, ascending
   std::vector<float> row;       // one bf16 key row widened to float32 (PagedKvView::key_row)
   std::vector<int32_t> dedupe;  // adaptive_budget's distinct base-sample keys
   std::vector<uint32_t> stamp;  // [sk] stamp[j] == epoch: key j already drawn in this sample

@@ -104,17 +104,31 @@ void apply_magic_pig(const MaskerSpec& m, size_t index, const QueryContext& ctx,
   const float max_norm = pl.run_max[static_cast<size_t>(sk - 1)];
   // Collisions: block by block over the KV head's codes ([N][L] consecutive), a key matches
   // when any of its L codes equals the query's code of that table.
+  const SelectKernels& kern = select_kernels();
   const int64_t n_block = ks.keys_per_block(index);
-  const uint64_t* qc = s.codes.data();
+  s.collisions.resize(static_cast<size_t>(sk) + 16);
+  int64_t matches = 0;
   for (int64_t b0 = 0; b0 < sk; b0 += n_block) {
     const int64_t n = std::min(n_block, sk - b0);
-    const uint64_t* codes = ks.pig_block(index, ctx.layer, b0 / n_block, g);
-    for (int64_t i = 0; i < n; ++i, codes += tables) {
-      bool match = false;
-      for (int t = 0; t < tables; ++t) match |= codes[t] == qc[t];
-      if (!match) continue;
-      const int64_t j = b0 + i;
-      const float* k = kv.key_row(static_cast<int>(j), g, s.row.data());
+    matches += kern.pig_collisions(ks.pig_block(index, ctx.layer, b0 / n_block, g), n, tables, s.codes.data(),
+                                   static_cast<int32_t>(b0), s.collisions.data() + matches);
+  }
+  // The colliding keys' weights need their rows: scattered reads, so each run of them is
+  // first touched in a loop of loads only (all in flight at once), then weighed from L1.
+  const size_t row_bytes = kv_row_units(kv.dtype, d) * kv_dtype_size(kv.dtype);
+  const char* k_base = static_cast<const char*>(kv.k);
+  constexpr int64_t kRun = 64;
+  for (int64_t r0 = 0; r0 < matches; r0 += kRun) {
+    const int64_t r1 = std::min(matches, r0 + kRun);
+    uint64_t touched = 0;
+    for (int64_t i = r0; i < r1; ++i) {
+      const char* row = k_base + kv.offset(s.collisions[static_cast<size_t>(i)], g) * kv_dtype_size(kv.dtype);
+      for (size_t x = 0; x < row_bytes; x += 64) touched += static_cast<unsigned char>(row[x]);
+    }
+    asm volatile("" : : "r"(touched));
+    for (int64_t i = r0; i < r1; ++i) {
+      const int32_t j = s.collisions[static_cast<size_t>(i)];
+      const float* k = kv.key_row(j, g, s.row.data());
       for (int c = 0; c < d; ++c) kc[c] = k[c] - mean[c];
       const float p = lsh_collision_probability(q_unit, kc, d, max_norm, tables, bits);
       if (p > 0.0f) hw.add(j, p);  // clamp-add: sink/local keys stay at 1
