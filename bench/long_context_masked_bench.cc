@@ -31,8 +31,9 @@
 // planning, accounting), derived as step - parts.
 // Bytes per step: KV = keys read x Hkv x 2 x row (K and V rows of the cache's dtype, --kv_dtype:
 // f32 d x 4, bf16 d x 2, q8 d + d/32 x 4); summaries = what the masker scans (float32 whatever
-// the KV dtype): HashAttention 4 bytes (32 bits) per key per query head, MagicPig 8 x L bytes per
-// key per KV head, Quest 2 x d x 4 bytes per page per KV head, NSA its compressed K and V blocks.
+// the KV dtype): HashAttention 4 bytes (32 bits) per key per query head, MagicPig L codes per
+// key per KV head (a byte each at K 8), Quest 2 x d x 4 bytes per page per KV head, NSA its
+// compressed K and V blocks.
 //
 // The whole decode step is estimated, not run: 16 x the layer's attention + the non-attention
 // part of a Llama-3.2-1B decode step measured by engine_throughput_bench (--non_attention_ms).
@@ -117,7 +118,7 @@ bool g_cpu_time = false;
 enum Config { kEager, kNsa, kHat, kPig, kQuest, kNumConfigs };
 const char* const kNames[kNumConfigs] = {"eager", "nsa_s8", "hat", "magic_pig", "quest"};
 const char* const kMaskedJson[kNumConfigs] = {nullptr, nullptr, bench::kHatJson, bench::kPigJson, bench::kQuestJson};
-constexpr int kLshTables = 8, kQuestPage = 16;
+constexpr int kLshTables = 8, kLshBits = 8, kQuestPage = 16;
 
 // One layer's paged KV cache for every context's positions, filled once, rows of g_kv_dtype,
 // in huge pages as the engine's KvStorage keeps them (core/huge_buffer.h).
@@ -456,7 +457,7 @@ struct Runner {
     const bool all_dense = std::all_of(sel.begin(), sel.end(), [](const auto& h) { return h.dense; });
     if (all_dense) return;  // a FULL short-circuit: no masker ran, nothing scanned
     if (config == kHat) census.summary_bytes = static_cast<double>(sk) * kHeads * ks.hat_word_bytes();
-    if (config == kPig) census.summary_bytes = static_cast<double>(sk) * kKvHeads * 8 * kLshTables;
+    if (config == kPig) census.summary_bytes = static_cast<double>(sk) * kKvHeads * kLshTables * masked::pig_code_bytes_for(kLshBits);
     if (config == kQuest)
       census.summary_bytes = static_cast<double>((sk + kQuestPage - 1) / kQuestPage) * kKvHeads * 2 * kF32RowBytes;
   }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -75,14 +76,16 @@ TEST(MaskedSelectKernels, GatherNonzeroMatchesThePortableBuild) {
   }
 }
 
-// Codes drawn from few values, so that some tables collide and most keys do not; every table
-// count from 1 to 20 (whole, partial and several 8-table compares) and ragged lengths.
-TEST(MaskedSelectKernels, PigCollisionsMatchThePortableBuildAndAPlainScan) {
-  std::mt19937 rng(4);
-  for (int tables = 1; tables <= 20; ++tables) {
+// Codes drawn from few values, so that some tables collide and most keys do not; every code
+// width, table counts from 1 to 20 and 70 (whole, partial and several registers a key) and
+// ragged lengths.
+template <class W>
+void check_pig_collisions(std::mt19937& rng) {
+  for (int tables : {1, 2, 3, 7, 8, 9, 15, 16, 17, 20, 70}) {
     for (int64_t n : {1, 15, 16, 17, 300}) {
-      std::vector<uint64_t> codes(static_cast<size_t>(n * tables)), qc(static_cast<size_t>(tables));
-      for (uint64_t& c : codes) c = rng() % 23;
+      std::vector<W> codes(static_cast<size_t>(n * tables));
+      std::vector<uint64_t> qc(static_cast<size_t>(tables));
+      for (W& c : codes) c = static_cast<W>(rng() % 23);
       for (uint64_t& c : qc) c = rng() % 23;
       std::vector<int32_t> want;
       for (int64_t i = 0; i < n; ++i)
@@ -91,17 +94,27 @@ TEST(MaskedSelectKernels, PigCollisionsMatchThePortableBuildAndAPlainScan) {
             want.push_back(static_cast<int32_t>(1000 + i));
             break;
           }
+      const std::string what = std::to_string(sizeof(W)) + "-byte codes, " + std::to_string(tables) + " tables, " +
+                               std::to_string(n) + " keys";
       std::vector<int32_t> got(static_cast<size_t>(n) + 16);
-      const int64_t m = select_kernels_scalar().pig_collisions(codes.data(), n, tables, qc.data(), 1000, got.data());
-      got.resize(static_cast<size_t>(m));
-      EXPECT_EQ(got, want) << tables << " tables, " << n << " keys";
+      got.resize(static_cast<size_t>(select_kernels_scalar().pig_collisions(codes.data(), sizeof(W), n, tables,
+                                                                            qc.data(), 1000, got.data())));
+      EXPECT_EQ(got, want) << what;
       if (!has_avx512()) continue;
       std::vector<int32_t> vec(static_cast<size_t>(n) + 16);
-      const int64_t mv = select_kernels_avx512().pig_collisions(codes.data(), n, tables, qc.data(), 1000, vec.data());
-      vec.resize(static_cast<size_t>(mv));
-      EXPECT_EQ(vec, want) << tables << " tables, " << n << " keys (AVX-512)";
+      vec.resize(static_cast<size_t>(select_kernels_avx512().pig_collisions(codes.data(), sizeof(W), n, tables,
+                                                                            qc.data(), 1000, vec.data())));
+      EXPECT_EQ(vec, want) << what << " (AVX-512)";
     }
   }
+}
+
+TEST(MaskedSelectKernels, PigCollisionsMatchThePortableBuildAndAPlainScan) {
+  std::mt19937 rng(4);
+  check_pig_collisions<uint8_t>(rng);
+  check_pig_collisions<uint16_t>(rng);
+  check_pig_collisions<uint32_t>(rng);
+  check_pig_collisions<uint64_t>(rng);
 }
 
 float special(std::mt19937& rng) {

@@ -74,7 +74,7 @@ void expect_same_summaries(const MaskedConfig& c, const KeySummaries& a, const K
         ASSERT_EQ(pa.run_max[static_cast<size_t>(j)], pb.run_max[static_cast<size_t>(j)]) << "key " << j;
         for (int g = 0; g < kKvHeads; ++g)
           for (int t = 0; t < m.lsh_l; ++t)
-            ASSERT_EQ(a.pig_codes(i, layer, j, g)[t], b.pig_codes(i, layer, j, g)[t]) << "key " << j << " table " << t;
+            ASSERT_EQ(a.pig_code(i, layer, j, g, t), b.pig_code(i, layer, j, g, t)) << "key " << j << " table " << t;
       }
     } else if (m.type == MaskerType::kQuestTopK) {
       for (int64_t p = 0; p < (sk + m.page_size - 1) / m.page_size; ++p)

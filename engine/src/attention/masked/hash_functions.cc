@@ -175,11 +175,18 @@ float lsh_collision_probability(const float* q_unit, const float* kc, int d, flo
   // k̃ = [kc / M, sqrt(M² - ||kc||²) / M], then k̃ / (||k̃|| + 1e-8), as the reference.
   const float n = lsh_norm(kc, d);
   const float aug = std::sqrt(std::max(0.0f, max_norm * max_norm - n * n)) / max_norm;
+  // The quotients first, in a loop of their own that vectorises; the two sums then run in
+  // the same order over the same values as one loop would.
+  constexpr int kChunk = 64;
+  float k[kChunk];
   float sq = aug * aug, dotv = 0.0f;
-  for (int i = 0; i < d; ++i) {
-    const float k = kc[i] / max_norm;
-    sq += k * k;
-    dotv += q_unit[i] * k;
+  for (int i0 = 0; i0 < d; i0 += kChunk) {
+    const int n = std::min(kChunk, d - i0);
+    for (int i = 0; i < n; ++i) k[i] = kc[i0 + i] / max_norm;
+    for (int i = 0; i < n; ++i) {
+      sq += k[i] * k[i];
+      dotv += q_unit[i0 + i] * k[i];
+    }
   }
   float cosine = dotv / (std::sqrt(sq) + 1e-8f);
   cosine = std::clamp(cosine, -1.0f, 1.0f);

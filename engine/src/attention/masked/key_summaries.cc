@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 
 #include "attention/kernel_dispatch.h"
 #include "attention/masked/hash_functions.h"
@@ -26,6 +27,9 @@ bool parallel_for(int64_t items) { return items >= kMinParallelItems && attentio
 
 int hat_word_bytes_for(int bits) { return bits <= 32 ? 4 : 8; }
 
+// MagicPig's codes are stored as their low pig_code_bytes_for bytes.
+static_assert(std::endian::native == std::endian::little);
+
 }  // namespace
 
 std::optional<SummaryArrayLayout> summary_array_layout(const MaskerSpec& spec, const SummaryShape& shape, int hat_bits) {
@@ -36,7 +40,7 @@ std::optional<SummaryArrayLayout> summary_array_layout(const MaskerSpec& spec, c
       return SummaryArrayLayout{round8(static_cast<size_t>(shape.num_heads) * n * word), n};
     }
     case MaskerType::kMagicPig: {
-      const size_t per_key = static_cast<size_t>(shape.num_kv_heads) * spec.lsh_l * sizeof(uint64_t);
+      const size_t per_key = static_cast<size_t>(shape.num_kv_heads) * spec.lsh_l * pig_code_bytes_for(spec.lsh_k);
       const int n = block_keys_for(per_key);
       return SummaryArrayLayout{per_key * n, n};
     }
@@ -276,9 +280,13 @@ void KeySummaries::prepare_pig(size_t index, int layer, const PagedKvView& kv, i
     const float mj = pl.run_max[static_cast<size_t>(j)];
     for (int c = 0; c < d; ++c) v[static_cast<size_t>(c)] /= mj;
     v[static_cast<size_t>(d)] = std::sqrt(std::max(0.0f, mj * mj - n * n)) / mj;
-    uint64_t* codes = pl.blocks.record<uint64_t>(j / n_block) +
-                      (static_cast<size_t>(g) * n_block + static_cast<size_t>(j % n_block)) * tables;
-    lsh_codes(v.data(), proj, d + 1, tables, bits, codes);
+    thread_local std::vector<uint64_t> codes;
+    codes.resize(static_cast<size_t>(tables));
+    lsh_codes(v.data(), proj, d + 1, tables, bits, codes.data());
+    const int w = pig_code_bytes_for(bits);
+    auto* at = pl.blocks.record<std::byte>(j / n_block) +
+               (static_cast<size_t>(g) * n_block + static_cast<size_t>(j % n_block)) * tables * w;
+    for (int t = 0; t < tables; ++t) std::memcpy(at + static_cast<size_t>(t) * w, &codes[static_cast<size_t>(t)], w);  // little-endian: the low bytes
   }
   pl.done = static_cast<int64_t>(last) + 1;
 }
@@ -302,17 +310,21 @@ const void* KeySummaries::hat_block(size_t masker, int layer, int64_t block, int
   return base + static_cast<size_t>(h) * m.keys_per_block * hat_word_bytes_;
 }
 
-const uint64_t* KeySummaries::pig_block(size_t masker, int layer, int64_t block, int g) const {
+const void* KeySummaries::pig_block(size_t masker, int layer, int64_t block, int g) const {
   const PerMasker& m = per_masker_[masker];
-  return m.pig[static_cast<size_t>(layer)].blocks.record<uint64_t>(block) +
-         static_cast<size_t>(g) * m.keys_per_block * m.spec.lsh_l;
+  return m.pig[static_cast<size_t>(layer)].blocks.record<std::byte>(block) +
+         static_cast<size_t>(g) * m.keys_per_block * m.spec.lsh_l * pig_code_bytes_for(m.spec.lsh_k);
 }
 
-const uint64_t* KeySummaries::pig_codes(size_t masker, int layer, int64_t j, int g) const {
+uint64_t KeySummaries::pig_code(size_t masker, int layer, int64_t j, int g, int t) const {
   const PerMasker& m = per_masker_[masker];
   const int64_t n = m.keys_per_block;
-  return m.pig[static_cast<size_t>(layer)].blocks.record<uint64_t>(j / n) +
-         (static_cast<size_t>(g) * n + static_cast<size_t>(j % n)) * m.spec.lsh_l;
+  const int w = pig_code_bytes_for(m.spec.lsh_k);
+  const auto* at = static_cast<const std::byte*>(pig_block(masker, layer, j / n, g)) +
+                   (static_cast<size_t>(j % n) * m.spec.lsh_l + static_cast<size_t>(t)) * w;
+  uint64_t code = 0;
+  std::memcpy(&code, at, w);  // little-endian: the low bytes
+  return code;
 }
 
 const float* KeySummaries::quest_bounds(size_t masker, int layer, int64_t p, int g) const {

@@ -39,6 +39,10 @@ struct SummaryArrayLayout {
 };
 // The layout of masker `spec`'s arrays (nullopt: the masker keeps no summaries); `hat_bits` is
 // the hashattention adapter's signature width (hashattention_top_k only).
+// Bytes of one stored MagicPig code of `bits` bits (lsh_k): 1, 2, 4 or 8, the narrowest
+// unsigned word that holds it.
+inline int pig_code_bytes_for(int bits) { return bits <= 8 ? 1 : bits <= 16 ? 2 : bits <= 32 ? 4 : 8; }
+
 std::optional<SummaryArrayLayout> summary_array_layout(const MaskerSpec& spec, const SummaryShape& shape, int hat_bits);
 // Pool bytes (whole pages) the summaries of `config`'s maskers hold for keys [0, num_keys),
 // at most: what KeySummaries reserves once every key up to num_keys is summarised.
@@ -97,10 +101,11 @@ class KeySummaries {
   // Head h's signatures of keys [block * N, block * N + N) (N = keys_per_block), consecutive:
   // uint32_t words when hat_word_bytes() == 4, else uint64_t. For scans.
   const void* hat_block(size_t masker, int layer, int64_t block, int h) const;
-  // KV head g's codes of keys [block * N, block * N + N): [N][L] consecutive. For scans.
-  const uint64_t* pig_block(size_t masker, int layer, int64_t block, int g) const;
-  // The L codes of key j, KV head g.
-  const uint64_t* pig_codes(size_t masker, int layer, int64_t j, int g) const;
+  // KV head g's codes of keys [block * N, block * N + N): [N][L] consecutive, each
+  // pig_code_bytes_for(lsh_k) bytes. For scans.
+  const void* pig_block(size_t masker, int layer, int64_t block, int g) const;
+  // Code t of key j, KV head g.
+  uint64_t pig_code(size_t masker, int layer, int64_t j, int g, int t) const;
   // Page p's min (then max, d further) for KV head g.
   const float* quest_bounds(size_t masker, int layer, int64_t p, int g) const;
 

@@ -123,10 +123,14 @@ Status check_adapter(MaskedBackendConfig& cfg, const std::shared_ptr<const Adapt
   }
   // The summaries' records must fit a pool page (64 KiB).
   const size_t page = masked::SummaryPool::kPageBytes;
-  if (pig != nullptr && static_cast<size_t>(shape.num_kv_heads) * pig->lsh_l * 8 > page)
-    return Status::invalid_argument(prefix + masker_at(c, *pig) + ": lsh_l " + std::to_string(pig->lsh_l) +
-                                    " is too many tables for " + std::to_string(shape.num_kv_heads) +
-                                    " KV heads (at most " + std::to_string(page / 8 / shape.num_kv_heads) + ")");
+  if (pig != nullptr) {
+    const size_t code = static_cast<size_t>(masked::pig_code_bytes_for(pig->lsh_k));
+    if (static_cast<size_t>(shape.num_kv_heads) * pig->lsh_l * code > page)
+      return Status::invalid_argument(prefix + masker_at(c, *pig) + ": lsh_l " + std::to_string(pig->lsh_l) +
+                                      " is too many tables for " + std::to_string(shape.num_kv_heads) +
+                                      " KV heads with lsh_k " + std::to_string(pig->lsh_k) + " (at most " +
+                                      std::to_string(page / code / shape.num_kv_heads) + ")");
+  }
   if (const masked::MaskerSpec* q = c.find(masked::MaskerType::kQuestTopK);
       q != nullptr && static_cast<size_t>(shape.num_kv_heads) * 2 * shape.head_dim * sizeof(float) > page)
     return Status::invalid_argument(prefix + masker_at(c, *q) + ": page bounds of this model do not fit a summary page");

@@ -58,15 +58,26 @@ void quest_scores(const float* records, size_t stride, int64_t n, const float* q
   }
 }
 
-int64_t pig_collisions(const uint64_t* codes, int64_t n, int tables, const uint64_t* qc, int32_t base, int32_t* keys) {
+template <class W>
+int64_t pig_collisions_w(const W* codes, int64_t n, int tables, const uint64_t* qc, int32_t base, int32_t* keys) {
   int64_t m = 0;
   for (int64_t i = 0; i < n; ++i, codes += tables) {
     bool match = false;
-    for (int t = 0; t < tables; ++t) match |= codes[t] == qc[t];
+    for (int t = 0; t < tables; ++t) match |= codes[t] == static_cast<W>(qc[t]);
     keys[m] = base + static_cast<int32_t>(i);
     m += match;
   }
   return m;
+}
+
+int64_t pig_collisions(const void* codes, int code_bytes, int64_t n, int tables, const uint64_t* qc, int32_t base,
+                       int32_t* keys) {
+  switch (code_bytes) {
+    case 1: return pig_collisions_w(static_cast<const uint8_t*>(codes), n, tables, qc, base, keys);
+    case 2: return pig_collisions_w(static_cast<const uint16_t*>(codes), n, tables, qc, base, keys);
+    case 4: return pig_collisions_w(static_cast<const uint32_t*>(codes), n, tables, qc, base, keys);
+    default: return pig_collisions_w(static_cast<const uint64_t*>(codes), n, tables, qc, base, keys);
+  }
 }
 
 }  // namespace

@@ -33,11 +33,12 @@ struct SelectKernels {
   // read in order, each record once for all the heads.
   void (*quest_scores)(const float* records, size_t stride, int64_t n, const float* q, int kv_heads, int group,
                        int d, float* scores, size_t score_stride);
-  // MagicPig's collisions: the keys i in [0, n) one of whose `tables` codes (codes[i * tables
-  // + t]) equals the query's code of that table (qc[t]), ascending, into keys (base + i).
-  // Returns how many; keys needs room for 16 more.
-  int64_t (*pig_collisions)(const uint64_t* codes, int64_t n, int tables, const uint64_t* qc, int32_t base,
-                            int32_t* keys);
+  // MagicPig's collisions: the keys i in [0, n) one of whose `tables` codes (code t of key i
+  // at codes + (i * tables + t) * code_bytes, an unsigned word of code_bytes 1, 2, 4 or 8)
+  // equals the query's code of that table (qc[t]), ascending, into keys (base + i). Returns
+  // how many; keys needs room for 16 more.
+  int64_t (*pig_collisions)(const void* codes, int code_bytes, int64_t n, int tables, const uint64_t* qc,
+                            int32_t base, int32_t* keys);
 };
 
 const SelectKernels& select_kernels_scalar();

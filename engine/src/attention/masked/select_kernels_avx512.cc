@@ -189,27 +189,46 @@ void quest_scores(const float* records, size_t stride, int64_t n, const float* q
                    kv_heads, group, d, acc, scores + p0, score_stride);
 }
 
-// Each key's codes against the query's, 8 tables to a compare; 16 keys' verdicts make one
-// mask, whose keys are compressed out.
-int64_t pig_collisions(const uint64_t* codes, int64_t n, int tables, const uint64_t* qc, int32_t base, int32_t* keys) {
-  constexpr int kMaxChunks = 8;  // 64 tables; more go to the portable loop
-  const int chunks = (tables + 7) / 8;
-  if (chunks > kMaxChunks) return select_kernels_scalar().pig_collisions(codes, n, tables, qc, base, keys);
-  __m512i q[kMaxChunks];
-  __mmask8 lanes[kMaxChunks];
-  for (int c = 0; c < chunks; ++c) {
-    lanes[c] = static_cast<__mmask8>(tables - 8 * c >= 8 ? 0xFF : (1u << (tables - 8 * c)) - 1u);
-    q[c] = _mm512_maskz_loadu_epi64(lanes[c], qc + 8 * c);
+// Each key's codes against the query's, a register (64 bytes of codes) to a compare; 16
+// keys' verdicts make one mask, whose keys are compressed out. W: the code word.
+template <class W>
+HS_INLINE __mmask64 codes_equal(__mmask64 lanes, const W* kc, __m512i q) {
+  const __m512i x = [&] {
+    if constexpr (sizeof(W) == 1) return _mm512_maskz_loadu_epi8(lanes, kc);
+    else if constexpr (sizeof(W) == 2) return _mm512_maskz_loadu_epi16(static_cast<__mmask32>(lanes), kc);
+    else if constexpr (sizeof(W) == 4) return _mm512_maskz_loadu_epi32(static_cast<__mmask16>(lanes), kc);
+    else return _mm512_maskz_loadu_epi64(static_cast<__mmask8>(lanes), kc);
+  }();
+  if constexpr (sizeof(W) == 1) return _mm512_mask_cmpeq_epi8_mask(lanes, x, q);
+  else if constexpr (sizeof(W) == 2) return _mm512_mask_cmpeq_epi16_mask(static_cast<__mmask32>(lanes), x, q);
+  else if constexpr (sizeof(W) == 4) return _mm512_mask_cmpeq_epi32_mask(static_cast<__mmask16>(lanes), x, q);
+  else return _mm512_mask_cmpeq_epi64_mask(static_cast<__mmask8>(lanes), x, q);
+}
+
+template <class W>
+int64_t pig_collisions_w(const W* codes, int64_t n, int tables, const uint64_t* qc, int32_t base, int32_t* keys) {
+  constexpr int kPerReg = 64 / sizeof(W);
+  constexpr int kMaxRegs = 8;  // codes per key up to 8 registers; more go to the portable loop
+  const int regs = (tables + kPerReg - 1) / kPerReg;
+  if (regs > kMaxRegs)
+    return select_kernels_scalar().pig_collisions(codes, sizeof(W), n, tables, qc, base, keys);
+  __m512i q[kMaxRegs];
+  __mmask64 lanes[kMaxRegs];
+  alignas(64) W packed[kPerReg];
+  for (int r = 0; r < regs; ++r) {
+    const int here = std::min(kPerReg, tables - r * kPerReg);
+    lanes[r] = here >= 64 ? ~__mmask64{0} : (__mmask64{1} << here) - 1;
+    for (int c = 0; c < kPerReg; ++c) packed[c] = c < here ? static_cast<W>(qc[r * kPerReg + c]) : W{0};
+    q[r] = _mm512_load_si512(packed);
   }
   int64_t m = 0;
   for (int64_t i0 = 0; i0 < n; i0 += 16) {
     const int keys_here = static_cast<int>(std::min<int64_t>(16, n - i0));
     uint32_t hit = 0;
     for (int k = 0; k < keys_here; ++k) {
-      const uint64_t* kc = codes + (i0 + k) * tables;
-      __mmask8 eq = 0;
-      for (int c = 0; c < chunks; ++c)
-        eq |= _mm512_mask_cmpeq_epi64_mask(lanes[c], _mm512_maskz_loadu_epi64(lanes[c], kc + 8 * c), q[c]);
+      const W* kc = codes + (i0 + k) * tables;
+      __mmask64 eq = 0;
+      for (int r = 0; r < regs; ++r) eq |= codes_equal(lanes[r], kc + r * kPerReg, q[r]);
       hit |= static_cast<uint32_t>(eq != 0) << k;
     }
     const __m512i idx = _mm512_add_epi32(iota16(), _mm512_set1_epi32(base + static_cast<int32_t>(i0)));
@@ -217,6 +236,16 @@ int64_t pig_collisions(const uint64_t* codes, int64_t n, int tables, const uint6
     m += __builtin_popcount(hit);
   }
   return m;
+}
+
+int64_t pig_collisions(const void* codes, int code_bytes, int64_t n, int tables, const uint64_t* qc, int32_t base,
+                       int32_t* keys) {
+  switch (code_bytes) {
+    case 1: return pig_collisions_w(static_cast<const uint8_t*>(codes), n, tables, qc, base, keys);
+    case 2: return pig_collisions_w(static_cast<const uint16_t*>(codes), n, tables, qc, base, keys);
+    case 4: return pig_collisions_w(static_cast<const uint32_t*>(codes), n, tables, qc, base, keys);
+    default: return pig_collisions_w(static_cast<const uint64_t*>(codes), n, tables, qc, base, keys);
+  }
 }
 
 }  // namespace

@@ -110,8 +110,8 @@ void apply_magic_pig(const MaskerSpec& m, size_t index, const QueryContext& ctx,
   int64_t matches = 0;
   for (int64_t b0 = 0; b0 < sk; b0 += n_block) {
     const int64_t n = std::min(n_block, sk - b0);
-    matches += kern.pig_collisions(ks.pig_block(index, ctx.layer, b0 / n_block, g), n, tables, s.codes.data(),
-                                   static_cast<int32_t>(b0), s.collisions.data() + matches);
+    matches += kern.pig_collisions(ks.pig_block(index, ctx.layer, b0 / n_block, g), pig_code_bytes_for(bits), n,
+                                   tables, s.codes.data(), static_cast<int32_t>(b0), s.collisions.data() + matches);
   }
   // The colliding keys' weights need their rows: scattered reads, so each run of them is
   // first touched in a loop of loads only (all in flight at once), then weighed from L1.
