@@ -41,6 +41,18 @@ struct SelectKernels {
                             int32_t base, int32_t* keys);
 };
 
+// Calls scan(codes as const W*) with W the unsigned word of code_bytes (1, 2, 4, else 8): the
+// one place a kernel over MagicPig codes turns their width into a type.
+template <class Scan>
+auto with_code_word(const void* codes, int code_bytes, Scan&& scan) {
+  switch (code_bytes) {
+    case 1: return scan(static_cast<const uint8_t*>(codes));
+    case 2: return scan(static_cast<const uint16_t*>(codes));
+    case 4: return scan(static_cast<const uint32_t*>(codes));
+    default: return scan(static_cast<const uint64_t*>(codes));
+  }
+}
+
 const SelectKernels& select_kernels_scalar();
 // The AVX-512 build; its hamming entries need AVX512_VPOPCNTDQ and are the portable ones
 // on CPUs without it. Only called when the CPU has AVX-512.

@@ -240,12 +240,7 @@ int64_t pig_collisions_w(const W* codes, int64_t n, int tables, const uint64_t* 
 
 int64_t pig_collisions(const void* codes, int code_bytes, int64_t n, int tables, const uint64_t* qc, int32_t base,
                        int32_t* keys) {
-  switch (code_bytes) {
-    case 1: return pig_collisions_w(static_cast<const uint8_t*>(codes), n, tables, qc, base, keys);
-    case 2: return pig_collisions_w(static_cast<const uint16_t*>(codes), n, tables, qc, base, keys);
-    case 4: return pig_collisions_w(static_cast<const uint32_t*>(codes), n, tables, qc, base, keys);
-    default: return pig_collisions_w(static_cast<const uint64_t*>(codes), n, tables, qc, base, keys);
-  }
+  return with_code_word(codes, code_bytes, [&](const auto* words) { return pig_collisions_w(words, n, tables, qc, base, keys); });
 }
 
 }  // namespace
