@@ -84,7 +84,7 @@ constexpr KvDtype kv_dtype_of() {
 }
 
 // Scratch one item needs (per thread); the last head_dim floats hold a bf16 or q8 row widened
-// once for all the heads it serves.
+// once for all the heads it serves (the portable build's way).
 inline size_t scratch_floats(int group, int head_dim) {
   return 3 * static_cast<size_t>(group) * kTileKeys + 2 * static_cast<size_t>(group) * head_dim + 2 * group + head_dim;
 }

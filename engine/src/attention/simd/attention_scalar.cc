@@ -17,6 +17,9 @@ namespace hotswap::attention_detail {
 namespace {
 
 struct Simd {
+  // The paged kernel widens a bf16/q8 row serving several heads once (paged_attention_simd.inc).
+  static constexpr bool kWidenSharedRows = true;
+
   static HS_INLINE float dot(const float* a, const float* b, int d) {
     float s = 0.0f;
     for (int i = 0; i < d; ++i) s += a[i] * b[i];
