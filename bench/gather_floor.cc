@@ -6,6 +6,8 @@
 #include <numeric>
 #include <random>
 
+#include "core/touch_lines.h"
+
 namespace hotswap::bench {
 namespace {
 
@@ -18,16 +20,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// One word of every line of [p, p + bytes): the line is fetched, the sum keeps the loads alive.
-inline uint64_t sum_lines(const char* p, size_t bytes) {
-  uint64_t s = 0;
-  for (size_t x = 0; x < bytes; x += kLine) {
-    uint64_t w;
-    std::memcpy(&w, p + x, sizeof w);
-    s += w;
-  }
-  return s;
-}
+
 
 inline void prefetch_row(const char* row, size_t bytes) {
   for (size_t x = 0; x < bytes; x += kLine) __builtin_prefetch(row + x);
@@ -38,14 +31,12 @@ volatile uint64_t g_sink = 0;
 
 }  // namespace
 
-uint64_t stream_lines(const void* p, size_t bytes) { return sum_lines(static_cast<const char*>(p), bytes); }
-
 void RowGatherProbe::evict() {
   if (!eviction_) {
     eviction_ = allocate_huge_buffer(kEvictionBytes);
     std::memset(eviction_.get(), 1, kEvictionBytes);
   }
-  g_sink = g_sink + stream_lines(eviction_.get(), kEvictionBytes);
+  g_sink = g_sink + touch_lines(eviction_.get(), kEvictionBytes);
 }
 
 RowGatherProbe::RowGatherProbe(size_t working_set_bytes, size_t row_bytes, int page_rows)
@@ -65,7 +56,7 @@ double RowGatherProbe::stream_gbps(int reps) {
   double best = 0;
   for (int r = 0; r < reps; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    g_sink = g_sink + stream_lines(buffer_.get(), bytes_);
+    g_sink = g_sink + touch_lines(buffer_.get(), bytes_);
     best = std::max(best, static_cast<double>(bytes_) / seconds_since(t0) / 1e9);
   }
   return best;
@@ -90,7 +81,7 @@ double RowGatherProbe::scattered_ns_per_key(int run, double density, Residency r
     }
     if (offsets.empty()) return 0;
     if (residency == Residency::kWarm)
-      g_sink = g_sink + stream_lines(buffer_.get(), bytes_);
+      g_sink = g_sink + touch_lines(buffer_.get(), bytes_);
     else
       evict();
     const int n = static_cast<int>(offsets.size());
@@ -98,7 +89,7 @@ double RowGatherProbe::scattered_ns_per_key(int run, double density, Residency r
     uint64_t s = 0;
     for (int j = 0; j < n; ++j) {
       if (j + ahead < n) prefetch_row(k_half + offsets[j + ahead], row_bytes_), prefetch_row(v_half + offsets[j + ahead], row_bytes_);
-      s += sum_lines(k_half + offsets[j], row_bytes_) + sum_lines(v_half + offsets[j], row_bytes_);
+      s += touch_lines(k_half + offsets[j], row_bytes_) + touch_lines(v_half + offsets[j], row_bytes_);
     }
     best = std::min(best, seconds_since(t0) * 1e9 / n);
     g_sink = g_sink + s;

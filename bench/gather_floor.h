@@ -18,10 +18,6 @@ namespace hotswap::bench {
 // again right away, may sit in L3), or evicted by a larger stream (a model's many layers).
 enum class Residency { kWarm, kCold };
 
-// Reads one word of every 64-byte line of [p, p + bytes) (returns their sum, to keep the
-// reads): how a benchmark streams its own cache through, as a dense step would.
-uint64_t stream_lines(const void* p, size_t bytes);
-
 class RowGatherProbe {
  public:
   // A cache of `working_set_bytes` (two halves: K rows, V rows) of `row_bytes` rows in pages

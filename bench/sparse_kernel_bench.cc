@@ -21,6 +21,7 @@
 
 #include "attention/masked/sparse_attention.h"
 #include "core/huge_buffer.h"
+#include "core/touch_lines.h"
 #include "gather_floor.h"
 #include "kv_cache/kv_layout.h"
 #include "kv_cache/kv_storage.h"
@@ -145,7 +146,7 @@ int main(int argc, char** argv) {
         for (const ItemInputs& i : in) total += i.keys.size();
         keys = static_cast<double>(total) / kKvHeads;
         if (where == bench::Residency::kWarm) {  // the layer just streamed, as by a dense step
-          g_sink = g_sink + bench::stream_lines(layer.k.get(), kv_bytes) + bench::stream_lines(layer.v.get(), kv_bytes);
+          g_sink = g_sink + touch_lines(layer.k.get(), kv_bytes) + touch_lines(layer.v.get(), kv_bytes);
         } else {  // as in a model whose layers' caches do not fit the caches
           probe.evict();
         }

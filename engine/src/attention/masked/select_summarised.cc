@@ -11,6 +11,7 @@
 #include "attention/masked/select_kernels.h"
 #include "attention/masked/select_internal.h"
 #include "core/check.h"
+#include "core/touch_lines.h"
 
 namespace hotswap::masked::detail {
 
@@ -121,11 +122,10 @@ void apply_magic_pig(const MaskerSpec& m, size_t index, const QueryContext& ctx,
   for (int64_t r0 = 0; r0 < matches; r0 += kRun) {
     const int64_t r1 = std::min(matches, r0 + kRun);
     uint64_t touched = 0;
-    for (int64_t i = r0; i < r1; ++i) {
-      const char* row = k_base + kv.offset(s.collisions[static_cast<size_t>(i)], g) * kv_dtype_size(kv.dtype);
-      for (size_t x = 0; x < row_bytes; x += 64) touched += static_cast<unsigned char>(row[x]);
-    }
-    asm volatile("" : : "r"(touched));
+    for (int64_t i = r0; i < r1; ++i)
+      touched += touch_lines(k_base + kv.offset(s.collisions[static_cast<size_t>(i)], g) * kv_dtype_size(kv.dtype),
+                             row_bytes);
+    keep_touched(touched);
     for (int64_t i = r0; i < r1; ++i) {
       const int32_t j = s.collisions[static_cast<size_t>(i)];
       const float* k = kv.key_row(j, g, s.row.data());

@@ -10,6 +10,7 @@
 
 #include "attention/masked/sparse_attention_kernel.h"
 #include "attention/paged_attention_kernel.h"
+#include "core/touch_lines.h"
 #include "core/dtype.h"
 #include "kernels/cpu/vec_math.h"
 #include "kv_cache/kv_q8.h"

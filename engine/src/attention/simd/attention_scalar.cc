@@ -8,6 +8,7 @@
 
 #include "attention/masked/sparse_attention_kernel.h"
 #include "attention/paged_attention_kernel.h"
+#include "core/touch_lines.h"
 #include "core/dtype.h"
 #include "kv_cache/kv_q8.h"
 
