@@ -32,7 +32,9 @@ constexpr int kMinKeysPerSplit = 512;
 // A (call, token, KV head) query, or one context split of it.
 struct WorkItem : SplitPart {
   int call = 0;
-  int token = 0;
+  int token = 0;       // the first of num_tokens consecutive tokens
+  int num_tokens = 1;  // > 1 only for a prefill block
+  bool block = false;  // a prefill block (paged_prefill_simd.inc), of any num_tokens
   int kv_head = 0;
   int first_segment = 0;
   int num_segments = 0;
@@ -80,6 +82,16 @@ void split_segments(const std::vector<Segment>& segs, int first, int count, int6
     }
     ranges->push_back({part_first, static_cast<int>(out->size()) - part_first});
   }
+}
+
+// Tokens per prefill block of call c (1: one-token items). A block needs every head dense
+// over [0, t] (no streaming window) and an unsplit context; it shrinks until the call gives
+// each thread two items.
+int tokens_per_block(const LayerAttentionCall& c, bool any_window, int max_splits, int threads) {
+  if (any_window || max_splits > 1 || c.num_tokens < 2) return 1;
+  int t = block_tokens(c.num_heads / c.num_kv_heads);
+  while (t > 1 && static_cast<int64_t>((c.num_tokens + t - 1) / t) * c.num_kv_heads < 2 * threads) t /= 2;
+  return t;
 }
 
 // Writes the outputs of the group's query heads from the merged state.
@@ -136,6 +148,7 @@ void paged_attention(const LayerAttentionCall* calls, int num_calls) {
   // threads: decode of a few sequences. Prefill has plenty of items.
   const int max_splits = max_splits_per_item(num_queries, threads);
 
+  const BlockKernel block_kernel = for_active_isa(avx512_block_kernel(), avx2_block_kernel(), BlockKernel{nullptr});
   std::vector<Segment> unsplit;
   std::vector<std::pair<int, int>> ranges;
   for (int ci = 0; ci < num_calls; ++ci) {
@@ -166,6 +179,20 @@ void paged_attention(const LayerAttentionCall* calls, int num_calls) {
       }
       // Latest tokens first: they have the most keys, and dynamic scheduling balances best
       // when the largest items start first.
+      const int block = block_kernel ? tokens_per_block(c, any_window, max_splits, threads) : 1;
+      if (block > 1) {
+        for (int end = c.num_tokens; end > 0; end -= block) {
+          WorkItem item;
+          item.call = ci;
+          item.token = std::max(0, end - block);
+          item.num_tokens = end - item.token;
+          item.block = true;
+          item.kv_head = kvh;
+          item.flags = flag_offset;
+          items.push_back(item);
+        }
+        continue;
+      }
       for (int i = c.num_tokens - 1; i >= 0; --i) {
         const int t = c.first_position + i;
         unsplit.clear();
@@ -201,12 +228,20 @@ void paged_attention(const LayerAttentionCall* calls, int num_calls) {
   auto shape = [calls](const WorkItem& item) {
     const LayerAttentionCall& c = calls[item.call];
     const int group = c.num_heads / c.num_kv_heads;
-    return WorkShape{scratch_floats(group, c.head_dim), 2 * group, c.head_dim};
+    const size_t scratch = item.block ? block_scratch_floats(group, c.head_dim, item.num_tokens)
+                                               : scratch_floats(group, c.head_dim);
+    return WorkShape{scratch, 2 * group * item.num_tokens, c.head_dim};
   };
   auto run = [&](const WorkItem& item, float* state, float* scratch) {
     const LayerAttentionCall& c = calls[item.call];
     const int group = c.num_heads / c.num_kv_heads;
     ItemArgs args = item_args(c, item.token, item.kv_head);
+    if (item.block) {
+      const BlockArgs block{args, item.num_tokens, c.first_position + item.token,
+                            static_cast<size_t>(c.num_heads) * c.head_dim};
+      block_kernel(block, state, scratch);
+      return;
+    }
     args.segments = segments.data() + item.first_segment;
     args.num_segments = item.num_segments;
     args.need_dense = flags.data() + item.flags;
@@ -214,7 +249,11 @@ void paged_attention(const LayerAttentionCall* calls, int num_calls) {
     kernel(args, state, scratch);
   };
   auto finish = [&](const WorkItem& item, const float* state) {
-    finalize(calls[item.call], item, state, flags.data() + item.flags);
+    const LayerAttentionCall& c = calls[item.call];
+    WorkItem token = item;
+    for (int i = 0; i < item.num_tokens; ++i, ++token.token) {
+      finalize(c, token, state + i * state_floats(c.num_heads / c.num_kv_heads, c.head_dim), flags.data() + item.flags);
+    }
   };
   run_work_items(items, threads, shape, run, finish);
 }

@@ -4,7 +4,10 @@
 // beyond one tile. Work items are (call, query token, KV head[, context split]); the H/Hkv
 // query heads of a KV head share each K/V row load. A single decode token over a long
 // context is split along the context (flash-decoding) so that all threads have work; the
-// splits' states are merged exactly afterwards.
+// splits' states are merged exactly afterwards. A prompt chunk whose group is dense (eager, or
+// mixed with every gate 1) runs in prefill blocks instead: several tokens of one KV head per
+// item, each K/V row loaded once for all of them (paged_prefill_simd.inc), with each token's
+// output bit for bit the one-token item's.
 //
 // Patterns: eager walks [0, t]; streaming walks the sink and local ranges of StreamingRule;
 // mixed walks [0, t] once when some head of the group needs the dense branch, feeding the

@@ -95,6 +95,41 @@ ItemKernel scalar_item_kernel();
 ItemKernel avx2_item_kernel();
 ItemKernel avx512_item_kernel();
 
+// Prefill blocks (paged_prefill_simd.inc): `num_tokens` consecutive query tokens of one call
+// and one KV head, each attending densely to keys [0, its position], so every K/V row a tile
+// loads serves all num_tokens * group query heads. Each query's output is bit for bit what
+// run_item computes for it alone: the same products, the same dot-product summation tree,
+// the same tiles and the same softmax and value-sum order. `item` describes the first token
+// (its q, the layer's KV); its segments and branch flags are unused (every head dense).
+inline constexpr int kMaxBlockStates = 64;  // query heads (tokens x group) one block scores
+struct BlockArgs {
+  ItemArgs item;
+  int num_tokens = 1;
+  int first_position = 0;     // position of the first token; token i is at first_position + i
+  size_t q_token_stride = 0;  // floats from one token's q rows to the next token's
+};
+
+// Tokens per block for a group of `group` query heads (1: blocks would not share rows).
+inline int block_tokens(int group) {
+  const int t = kMaxBlockStates / (group > 0 ? group : 1);
+  return t < 16 ? t : 16;
+}
+
+// Scratch one block needs (per thread): the tile's K and V rows as float32, the scores of
+// every query head (probabilities in place) and the tile value sums of up to 4 heads.
+inline size_t block_scratch_floats(int group, int head_dim, int num_tokens) {
+  return 2 * static_cast<size_t>(kTileKeys) * head_dim + static_cast<size_t>(num_tokens) * group * kTileKeys +
+         4 * static_cast<size_t>(head_dim);
+}
+
+// A block's states are num_tokens items' states back to back (state_floats each).
+using BlockKernel = void (*)(const BlockArgs& args, float* state, float* scratch);
+
+// Null where the ISA's build cannot promise run_item's bits on widened rows (the portable
+// build: its compiler may contract the widening dots differently from the float32 ones).
+BlockKernel avx2_block_kernel();
+BlockKernel avx512_block_kernel();
+
 // Called by the kernels when a walked key lives in a released page: a broken invariant.
 [[noreturn]] void released_page_read(int position);
 

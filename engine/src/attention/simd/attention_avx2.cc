@@ -178,6 +178,7 @@ struct Simd {
 HS_INLINE int tile_min(int a, int b) { return a < b ? a : b; }
 
 #include "attention/paged_attention_simd.inc"
+#include "attention/paged_prefill_simd.inc"
 #include "attention/masked/sparse_attention_simd.inc"
 
 }  // namespace
@@ -188,6 +189,7 @@ HS_INLINE int tile_min(int a, int b) { return a < b ? a : b; }
 namespace hotswap::attention_detail {
 
 ItemKernel avx2_item_kernel() { return &run_item; }
+BlockKernel avx2_block_kernel() { return &run_block; }
 SparseItemKernel sparse_avx2_item_kernel() { return &run_sparse_item; }
 
 }  // namespace hotswap::attention_detail

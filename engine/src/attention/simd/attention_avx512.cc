@@ -38,24 +38,6 @@ struct Simd {
     return kernels::vec_math::exp_avx512<kernels::vec_math::ExpClamp::kNormal>(x);
   }
 
-  static HS_INLINE float dot(const float* a, const float* b, int d) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 32 <= d; i += 32) {
-      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
-    }
-    if (i + 16 <= d) {
-      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-      i += 16;
-    }
-    if (i < d) {
-      const __mmask16 m = mask(d - i);
-      acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-  }
-
   // bf16 K/V rows: 16 elements widened to float32 in registers (bf16 is float32's upper half).
   static HS_INLINE __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
   static HS_INLINE __m512 load(const uint16_t* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
@@ -65,24 +47,6 @@ struct Simd {
     int i = 0;
     for (; i + 16 <= d; i += 16) _mm512_storeu_ps(dst + i, load(src + i));
     if (i < d) _mm512_mask_storeu_ps(dst + i, mask(d - i), maskz_load(mask(d - i), src + i));
-  }
-
-  static HS_INLINE float dot(const float* a, const uint16_t* b, int d) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 32 <= d; i += 32) {
-      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load(b + i), acc0);
-      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), load(b + i + 16), acc1);
-    }
-    if (i + 16 <= d) {
-      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load(b + i), acc0);
-      i += 16;
-    }
-    if (i < d) {
-      const __mmask16 m = mask(d - i);
-      acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), maskz_load(m, b + i), acc1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
   }
 
   static HS_INLINE void axpy(float s, const uint16_t* x, float* y, int d) {
@@ -107,15 +71,6 @@ struct Simd {
       _mm512_storeu_ps(dst + i, deq(row + i, sc));
       _mm512_storeu_ps(dst + i + 16, deq(row + i + 16, sc));
     }
-  }
-  static HS_INLINE float dot(const float* a, const int8_t* row, int d) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    for (int i = 0; i < d; i += 32) {
-      const float sc = kv_q8_scale(row, d, i / 32);
-      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), deq(row + i, sc), acc0);
-      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), deq(row + i + 16, sc), acc1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
   }
   static HS_INLINE void axpy(float s, const int8_t* row, float* y, int d) {
     const __m512 vs = _mm512_set1_ps(s);
@@ -142,6 +97,93 @@ struct Simd {
   static HS_INLINE __m512 ld(const float* row, int i, int) { return _mm512_loadu_ps(row + i); }
   static HS_INLINE __m512 ld(const uint16_t* row, int i, int) { return load(row + i); }
   static HS_INLINE __m512 ld(const int8_t* row, int i, int d) { return deq(row + i, kv_q8_scale(row, d, i / 32)); }
+  static HS_INLINE __m512 maskz_ld(__mmask16 m, const float* row, int i) { return _mm512_maskz_loadu_ps(m, row + i); }
+  static HS_INLINE __m512 maskz_ld(__mmask16 m, const uint16_t* row, int i) { return maskz_load(m, row + i); }
+
+  // The dot product of a float32 q row and a K row (float, bf16 or q8 widened in registers):
+  // elements [32c, 32c + 16) summed in order into acc0 and [32c + 16, 32c + 32) into acc1
+  // (the first product of each a plain multiply), a tail of 16 into acc0 and a shorter one
+  // into acc1; dot_lanes returns acc0 + acc1 and dot() its _mm512_reduce_add_ps. score_tile
+  // reproduces these bits 16 keys at a time.
+  template <class T>
+  static HS_INLINE __m512 dot_lanes(const float* a, const T* b, int d) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int i = 0;
+    if (d >= 32) {
+      acc0 = _mm512_mul_ps(_mm512_loadu_ps(a), ld(b, 0, d));
+      acc1 = _mm512_mul_ps(_mm512_loadu_ps(a + 16), ld(b, 16, d));
+      i = 32;
+    }
+    for (; i + 32 <= d; i += 32) {
+      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), ld(b, i, d), acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), ld(b, i + 16, d), acc1);
+    }
+    if (i + 16 <= d) {
+      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), ld(b, i, d), acc0);
+      i += 16;
+    }
+    if constexpr (!std::is_same_v<T, int8_t>) {  // q8 rows have d % 32 == 0
+      if (i < d) {
+        const __mmask16 m = mask(d - i);
+        acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), maskz_ld(m, b, i), acc1);
+      }
+    }
+    return _mm512_add_ps(acc0, acc1);
+  }
+  template <class T>
+  static HS_INLINE float dot(const float* a, const T* b, int d) {
+    return _mm512_reduce_add_ps(dot_lanes(a, b, d));
+  }
+
+  // scores[i * ld + j] = dot(q[i], k + j * d, d) * scale, i < m, j < n (n % 16 == 0), bit
+  // for bit. _mm512_reduce_add_ps's tree pairs lanes (i, i+8), then (i, i+4), (i, i+2),
+  // (0, 1). Sixteen keys' dot_lanes go down that tree together: each step adds a blend of
+  // two vectors to a two-source permute of them, so one add serves two keys and a score
+  // costs ~3 instructions of reduction instead of ~8. The steps leave the keys in lanes
+  // kScoreLane, which one permute puts back in order.
+  template <int D>
+  static HS_INLINE void score_tile_d(const float* const* q, int m, const float* k, int n, float scale,
+                                     float* scores, int ld) {
+    static_assert(D % 32 == 0);
+    const __m512i pair8 = _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+    const __m512i pair4 = _mm512_setr_epi32(4, 5, 6, 7, 16, 17, 18, 19, 12, 13, 14, 15, 24, 25, 26, 27);
+    const __m512i pair2 = _mm512_setr_epi32(2, 3, 16, 17, 6, 7, 20, 21, 10, 11, 24, 25, 14, 15, 28, 29);
+    const __m512i pair1 = _mm512_setr_epi32(1, 16, 3, 18, 5, 20, 7, 22, 9, 24, 11, 26, 13, 28, 15, 30);
+    const __m512i key_order = _mm512_setr_epi32(0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15);
+    // Lanes [0, 16) of a and b added to the lanes `idx` pairs them with; `keep` says which
+    // lanes come from b.
+    auto step = [](__m512 a, __m512 b, __mmask16 keep, __m512i idx) {
+      return _mm512_add_ps(_mm512_mask_blend_ps(keep, a, b), _mm512_permutex2var_ps(a, idx, b));
+    };
+    const __m512 vscale = _mm512_set1_ps(scale);
+    for (int j0 = 0; j0 < n; j0 += 16) {
+      const float* kb = k + static_cast<size_t>(j0) * D;
+      for (int i = 0; i < m; ++i) {
+        __m512 w[8];  // keys 2p | 2p+1 in lanes 0-7 | 8-15
+        for (int p = 0; p < 8; ++p) {
+          w[p] = step(dot_lanes(q[i], kb + static_cast<size_t>(2 * p) * D, D),
+                      dot_lanes(q[i], kb + static_cast<size_t>(2 * p + 1) * D, D), 0xFF00, pair8);
+        }
+        __m512 x[4];  // keys 4r, 4r+2, 4r+1, 4r+3, one per 128-bit lane
+        for (int r = 0; r < 4; ++r) x[r] = step(w[2 * r], w[2 * r + 1], 0xF0F0, pair4);
+        const __m512 y0 = step(x[0], x[1], 0xCCCC, pair2);
+        const __m512 y1 = step(x[2], x[3], 0xCCCC, pair2);
+        const __m512 z = step(y0, y1, 0xAAAA, pair1);
+        _mm512_storeu_ps(scores + static_cast<size_t>(i) * ld + j0,
+                         _mm512_mul_ps(_mm512_permutexvar_ps(key_order, z), vscale));
+      }
+    }
+  }
+  // Head dims without a tiled form take dot() per pair.
+  static HS_INLINE void score_tile(const float* const* q, int m, const float* k, int n, int d, float scale,
+                                   float* scores, int ld) {
+    if (d == 64) return score_tile_d<64>(q, m, k, n, scale, scores, ld);
+    if (d == 128) return score_tile_d<128>(q, m, k, n, scale, scores, ld);
+    for (int i = 0; i < m; ++i) {
+      for (int j = 0; j < n; ++j) scores[static_cast<size_t>(i) * ld + j] = dot(q[i], k + static_cast<size_t>(j) * d, d) * scale;
+    }
+  }
+
   template <int N, class T>
   static HS_INLINE void axpy_rows_n(const float* p, const T* rows, int n, int d, float* y) {
     const size_t ru = kv_row_units(kv_dtype_of<T>(), d);
@@ -153,6 +195,33 @@ struct Simd {
     }
     for (int k = 0; k < N; ++k) _mm512_storeu_ps(y + 16 * k, acc[k]);
   }
+  // axpy_rows for `states` probability rows p[s] over the same n float32 rows, each y[s] summed
+  // exactly as axpy_rows sums it: one state's 4 accumulators wait on the FMA latency every
+  // row, four states' 16 keep both FMA ports busy, and each row is loaded once for all.
+  template <int N, int S>
+  static HS_INLINE void axpy_rows_states_n(const float* const* p, const float* rows, int n, float* const* y) {
+    __m512 acc[S][N];
+    for (int s = 0; s < S; ++s) {
+      for (int k = 0; k < N; ++k) acc[s][k] = _mm512_loadu_ps(y[s] + 16 * k);
+    }
+    for (int r = 0; r < n; ++r, rows += 16 * N) {
+      for (int k = 0; k < N; ++k) {
+        const __m512 v = _mm512_loadu_ps(rows + 16 * k);
+        for (int s = 0; s < S; ++s) acc[s][k] = _mm512_fmadd_ps(_mm512_set1_ps(p[s][r]), v, acc[s][k]);
+      }
+    }
+    for (int s = 0; s < S; ++s) {
+      for (int k = 0; k < N; ++k) _mm512_storeu_ps(y[s] + 16 * k, acc[s][k]);
+    }
+  }
+  static HS_INLINE void axpy_rows_states(const float* const* p, int states, const float* rows, int n, int d,
+                                         float* const* y) {
+    if (d == 64 && states == 4) return axpy_rows_states_n<4, 4>(p, rows, n, y);
+    if (d == 64 && states == 2) return axpy_rows_states_n<4, 2>(p, rows, n, y);
+    if (d == 128 && states == 2) return axpy_rows_states_n<8, 2>(p, rows, n, y);
+    for (int s = 0; s < states; ++s) axpy_rows(p[s], rows, n, d, y[s]);
+  }
+
   template <class T>
   static HS_INLINE void axpy_rows(const float* p, const T* rows, int n, int d, float* y) {
     if (d == 64) return axpy_rows_n<4>(p, rows, n, d, y);
@@ -259,6 +328,7 @@ struct Simd {
 HS_INLINE int tile_min(int a, int b) { return a < b ? a : b; }
 
 #include "attention/paged_attention_simd.inc"
+#include "attention/paged_prefill_simd.inc"
 #include "attention/masked/sparse_attention_simd.inc"
 
 }  // namespace
@@ -270,6 +340,7 @@ HS_INLINE int tile_min(int a, int b) { return a < b ? a : b; }
 namespace hotswap::attention_detail {
 
 ItemKernel avx512_item_kernel() { return &run_item; }
+BlockKernel avx512_block_kernel() { return &run_block; }
 SparseItemKernel sparse_avx512_item_kernel() { return &run_sparse_item; }
 
 }  // namespace hotswap::attention_detail
