@@ -26,6 +26,16 @@ Isa set_active_isa(Isa isa);
 bool cpu_has_avx512_bf16();
 const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512"
 
+// How LinearPrecision::kBf16Dot's blocked form (from kBf16DotMinRows rows, without AMX)
+// multiplies: with vdpbf16ps (kDot) or with two float32 FMAs per pair in vdpbf16ps's own order
+// (kFma), which gives the same bits. kFma is chosen where vdpbf16ps takes longer than two FMAs
+// (measured once, ~3 ms, on first use); HOTSWAP_BF16_GEMM=dot|fma (read then) forces one.
+enum class Bf16GemmForm : uint8_t { kDot, kFma };
+Bf16GemmForm bf16_gemm_form();
+// Tests and benchmarks switch it between calls only, as set_active_isa().
+void set_bf16_gemm_form(Bf16GemmForm form);
+const char* bf16_gemm_form_name(Bf16GemmForm form);  // "dot", "fma"
+
 // AMX (tile registers with bf16 dot products, tdpbf16ps): orthogonal to the ISA level, used
 // by LinearPrecision::kBf16Dot from kBf16DotMinRows rows. True if CPUID has AMX-TILE and
 // AMX-BF16, the active ISA is AVX-512 with AVX512_BF16, the OS granted this process the tile

@@ -27,9 +27,11 @@ void linear(const float* x, int64_t m, const TensorView& w, const float* bias, f
 // Scalar, obviously correct: the oracle the fast path is tested against.
 void linear_reference(const float* x, int64_t m, const TensorView& w, const float* bias, float* y);
 
-// Name of the implementation linear() dispatches to ("avx512_amx", "avx512_bf16", "avx512",
-// "avx2", "scalar"). "avx512_bf16" means LinearPrecision::kBf16Dot is on and the CPU has
-// vdpbf16ps; "avx512_amx" that, and from kBf16DotMinRows rows AMX tiles (amx_enabled()).
+// Name of the implementation linear() dispatches to ("avx512_amx", "avx512_bf16",
+// "avx512_bf16_fma", "avx512", "avx2", "scalar"). "avx512_bf16" means LinearPrecision::kBf16Dot
+// is on and the CPU has vdpbf16ps; "avx512_bf16_fma" that, with the blocked form's pairs in
+// float32 FMAs (isa.h, Bf16GemmForm); "avx512_amx" that, and from kBf16DotMinRows rows AMX
+// tiles (amx_enabled()).
 const char* linear_isa();
 
 enum class LinearPrecision : uint8_t {

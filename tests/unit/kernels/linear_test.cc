@@ -1,12 +1,14 @@
 #include "kernels/linear.h"
 
 #include <gtest/gtest.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -22,8 +24,8 @@ struct StoredWeight {
   TensorView view;
 };
 
-StoredWeight make_weight(DType dtype, int64_t n, int64_t k, std::mt19937& rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+// The same with the given values (rounded to the dtype).
+StoredWeight make_weight_from(DType dtype, int64_t n, int64_t k, const std::vector<float>& values) {
   const size_t elem = dtype_size(dtype);
   const size_t offset = dtype == DType::kF32 ? 4 : 2;
   StoredWeight w;
@@ -31,7 +33,7 @@ StoredWeight make_weight(DType dtype, int64_t n, int64_t k, std::mt19937& rng) {
   uint8_t* base = w.bytes.data();
   base += (64 - reinterpret_cast<uintptr_t>(base) % 64) % 64 + offset;
   for (int64_t i = 0; i < n * k; ++i) {
-    const float v = dist(rng);
+    const float v = values[static_cast<size_t>(i)];
     if (dtype == DType::kF32) {
       std::memcpy(base + i * 4, &v, 4);
     } else {
@@ -41,6 +43,13 @@ StoredWeight make_weight(DType dtype, int64_t n, int64_t k, std::mt19937& rng) {
   }
   w.view = TensorView{dtype, {n, k}, base};
   return w;
+}
+
+StoredWeight make_weight(DType dtype, int64_t n, int64_t k, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> values(static_cast<size_t>(n * k));
+  for (float& v : values) v = dist(rng);
+  return make_weight_from(dtype, n, k, values);
 }
 
 std::vector<float> random_floats(int64_t count, std::mt19937& rng) {
@@ -104,11 +113,14 @@ class LinearTest : public testing::TestWithParam<Case> {
     set_active_isa(best_supported_isa());
     set_amx_enabled(true);
     set_linear_precision(LinearPrecision::kF32);
+    set_bf16_gemm_form(measured_form_);
   }
+  const Bf16GemmForm measured_form_ = bf16_gemm_form();
   // What linear_isa() reports with kBf16Dot on, whatever the weights.
   const char* bf16_dot_isa_name() const {
     if (GetParam().isa != Isa::kAvx512 || !cpu_has_avx512_bf16()) return isa_name(GetParam().isa);
-    return GetParam().amx ? "avx512_amx" : "avx512_bf16";
+    if (GetParam().amx) return "avx512_amx";
+    return bf16_gemm_form() == Bf16GemmForm::kFma ? "avx512_bf16_fma" : "avx512_bf16";
   }
 
   // Runs linear() and linear_reference() on random data (x also unaligned) and compares.
@@ -224,6 +236,52 @@ TEST_P(LinearTest, Bf16DotRowsAreIndependentOfTheBatch) {
         const std::vector<float> row(y.begin() + at * n, y.begin() + (at + 1) * n);
         EXPECT_EQ(row, expected) << "n=" << n << " k=" << k << " m=" << m << " row " << at;
       }
+    }
+  }
+}
+
+// The blocked bf16 form computed with float32 FMAs in vdpbf16ps's order (Bf16GemmForm::kFma,
+// cpu/linear_bf16_fma_avx512.cc) gives vdpbf16ps's bits (kDot), denormals (read as zero and
+// flushed by the instruction) and huge products included, for odd k, partial k blocks and
+// partial column tiles; and it leaves MXCSR's controls (FTZ, DAZ) as it found them.
+TEST_P(LinearTest, Bf16DotFmaFormGivesTheBitsOfVdpbf16ps) {
+  if (GetParam().dtype != DType::kBF16 || GetParam().isa != Isa::kAvx512 || GetParam().amx ||
+      !cpu_has_avx512_bf16())
+    GTEST_SKIP() << "the blocked vdpbf16ps form does not apply";
+  set_linear_precision(LinearPrecision::kBf16Dot);
+  const unsigned csr = _mm_getcsr();
+  std::mt19937 rng(99);
+  // Rows of random magnitude classes: ordinary values (with a few huge ones), denormal bf16
+  // values (which vdpbf16ps reads as zero), and small ones whose products with the small x rows
+  // are denormal (which it flushes). Without bias too, so that such sums reach the output.
+  auto rows_of = [&rng](int64_t rows, int64_t k, bool weights) {
+    std::vector<float> v = random_floats(rows * k, rng);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int kind = static_cast<int>(rng() % 4);
+      for (int64_t c = 0; c < k; ++c) {
+        float& e = v[static_cast<size_t>(r * k + c)];
+        if (kind == 1) e = std::ldexp(e, weights ? -128 - static_cast<int>(rng() % 6) : -60);
+        else if (kind == 2) e = std::ldexp(e, -70);
+        else if (rng() % 64 == 0) e = std::ldexp(e, 60);
+      }
+    }
+    return v;
+  };
+  // From kBf16FmaMinRows rows (below it both settings run vdpbf16ps): register tiles of 10, 11
+  // and 12 rows.
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{64, 33, 7}, {70, 64, 256}, {100, 97, 1031},
+                         {515, 40, 600}, {130, 130, 513}}) {
+    const StoredWeight w = make_weight_from(DType::kBF16, n, k, rows_of(n, k, true));
+    const std::vector<float> x = rows_of(m, k, false), bias = random_floats(n, rng);
+    for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
+      std::vector<float> dot(static_cast<size_t>(m * n)), fma(dot.size());
+      set_bf16_gemm_form(Bf16GemmForm::kDot);
+      linear(x.data(), m, w.view, b, dot.data());
+      set_bf16_gemm_form(Bf16GemmForm::kFma);
+      linear(x.data(), m, w.view, b, fma.data());
+      EXPECT_EQ(std::memcmp(dot.data(), fma.data(), dot.size() * sizeof(float)), 0)
+          << "m=" << m << " n=" << n << " k=" << k << (b ? " bias" : "");
+      EXPECT_EQ(_mm_getcsr() & ~0x3Fu, csr & ~0x3Fu) << "MXCSR's controls (its low 6 bits are sticky flags)";
     }
   }
 }

@@ -26,6 +26,18 @@ inline int64_t bf16_x_stride(int64_t k) {
 void pack_w_tile_bf16(const WeightMatrix& w, int64_t j, int64_t rows, int64_t c0, int64_t kc, uint32_t* wp,
                       int groups);
 
+// gemm_cols_bf16's contract and bits with float32 FMAs in vdpbf16ps's order (odd element of a
+// pair first, denormals zero): faster where vdpbf16ps runs below half the FMA rate. And the
+// measurement that says so: true when a vdpbf16ps takes longer than the two FMAs it stands
+// for. Defined in cpu/linear_bf16_fma_avx512.cc.
+void avx512_gemm_cols_bf16_fma(const uint16_t* xb, int64_t m, const WeightMatrix& w, const float* bias,
+                               int64_t j_begin, int64_t j_end, float* y);
+bool avx512_bf16_dot_is_slow();
+// Below this many rows the FMA form's extra pass over W (widening it to float32) costs more
+// than its faster products save, and the vdpbf16ps form runs instead (kernels_bench, 2 threads,
+// on the guest above: m = 16 1.2 ms against 1.4-1.8 ms, m = 64 10-13 ms against 15-16 ms).
+inline constexpr int64_t kBf16FmaMinRows = 64;
+
 // The AMX forms take x as bf16_x_stride(k) elements a row (pack_x_bf16) up to 16 rows and,
 // beyond, in tile order ("AmxX"): round_up(m, kAmxRowBlock) rows, those past m zero, stored as
 // 16-row blocks, each step after step, each step's 16 rows x 32 elements one 1 KiB A tile:

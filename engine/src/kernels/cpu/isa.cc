@@ -1,5 +1,7 @@
 #include "kernels/isa.h"
 
+#include "kernels/cpu/bf16_pairs.h"
+
 #include <cpuid.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
@@ -75,6 +77,22 @@ std::atomic<bool>& amx_slot() {
   return slot;
 }
 
+// HOTSWAP_BF16_GEMM=dot|fma, else the measured form (only where there is a bf16 form to run).
+Bf16GemmForm bf16_form_from_env() {
+  const char* env = std::getenv("HOTSWAP_BF16_GEMM");
+  if (env != nullptr && std::strcmp(env, "dot") == 0) return Bf16GemmForm::kDot;
+  if (env != nullptr && std::strcmp(env, "fma") == 0) return Bf16GemmForm::kFma;
+  if (env != nullptr && *env != '\0' && std::strcmp(env, "auto") != 0)
+    std::fprintf(stderr, "hotswap: ignoring HOTSWAP_BF16_GEMM=%s (valid: dot, fma, auto)\n", env);
+  if (!cpu_has_avx512_bf16()) return Bf16GemmForm::kDot;
+  return detail::avx512_bf16_dot_is_slow() ? Bf16GemmForm::kFma : Bf16GemmForm::kDot;
+}
+
+std::atomic<Bf16GemmForm>& bf16_form_slot() {
+  static std::atomic<Bf16GemmForm> slot{bf16_form_from_env()};
+  return slot;
+}
+
 // Relaxed is enough: the value is written before kernels run (see isa.h).
 std::atomic<Isa>& active_slot() {
   static std::atomic<Isa> slot{isa_from_env(best_supported_isa())};
@@ -116,6 +134,18 @@ bool amx_enabled() {
 bool set_amx_enabled(bool enabled) {
   amx_slot().store(enabled, std::memory_order_relaxed);
   return amx_enabled();
+}
+
+Bf16GemmForm bf16_gemm_form() {
+  return bf16_form_slot().load(std::memory_order_relaxed);
+}
+
+void set_bf16_gemm_form(Bf16GemmForm form) {
+  bf16_form_slot().store(form, std::memory_order_relaxed);
+}
+
+const char* bf16_gemm_form_name(Bf16GemmForm form) {
+  return form == Bf16GemmForm::kFma ? "fma" : "dot";
 }
 
 const char* isa_name(Isa isa) {

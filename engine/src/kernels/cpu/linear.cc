@@ -116,10 +116,15 @@ void run_bf16_chunks(const LinearKernels& kern, const float* x, int64_t m, int64
 void run_bf16_dot_form(const LinearKernels& kern, const float* x, int64_t m, const WeightMatrix& w,
                        const float* bias, float* y, int threads) {
   const int64_t tile = kern.bf16_tile_cols, tiles = (w.n + tile - 1) / tile;
+  // The same bits either way (isa.h); only the AVX-512 table has a bf16 form at all.
+  const bool fma = bf16_gemm_form() == Bf16GemmForm::kFma;
   run_bf16_chunks(kern, x, m, w.k, /*amx_rows=*/false, threads,
                   [&](const uint16_t* xb, int64_t mc, int64_t i0, int index, int count) {
                     const Range cols = split(tiles, count, index, tile, w.n);
-                    if (cols.begin < cols.end)
+                    if (cols.begin >= cols.end) return;
+                    if (fma && mc >= detail::kBf16FmaMinRows)
+                      detail::avx512_gemm_cols_bf16_fma(xb, mc, w, bias, cols.begin, cols.end, y + i0 * w.n);
+                    else
                       kern.gemm_cols_bf16(xb, mc, w, bias, cols.begin, cols.end, y + i0 * w.n);
                   });
 }
@@ -200,7 +205,7 @@ const char* linear_isa() {
   const Isa isa = active_isa();
   if (isa == Isa::kAvx512 && cpu_has_avx512_bf16() && kernels_for(isa).gemm_cols_bf16 != nullptr &&
       linear_precision() == LinearPrecision::kBf16Dot)
-    return amx_enabled() ? "avx512_amx" : "avx512_bf16";
+    return amx_enabled() ? "avx512_amx" : bf16_gemm_form() == Bf16GemmForm::kFma ? "avx512_bf16_fma" : "avx512_bf16";
   return isa_name(isa);
 }
 

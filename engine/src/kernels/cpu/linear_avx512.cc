@@ -188,6 +188,8 @@ void amx_pack_x(const float* x, int64_t m, int64_t k, int64_t r_begin, int64_t r
 
 namespace {
 
+#include "kernels/cpu/bf16_block_store.inc"
+
 // y[i0 + r][j + 16v + t] for r < kR, over the pairs of one k block, `cols` valid columns.
 // first: y = block, else y += block; bias (last block only) is added after.
 template <int kR>
@@ -217,20 +219,7 @@ void gemm_tile_bf16(const uint16_t* xb, int64_t x_stride, const uint32_t* wp, in
     }
   }
   next = prefetch;
-#pragma GCC unroll 32
-  for (int v = 0; v < kBf16Vecs; ++v) {
-    const int64_t vc = std::min<int64_t>(cols - 16 * v, 16);
-    if (vc <= 0) break;
-    const __mmask16 mask = Avx512::mask16(static_cast<int>(vc));
-    const __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias + 16 * v) : _mm512_setzero_ps();
-#pragma GCC unroll 32
-    for (int r = 0; r < kR; ++r) {
-      float* p = y + r * ldy + 16 * v;
-      __m512 s = first ? acc[r][v] : _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), acc[r][v]);
-      if (bias) s = _mm512_add_ps(s, b);
-      _mm512_mask_storeu_ps(p, mask, s);
-    }
-  }
+  store_bf16_block<kR, kBf16Vecs>(acc, y, ldy, cols, first, bias);
 }
 
 template <int kR>
