@@ -77,6 +77,7 @@ struct Simd {
 
 HS_INLINE int tile_min(int a, int b) { return a < b ? a : b; }
 
+#include "attention/online_softmax_simd.inc"
 #include "attention/paged_attention_simd.inc"
 #include "attention/masked/sparse_attention_simd.inc"
 
