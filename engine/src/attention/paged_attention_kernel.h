@@ -115,11 +115,15 @@ inline int block_tokens(int group) {
   return t < 16 ? t : 16;
 }
 
+// Heads of a token whose value sums a block runs together (one head's accumulators would wait
+// on the FMA latency).
+inline constexpr int kValueHeads = 4;
+
 // Scratch one block needs (per thread): the tile's K and V rows as float32, the scores of
-// every query head (probabilities in place) and the tile value sums of up to 4 heads.
+// every query head (probabilities in place) and the tile value sums of kValueHeads heads.
 inline size_t block_scratch_floats(int group, int head_dim, int num_tokens) {
   return 2 * static_cast<size_t>(kTileKeys) * head_dim + static_cast<size_t>(num_tokens) * group * kTileKeys +
-         4 * static_cast<size_t>(head_dim);
+         static_cast<size_t>(kValueHeads) * head_dim;
 }
 
 // A block's states are num_tokens items' states back to back (state_floats each).

@@ -14,6 +14,9 @@ namespace hotswap::kernels::detail {
 
 inline constexpr int kBf16Vecs = 4;                       // 16-column groups per packed tile
 inline constexpr int64_t kBf16TileCols = 16 * kBf16Vecs;  // W rows per packed tile
+// k per block of the blocked forms (vdpbf16ps: the packed tile is 32 KiB, L1): each block is
+// summed from zero and added to y, so both forms must use the same blocks for the same bits.
+inline constexpr int64_t kBf16Kc = 256;
 
 // Elements per row of bf16-rounded x (xb): k rounded up to whole 64-byte lines, zero-padded.
 inline int64_t bf16_x_stride(int64_t k) {

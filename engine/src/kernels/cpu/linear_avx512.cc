@@ -151,7 +151,6 @@ struct Avx512 {
 // not depend on the other rows in the call.
 
 constexpr int kBf16Rows = 6;                           // x rows per register tile, at most
-constexpr int64_t kBf16Kc = 256;                       // k per block: the packed tile is 32 KiB (L1)
 constexpr int64_t kBf16TileWords = kBf16Kc / 2 * kBf16TileCols;  // uint32 pairs per packed tile
 // Prefetch distance in packed tiles: fetched one tile ahead, W arrived late (Llama-3.2-1B batch-16
 // decode step, 1 thread: 250 ms; 2 ahead: 195 ms; 4: 200 ms; 8: 225 ms).

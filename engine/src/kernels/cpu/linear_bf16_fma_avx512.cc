@@ -40,7 +40,7 @@ namespace {
 constexpr int kVecs = 2;                   // 16-column vectors per register tile
 constexpr int64_t kTileCols = 16 * kVecs;  // W rows per tile: its float32 block is 32 KiB (L1)
 constexpr int kRows = 12;                  // x rows per register tile, at most (24 accumulators)
-constexpr int64_t kKc = 256;               // linear_avx512.cc's kBf16Kc: the same k blocks
+constexpr int64_t kKc = kBf16Kc;           // the vdpbf16ps form's k blocks (bf16_pairs.h)
 constexpr int64_t kChunkCols = 256;        // columns per widening of x
 constexpr unsigned kFtzDaz = 0x8040;       // MXCSR flush-to-zero | denormals-are-zero
 
