@@ -92,7 +92,7 @@ TEST(PagedPrefillBlocks, EachTokenGetsTheBitsOfItsOwnItemOnEveryIsaAndKvDtype) {
   int calls = 0;
   for (kernels::Isa isa : supported_isas()) {
     kernels::set_active_isa(isa);
-    for (int trial = 0; trial < 12; ++trial) {
+    for (int trial = 0; trial < 8; ++trial) {  // trial 0 has a context of 3,000+ keys
       PagedCase c = draw_paged_case(rng, trial, dims, isa);
       // Prefill chunks: several tokens, some past a tile (128 keys) or a block of 16 tokens.
       c.tokens = std::min(c.ctx, 2 + static_cast<int>(rng() % 70));
