@@ -45,6 +45,18 @@ inline LayerAttentionCall decode_layer_call(const PagedKvView& kv, int layer, in
   return c;
 }
 
+// Layer 0's K and V at positions [0, context) of `table` (written already prepared), every
+// element standard normal, K then V row by row.
+inline void fill_normal_kv(KvCacheManager& kv, BlockTable& table, int context, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> k(static_cast<size_t>(kKvHeads) * kHeadDim), v(k.size());
+  for (int pos = 0; pos < context; ++pos) {
+    for (float& x : k) x = normal(rng);
+    for (float& x : v) x = normal(rng);
+    kv.write_kv(table, 0, pos, k.data(), v.data());
+  }
+}
+
 // One layer of KV for kMaxContext positions (standard normal K and V) and one token's query.
 struct DecodeCache {
   KvCacheManager kv;
@@ -55,12 +67,7 @@ struct DecodeCache {
     if (!kv.prepare_write(table, 0, kMaxContext).is_ok()) std::abort();
     std::mt19937 rng(1);
     std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> k(static_cast<size_t>(kKvHeads) * kHeadDim), v(k.size());
-    for (int pos = 0; pos < kMaxContext; ++pos) {
-      for (float& x : k) x = normal(rng);
-      for (float& x : v) x = normal(rng);
-      kv.write_kv(table, 0, pos, k.data(), v.data());
-    }
+    fill_normal_kv(kv, table, kMaxContext, rng);
     q.resize(static_cast<size_t>(kHeads) * kHeadDim);
     for (float& x : q) x = normal(rng);
     out.resize(q.size());

@@ -91,12 +91,7 @@ int main(int argc, char** argv) {
   if (!kv.prepare_write(table, 0, max_context).is_ok()) return 1;
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> k(static_cast<size_t>(kKvHeads) * kHeadDim), v(k.size());
-  for (int pos = 0; pos < max_context; ++pos) {
-    for (float& x : k) x = normal(rng);
-    for (float& x : v) x = normal(rng);
-    kv.write_kv(table, 0, pos, k.data(), v.data());
-  }
+  bench::fill_normal_kv(kv, table, max_context, rng);
   std::vector<float> q(static_cast<size_t>(o.chunk) * kHeads * kHeadDim), out(q.size());
   for (float& x : q) x = normal(rng);
 
