@@ -1,7 +1,6 @@
 #include "attention/masked/hash_functions.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstring>
 #include <numbers>
@@ -149,9 +148,7 @@ std::vector<float> lsh_projection(int64_t seed, int layer, int rows, int columns
 }
 
 float lsh_norm(const float* x, int d) {
-  float s = 0.0f;
-  for (int i = 0; i < d; ++i) s += x[i] * x[i];
-  return std::sqrt(s);
+  return std::sqrt(sum16(d, [x](int i) { return x[i] * x[i]; }));
 }
 
 void lsh_codes(const float* v, const float* projection, int rows, int tables, int bits, uint64_t* codes) {
@@ -171,42 +168,52 @@ void lsh_codes(const float* v, const float* projection, int rows, int tables, in
   }
 }
 
-float lsh_collision_probability(const float* q_unit, const float* kc, int d, float max_norm, int tables, int bits) {
+float lsh_cosine(const float* q_unit, const float* kc, int d, float max_norm) {
   // k̃ = [kc / M, sqrt(M² - ||kc||²) / M], then k̃ / (||k̃|| + 1e-8), as the reference.
   const float n = lsh_norm(kc, d);
   const float aug = std::sqrt(std::max(0.0f, max_norm * max_norm - n * n)) / max_norm;
-  // The quotients first, in a loop of their own that vectorises; the two sums then run in
-  // the same order over the same values as one loop would.
-  constexpr int kChunk = 64;
-  float k[kChunk];
-  float sq = aug * aug, dotv = 0.0f;
-  for (int i0 = 0; i0 < d; i0 += kChunk) {
-    const int n = std::min(kChunk, d - i0);
-    for (int i = 0; i < n; ++i) k[i] = kc[i0 + i] / max_norm;
-    for (int i = 0; i < n; ++i) {
-      sq += k[i] * k[i];
-      dotv += q_unit[i0 + i] * k[i];
+  // k̃'s squared norm and q_unit . k̃ (q_unit's last component is 0), each in sum16's order.
+  const auto k = [kc, max_norm](int i) { return kc[i] / max_norm; };
+  const float sq = aug * aug + sum16(d, [&k](int i) { return k(i) * k(i); });
+  const float dotv = sum16(d, [&k, q_unit](int i) { return q_unit[i] * k(i); });
+  return std::clamp(dotv / (std::sqrt(sq) + 1e-8f), -1.0f, 1.0f);
+}
+
+void lsh_probabilities(float* x, int n, int tables, int bits) {
+  // x^e for an integer e >= 1: squarings in double (exact base, relative error below 2^-42
+  // for e <= 2^10), rounded once to float, so the correctly rounded power but for the rarest
+  // near-ties (powf errs up to 0.82 ulp). Over a run of keys, bit by bit of e, so that it
+  // vectorises: two powf calls a key took half of a MagicPig weight's time.
+  constexpr int kRun = 64;
+  double result[kRun], base[kRun];
+  auto pow_each = [&](float* v, int m, int e) {
+    for (int i = 0; i < m; ++i) result[i] = 1.0, base[i] = v[i];
+    for (; e > 0; e >>= 1) {
+      if (e & 1)
+        for (int i = 0; i < m; ++i) result[i] *= base[i];
+      for (int i = 0; i < m; ++i) base[i] *= base[i];
     }
+    for (int i = 0; i < m; ++i) v[i] = static_cast<float>(result[i]);
+  };
+  for (int i0 = 0; i0 < n; i0 += kRun) {
+    float* v = x + i0;
+    const int m = std::min(kRun, n - i0);
+    for (int i = 0; i < m; ++i) v[i] = 1.0f - std::acos(v[i]) / std::numbers::pi_v<float>;
+    pow_each(v, m, bits);  // a table's collision probability
+    for (int i = 0; i < m; ++i) v[i] = 1.0f - v[i];
+    pow_each(v, m, tables);  // no table collides
+    for (int i = 0; i < m; ++i) v[i] = 1.0f - v[i];
   }
-  float cosine = dotv / (std::sqrt(sq) + 1e-8f);
-  cosine = std::clamp(cosine, -1.0f, 1.0f);
-  const float angle = std::acos(cosine);
-  const float single = std::pow(1.0f - angle / std::numbers::pi_v<float>, static_cast<float>(bits));
-  return 1.0f - std::pow(1.0f - single, static_cast<float>(tables));
+}
+
+float lsh_collision_probability(const float* q_unit, const float* kc, int d, float max_norm, int tables, int bits) {
+  float p = lsh_cosine(q_unit, kc, d, max_norm);
+  lsh_probabilities(&p, 1, tables, bits);
+  return p;
 }
 
 float quest_bound(const float* q, const float* mn, const float* mx, int d) {
-  // 16 independent partial sums (vectorised), then a fixed reduction: the same value wherever
-  // and however often it is computed.
-  std::array<float, 16> acc{};
-  int i = 0;
-  for (; i + 16 <= d; i += 16)
-    for (int l = 0; l < 16; ++l) acc[l] += std::max(q[i + l] * mn[i + l], q[i + l] * mx[i + l]);
-  float tail = 0.0f;
-  for (; i < d; ++i) tail += std::max(q[i] * mn[i], q[i] * mx[i]);
-  for (int l = 0; l < 8; ++l) acc[l] += acc[l + 8];
-  for (int l = 0; l < 4; ++l) acc[l] += acc[l + 4];
-  return (acc[0] + acc[2]) + (acc[1] + acc[3]) + tail;
+  return sum16(d, [q, mn, mx](int i) { return std::max(q[i] * mn[i], q[i] * mx[i]); });
 }
 
 void pseudo_quantize(float* x, int d, int bits) {

@@ -12,6 +12,23 @@
 
 namespace hotswap::masked {
 
+// Σ_{i<d} term(i) in float32 as 16 partial sums (lane l takes i = l mod 16 of the whole
+// 16-blocks, the rest a tail), reduced in a fixed order: vectorises, and gives the same value
+// wherever and however often it is computed. A chained sum would wait on the add latency at
+// every term (~110 ns for d 64: most of a MagicPig weight's time).
+template <class Term>
+inline float sum16(int d, Term term) {
+  float acc[16] = {};
+  int i = 0;
+  for (; i + 16 <= d; i += 16)
+    for (int l = 0; l < 16; ++l) acc[l] += term(i + l);
+  float tail = 0.0f;
+  for (; i < d; ++i) tail += term(i);
+  for (int l = 0; l < 8; ++l) acc[l] += acc[l + 8];
+  for (int l = 0; l < 4; ++l) acc[l] += acc[l + 4];
+  return (acc[0] + acc[2]) + (acc[1] + acc[3]) + tail;
+}
+
 // ---- HashAttention ----
 
 // sign(MLP_h(x)) packed: bit i set iff output i > 0 (the reference's sign is 0 only for an
@@ -38,7 +55,7 @@ inline int signature_score(uint64_t a, uint64_t b, int bits) {
 // generator keyed by seed + layer (Box-Muller over Philox words): row-major [rows, columns].
 std::vector<float> lsh_projection(int64_t seed, int layer, int rows, int columns);
 
-// ||x|| in float32 (fixed order), the norm every MagicPig formula uses.
+// ||x|| in float32 (sum16's order), the norm every MagicPig formula uses.
 float lsh_norm(const float* x, int d);
 
 // Codes of one transformed vector v[0..rows) (rows = d + 1): code t = sum_{i<K} (v.P[:, t*K+i] > 0) << i.
@@ -48,10 +65,14 @@ void lsh_codes(const float* v, const float* projection, int rows, int tables, in
 // [qc/(||qc|| + 1e-8), 0]; k̃ = [kc/M, sqrt(M² - ||kc||²)/M]; p = 1 - (1 - (1 - acos(cos)/pi)^K)^L.
 // `q_unit` is [d] (its last component is 0); `kc` the centred key.
 float lsh_collision_probability(const float* q_unit, const float* kc, int d, float max_norm, int tables, int bits);
+// Its two halves, for a run of keys: the clamped cosine of q_unit and k̃, then, in place over
+// n cosines, the probabilities (the same values as one lsh_collision_probability a key).
+float lsh_cosine(const float* q_unit, const float* kc, int d, float max_norm);
+void lsh_probabilities(float* x, int n, int tables, int bits);
 
 // ---- Quest ----
 
-// Σ_d max(q_d * mn_d, q_d * mx_d) in float32.
+// Σ_d max(q_d * mn_d, q_d * mx_d) in float32, in sum16's order.
 float quest_bound(const float* q, const float* mn, const float* mx, int d);
 
 // The reference's pseudo_quantize of one vector to `bits` bits (Part 2 §6.4), in place.

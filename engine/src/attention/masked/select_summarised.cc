@@ -126,13 +126,15 @@ void apply_magic_pig(const MaskerSpec& m, size_t index, const QueryContext& ctx,
       touched += touch_lines(k_base + kv.offset(s.collisions[static_cast<size_t>(i)], g) * kv_dtype_size(kv.dtype),
                              row_bytes);
     keep_touched(touched);
+    float p[kRun];
     for (int64_t i = r0; i < r1; ++i) {
-      const int32_t j = s.collisions[static_cast<size_t>(i)];
-      const float* k = kv.key_row(j, g, s.row.data());
+      const float* k = kv.key_row(s.collisions[static_cast<size_t>(i)], g, s.row.data());
       for (int c = 0; c < d; ++c) kc[c] = k[c] - mean[c];
-      const float p = lsh_collision_probability(q_unit, kc, d, max_norm, tables, bits);
-      if (p > 0.0f) hw.add(j, p);  // clamp-add: sink/local keys stay at 1
+      p[i - r0] = lsh_cosine(q_unit, kc, d, max_norm);
     }
+    lsh_probabilities(p, static_cast<int>(r1 - r0), tables, bits);
+    for (int64_t i = r0; i < r1; ++i)
+      if (p[i - r0] > 0.0f) hw.add(s.collisions[static_cast<size_t>(i)], p[i - r0]);  // clamp-add: sink/local keys stay at 1
   }
 }
 
