@@ -77,11 +77,11 @@ TEST(MaskedSelectKernels, GatherNonzeroMatchesThePortableBuild) {
 }
 
 // Codes drawn from few values, so that some tables collide and most keys do not; every code
-// width, table counts from 1 to 20 and 70 (whole, partial and several registers a key) and
-// ragged lengths.
+// width, table counts from 1 to 20 and 70 (a key's codes in a 4- or 8-byte lane, whole,
+// partial and several registers a key) and ragged lengths.
 template <class W>
 void check_pig_collisions(std::mt19937& rng) {
-  for (int tables : {1, 2, 3, 7, 8, 9, 15, 16, 17, 20, 70}) {
+  for (int tables : {1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 20, 70}) {
     for (int64_t n : {1, 15, 16, 17, 300}) {
       std::vector<W> codes(static_cast<size_t>(n * tables));
       std::vector<uint64_t> qc(static_cast<size_t>(tables));

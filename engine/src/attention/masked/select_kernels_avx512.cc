@@ -205,8 +205,52 @@ HS_INLINE __mmask64 codes_equal(__mmask64 lanes, const W* kc, __m512i q) {
   else return _mm512_mask_cmpeq_epi64_mask(static_cast<__mmask8>(lanes), x, q);
 }
 
+// 16 keys' verdicts (bit k: key i0 + k collides) to their indices, appended at keys + m.
+HS_INLINE int64_t append_hits(uint32_t hit, int64_t i0, int32_t base, int32_t* keys, int64_t m) {
+  const __m512i idx = _mm512_add_epi32(iota16(), _mm512_set1_epi32(base + static_cast<int32_t>(i0)));
+  _mm512_storeu_si512(keys + m, _mm512_maskz_compress_epi32(static_cast<__mmask16>(hit), idx));
+  return m + __builtin_popcount(hit);
+}
+
+// A key's codes fill a lane of Record (4 or 8) bytes: 64 / Record keys per register, one
+// compare for all their codes against the query's (repeated in every lane), then one test a
+// lane for "some table equal". MagicPig's L 8 of 8-bit codes is this form.
+template <class W, int Record>
+int64_t pig_collisions_lanes(const W* codes, int64_t n, int tables, const uint64_t* qc, int32_t base, int32_t* keys) {
+  constexpr int kKeysPerReg = 64 / Record;
+  constexpr int kPerReg = 64 / sizeof(W);
+  alignas(64) W repeated[kPerReg];
+  for (int c = 0; c < kPerReg; ++c) repeated[c] = static_cast<W>(qc[c % tables]);
+  const __m512i q = _mm512_load_si512(repeated);
+  const auto* bytes = reinterpret_cast<const char*>(codes);
+  int64_t m = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += 16) {
+    const int keys_here = static_cast<int>(std::min<int64_t>(16, n - i0));
+    uint32_t hit = 0;
+    for (int k0 = 0; k0 < keys_here; k0 += kKeysPerReg) {
+      const int in_reg = std::min(kKeysPerReg, keys_here - k0);
+      const __mmask64 lanes = in_reg == kKeysPerReg ? ~__mmask64{0} : (__mmask64{1} << (in_reg * Record)) - 1;
+      const __m512i x = _mm512_maskz_loadu_epi8(lanes, bytes + (i0 + k0) * Record);
+      const __m512i equal = [&] {  // all ones in every code equal to the query's
+        if constexpr (sizeof(W) == 1) return _mm512_movm_epi8(_mm512_cmpeq_epi8_mask(x, q));
+        else if constexpr (sizeof(W) == 2) return _mm512_movm_epi16(_mm512_cmpeq_epi16_mask(x, q));
+        else if constexpr (sizeof(W) == 4) return _mm512_movm_epi32(_mm512_cmpeq_epi32_mask(x, q));
+        else return _mm512_movm_epi64(_mm512_cmpeq_epi64_mask(x, q));
+      }();
+      uint32_t key_hits = Record == 8 ? _mm512_test_epi64_mask(equal, equal) : _mm512_test_epi32_mask(equal, equal);
+      key_hits &= (uint32_t{1} << in_reg) - 1;  // lanes past the last key read zeros, which may equal a code
+      hit |= key_hits << k0;
+    }
+    m = append_hits(hit, i0, base, keys, m);
+  }
+  return m;
+}
+
 template <class W>
 int64_t pig_collisions_w(const W* codes, int64_t n, int tables, const uint64_t* qc, int32_t base, int32_t* keys) {
+  if (tables * sizeof(W) == 8) return pig_collisions_lanes<W, 8>(codes, n, tables, qc, base, keys);
+  if constexpr (sizeof(W) <= 4)
+    if (tables * sizeof(W) == 4) return pig_collisions_lanes<W, 4>(codes, n, tables, qc, base, keys);
   constexpr int kPerReg = 64 / sizeof(W);
   constexpr int kMaxRegs = 8;  // codes per key up to 8 registers; more go to the portable loop
   const int regs = (tables + kPerReg - 1) / kPerReg;
@@ -231,9 +275,7 @@ int64_t pig_collisions_w(const W* codes, int64_t n, int tables, const uint64_t* 
       for (int r = 0; r < regs; ++r) eq |= codes_equal(lanes[r], kc + r * kPerReg, q[r]);
       hit |= static_cast<uint32_t>(eq != 0) << k;
     }
-    const __m512i idx = _mm512_add_epi32(iota16(), _mm512_set1_epi32(base + static_cast<int32_t>(i0)));
-    _mm512_storeu_si512(keys + m, _mm512_maskz_compress_epi32(static_cast<__mmask16>(hit), idx));
-    m += __builtin_popcount(hit);
+    m = append_hits(hit, i0, base, keys, m);
   }
   return m;
 }
