@@ -21,6 +21,8 @@ const char* hash_activation_name(HashActivation a);  // "relu" | "silu" | "gelu"
 // torch's functions in float32: relu, silu x*sigmoid(x), gelu the exact erf form
 // 0.5*x*(1+erf(x/sqrt(2))) (torch's default), tanh.
 float apply_hash_activation(HashActivation a, float x);
+// The same, in place over x[0, n): one dispatch for a whole layer's outputs.
+void apply_hash_activation(HashActivation a, float* x, size_t n);
 
 // One linear layer of a hashing MLP, per query head: y[h] = x[h] · weight[h] + bias[h].
 struct HashLinear {

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -142,6 +144,32 @@ TEST(HashAttentionAdapterCodec, ActivationsAreTorchs) {
   EXPECT_NEAR(apply_hash_activation(HashActivation::kGelu, 1.0f), 0.8413447461f, 1e-6);
   EXPECT_NEAR(apply_hash_activation(HashActivation::kGelu, -0.5f), -0.1542687694f, 1e-6);
   EXPECT_NEAR(apply_hash_activation(HashActivation::kTanh, 0.5f), 0.4621171573f, 1e-6);
+}
+
+// silu's exponential is our own (vectorised) one: within 2 float steps of x / (1 + e^-x)
+// computed in double wherever float's 1 + e^-x is finite (below x = -88.72 it overflows, and
+// silu gives -0 as torch's and glibc's do), and a layer's outputs at once bit for bit the same
+// as one at a time.
+TEST(HashAttentionAdapterCodec, SiluIsWithinTwoUlpsAndTheSameOneAtATime) {
+  std::vector<float> xs;
+  for (float x = -88.7f; x <= 100.0f; x += 0.0137f) xs.push_back(x);
+  for (float x : {0.0f, -0.0f, 1e-30f, -1e-30f, 88.0f, -86.0f, -87.5f, -88.5f, -88.72f, 1e30f}) xs.push_back(x);
+  std::vector<float> all = xs;
+  apply_hash_activation(HashActivation::kSilu, all.data(), all.size());
+  int worst = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float x = xs[i];
+    const float one = apply_hash_activation(HashActivation::kSilu, x);
+    ASSERT_EQ(std::bit_cast<uint32_t>(one), std::bit_cast<uint32_t>(all[i])) << "x = " << x;
+    const float want = static_cast<float>(static_cast<double>(x) / (1.0 + std::exp(-static_cast<double>(x))));
+    const int ulps = std::abs(std::bit_cast<int32_t>(one) - std::bit_cast<int32_t>(want));
+    worst = std::max(worst, ulps);
+    EXPECT_LE(ulps, 2) << "x = " << x << ": " << one << " against " << want;
+  }
+  EXPECT_EQ(apply_hash_activation(HashActivation::kSilu, 1e30f), 1e30f);
+  for (float x : {-88.8f, -89.0f, -100.0f, -1e30f}) EXPECT_EQ(apply_hash_activation(HashActivation::kSilu, x), 0.0f);
+  EXPECT_TRUE(std::isnan(apply_hash_activation(HashActivation::kSilu, std::nanf(""))));
+  std::printf("silu: worst %d ulp over %zu points\n", worst, xs.size());
 }
 
 TEST(HashAttentionAdapterCodec, AdapterDescribesItself) {

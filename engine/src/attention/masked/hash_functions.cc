@@ -67,11 +67,10 @@ uint64_t hash_signature(const std::vector<HashLinear>& mlp, HashActivation activ
         case 7: row_tiles<7>(l, w, in, o0, acc); break;
         default: row_tiles<kRowTiles>(l, w, in, o0, acc); break;
       }
-      for (int o = o0; o < std::min(l.d_out, o0 + 16 * kRowTiles); ++o) {
-        const float y = acc[(o - o0) / 16][(o - o0) % 16] + b[o];  // NOLINT: vector subscript
-        out[o] = last ? y : apply_hash_activation(activation, y);
-      }
+      for (int o = o0; o < std::min(l.d_out, o0 + 16 * kRowTiles); ++o)
+        out[o] = acc[(o - o0) / 16][(o - o0) % 16] + b[o];  // NOLINT: vector subscript
     }
+    if (!last) apply_hash_activation(activation, out, static_cast<size_t>(l.d_out));
     in = out;
     out = (out == scratch.data()) ? scratch.data() + widest : scratch.data();
   }
@@ -112,12 +111,15 @@ void hash_signatures(const std::vector<HashLinear>& mlp, HashActivation activati
         else std::memcpy(&wv, wr, sizeof(float) * static_cast<size_t>(lanes));
         for (int b = 0; b < kHashBatch; ++b) acc[b] += in[static_cast<size_t>(b) * l.d_in + a] * wv;
       }
+      // Whole registers out, then lanes: a lane subscript on acc would keep it in memory (the
+      // loop above then stored all 16 accumulators at every input).
+      alignas(64) float sums[kHashBatch][16];
+      std::memcpy(sums, acc, sizeof sums);
       for (int b = 0; b < kHashBatch; ++b)
-        for (int lane = 0; lane < lanes; ++lane) {
-          const float y = acc[b][lane] + bias[o0 + lane];  // NOLINT: vector subscript
-          next[static_cast<size_t>(b) * l.d_out + o0 + lane] = last ? y : apply_hash_activation(activation, y);
-        }
+        for (int lane = 0; lane < lanes; ++lane)
+          next[static_cast<size_t>(b) * l.d_out + o0 + lane] = sums[b][lane] + bias[o0 + lane];
     }
+    if (!last) apply_hash_activation(activation, next, static_cast<size_t>(kHashBatch) * l.d_out);
     std::swap(in, next);
   }
   const int bits = mlp.back().d_out;
