@@ -14,8 +14,8 @@ namespace hotswap::masked {
 
 // Σ_{i<d} term(i) in float32 as 16 partial sums (lane l takes i = l mod 16 of the whole
 // 16-blocks, the rest a tail), reduced in a fixed order: vectorises, and gives the same value
-// wherever and however often it is computed. A chained sum would wait on the add latency at
-// every term (~110 ns for d 64: most of a MagicPig weight's time).
+// wherever and however often it is computed. A chained sum waits on the add latency at every
+// term (for d 64 ~256 cycles, by that latency: a MagicPig weight computed two such sums).
 template <class Term>
 inline float sum16(int d, Term term) {
   float acc[16] = {};
