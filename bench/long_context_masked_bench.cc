@@ -35,10 +35,11 @@
 // key per KV head (a byte each at K 8), Quest 2 x d x 4 bytes per page per KV head, NSA its
 // compressed K and V blocks.
 //
-// The whole decode step is estimated, not run: 16 x the layer's attention + the non-attention
-// part of a Llama-3.2-1B decode step measured by engine_throughput_bench (--non_attention_ms).
+// With --non_attention_ms the whole decode step is estimated, not run: 16 x the layer's
+// attention + that non-attention part of a Llama-3.2-1B decode step. masked_whole_step_bench
+// runs the whole step.
 //
-//   build/bin/long_context_masked_bench [--rounds=3] [--contexts=1024,4096,...] [--non_attention_ms=88]
+//   build/bin/long_context_masked_bench [--rounds=3] [--contexts=1024,4096,...] [--non_attention_ms=X]
 //                                       [--cpu_time] [--kv_dtype=bf16|f32|q8] [Google Benchmark flags]
 // --kv_dtype: the KV cache's element type (engine.kv_cache_dtype; default bf16, the engine's
 // default): K and V are drawn in float32 and stored as the engine writes them (store_kv_row).
@@ -108,9 +109,11 @@ size_t kv_row_bytes() { return kv_row_units(g_kv_dtype, kHeadDim) * kv_dtype_siz
 std::vector<int> g_contexts = {1024, 4096, 8192, 16384, 32768, 65536};
 int g_rounds = 3;
 // The non-attention part of a Llama-3.2-1B decode step (16 layers' projections and MLP, LM head),
-// ms: engine_throughput_bench's batch-1 step at context 128 on this machine (bench/RESULTS.md),
-// where attention is ~1.5% of it. Only for the estimated whole step.
-double g_non_attention_ms = 88.0;
+// ms, as measured on this machine with the same threads (engine_throughput_bench's batch-1 step
+// at a short context, or masked_whole_step_bench's eager step less its growth with context).
+// Only for the estimated whole step, which is printed only when it is given: a figure from
+// another machine or thread count (88 ms was one) made the estimate overstate the ratios.
+double g_non_attention_ms = -1.0;
 // --cpu_time: the table ranks by the main thread's CPU time (with OMP_NUM_THREADS=1, the work
 // itself, immune to other processes' time slices); the census parts stay wall time.
 bool g_cpu_time = false;

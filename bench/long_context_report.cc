@@ -74,6 +74,11 @@ void print_layer_report(const std::vector<LayerResult>& results, const std::vect
                   mb(r.summary_bytes).c_str(), parts[0], parts[1], parts[2], parts[3], r.setup_ms, floor[0], floor[1]);
     }
   }
+  if (s.non_attention_ms < 0) {
+    std::printf("\nWhole decode step: build/bin/masked_whole_step_bench runs it (or --non_attention_ms=X, this "
+                "machine's non-attention part of a step, estimates it from the table above)\n");
+    return;
+  }
   std::printf("\nEstimated whole decode step (ms) = 16 layers x the attention above + %.1f ms non-attention "
               "(--non_attention_ms); ratio = eager / config\n%7s",
               s.non_attention_ms, "context");

@@ -43,7 +43,7 @@ struct LayerReportSetup {
   std::string kv_dtype;
   size_t kv_row_bytes = 0;
   double load_average = 0;
-  double non_attention_ms = 0;
+  double non_attention_ms = -1;  // < 0: no estimated whole step
   // The floor's rates: one thread streaming the cache, and gathering single scattered keys.
   double stream_gbps = 0;
   double key_gather_ns = 0;
