@@ -1,5 +1,6 @@
 #include "engine/demo_model.h"
 
+#include <fcntl.h>  // AT_FDCWD
 #include <unistd.h>
 
 #include <cstdint>
@@ -154,12 +155,25 @@ std::string ensure_demo_model(const std::string& cache_dir) {
     }
   }
   write(kVersionFile, version);
-  // Replace an older version; another process may win the race with the same bytes.
+  // Publish without a moment in which a reader finds no model there (tests and servers that
+  // start together share the cache): a process that published this version meanwhile wins,
+  // an older version is swapped for ours in one step, and a directory rename onto another
+  // that exists fails (the other one is then complete).
   std::error_code ec;
+  if (fs::exists(dir / "model.safetensors") && read_small(dir / kVersionFile) == version) {
+    fs::remove_all(tmp, ec);
+    return dir.string();
+  }
   const fs::path old = fs::path(cache_dir) / (".demo-model.old." + std::to_string(::getpid()));
-  if (fs::exists(dir)) fs::rename(dir, old, ec);
+  if (fs::exists(dir)) {
+    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) == 0) {
+      fs::remove_all(tmp, ec);  // now the older version
+      return dir.string();
+    }
+    fs::rename(dir, old, ec);  // a filesystem without the exchange: the older one aside first
+  }
   fs::rename(tmp, dir, ec);
-  if (ec) fs::remove_all(tmp);
+  if (ec) fs::remove_all(tmp, ec);
   fs::remove_all(old, ec);
   return dir.string();
 }
