@@ -36,8 +36,9 @@ bool complete(const fs::path& dir) {
          read_file(dir / "config.json").find("num_hidden_layers") != std::string::npos;
 }
 
-// Runs before any thread exists in this test process (ctest runs each test alone), so the
-// children may do anything after fork(). Each child reports the directory it was given (its
+// ctest runs each test in a process of its own, so no other thread exists at fork(); run
+// with the whole binary, the children still use only what glibc keeps safe across fork()
+// (malloc, files). Each child reports the directory it was given (its
 // inode) through a pipe: once one process has published this version, later ones must keep
 // it, not swap in their own copy (a reader of the first would lose its files for a moment:
 // ctest once failed so, "demo-model/config.json: cannot open").
