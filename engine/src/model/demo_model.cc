@@ -133,7 +133,10 @@ std::string embedded_demo_model_version() {
 std::string ensure_demo_model(const std::string& cache_dir) {
   const fs::path dir = fs::path(cache_dir) / "demo-model";
   const std::string version = embedded_demo_model_version();
-  if (fs::exists(dir / "model.safetensors") && read_small(dir / kVersionFile) == version) return dir.string();
+  // This version is there already: on entry, and again once ours is written (another process
+  // may have published it meanwhile).
+  auto published = [&] { return fs::exists(dir / "model.safetensors") && read_small(dir / kVersionFile) == version; };
+  if (published()) return dir.string();
   fs::create_directories(cache_dir);
   const fs::path tmp = fs::path(cache_dir) / (".demo-model.tmp." + std::to_string(::getpid()));
   fs::remove_all(tmp);
@@ -160,7 +163,7 @@ std::string ensure_demo_model(const std::string& cache_dir) {
   // an older version is swapped for ours in one step, and a directory rename onto another
   // that exists fails (the other one is then complete).
   std::error_code ec;
-  if (fs::exists(dir / "model.safetensors") && read_small(dir / kVersionFile) == version) {
+  if (published()) {
     fs::remove_all(tmp, ec);
     return dir.string();
   }
